@@ -1,0 +1,147 @@
+"""The KD block: the ``nnunet_kd`` entry of a shared plans file.
+
+nnU-Net fixes a trainer's constructor, so every setting of the plugin travels in the plans file. ``nnunet_kd plan``
+writes the block from a preset (``plans/presets/<name>.json``); the trainers read it back with :func:`kd_block_from_plans`.
+Every key and its default is documented in the README.
+"""
+import copy
+import json
+import os
+from importlib import resources
+
+from nnunet_kd.errors import KDError
+
+KD_BLOCK_KEY = "nnunet_kd"
+SEED_ENV = "nnUNet_KD_SEED"
+
+# Settings a preset may change; `plan` fills in the dataset part (target, sources, teachers, ...).
+DEFAULT_SETTINGS = {
+    "seed": None,
+    # caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)
+    "architecture": {"max_stages": None, "max_features": None},
+    "dann": {
+        "weight": 1.0,  # L_task : L_domain = 1 : weight
+        "levels": [-1],  # encoder stages with a domain head; -1 = bottleneck
+        "hidden": 256,
+        "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1
+        "target_batch_size": None,  # None = the source batch size
+        "extra_target_images": None,  # opt-in folder of unlabelled target images
+    },
+    "fusion": {"levels": "encoder", "adapter_norm": False},
+    "distill": {
+        "w_task": 1.0,
+        "w_feat": 1.0,
+        "w_kd": 3.0,
+        "temperature": 2.0,
+        "levels": "encoder",
+        "decoder_levels": False,
+    },
+    "student": {"width": 1.0, "init_from_target_teacher": False},
+}
+DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
+TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}
+_WEIGHTS = (("dann", "weight"), ("distill", "w_task"), ("distill", "w_feat"), ("distill", "w_kd"))
+
+
+def _merge(base: dict, override: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if k not in base:
+            raise KDError(f"{where}: unknown key '{k}'. Known keys here: {sorted(base)}.")
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise KDError(f"{where}: '{k}' must be an object with keys {sorted(base[k])}, got {v!r}.")
+            out[k] = _merge(base[k], v, f"{where}.{k}")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def preset_names() -> list:
+    folder = resources.files("nnunet_kd.plans") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_preset(name: str) -> dict:
+    """Default settings overridden by ``plans/presets/<name>.json`` (or a path to a JSON file)."""
+    if name.endswith(".json") and os.path.isfile(name):
+        path, text = name, open(name, encoding="utf-8").read()
+    else:
+        res = resources.files("nnunet_kd.plans") / "presets" / f"{name}.json"
+        if not res.is_file():
+            raise KDError(f"Unknown KD preset '{name}'. Available presets: {preset_names()}, or give a path to a JSON file.")
+        path, text = f"plans/presets/{name}.json", res.read_text(encoding="utf-8")
+    try:
+        override = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise KDError(f"KD preset {path} is not valid JSON: {e}") from None
+    override.pop("description", None)
+    settings = _merge(DEFAULT_SETTINGS, override, f"KD preset {path}")
+    validate_settings(settings, f"KD preset {path}")
+    return settings
+
+
+def validate_settings(settings: dict, where: str) -> None:
+    for group, key in _WEIGHTS:
+        v = settings[group][key]
+        if not isinstance(v, (int, float)) or v < 0:
+            raise KDError(f"{where}: {group}.{key} must be a number >= 0, got {v!r}.")
+    t = settings["distill"]["temperature"]
+    if not isinstance(t, (int, float)) or t <= 0:
+        raise KDError(f"{where}: distill.temperature must be > 0, got {t!r}.")
+    w = settings["student"]["width"]
+    if not isinstance(w, (int, float)) or not 0 < w <= 4:
+        raise KDError(f"{where}: student.width must be in (0, 4], got {w!r}.")
+    tbs = settings["dann"]["target_batch_size"]
+    if tbs is not None and (not isinstance(tbs, int) or tbs < 1):
+        raise KDError(f"{where}: dann.target_batch_size must be a positive integer or null, got {tbs!r}.")
+    for k in ("max_stages", "max_features"):
+        v = settings["architecture"][k]
+        if v is not None and (not isinstance(v, int) or v < (2 if k == "max_stages" else 1)):
+            raise KDError(f"{where}: architecture.{k} must be a positive integer (max_stages >= 2) or null, got {v!r}.")
+    if not settings["dann"]["levels"] or not all(isinstance(i, int) for i in settings["dann"]["levels"]):
+        raise KDError(f"{where}: dann.levels must be a non-empty list of encoder stage indices (-1 = bottleneck).")
+    seed = settings["seed"]
+    if seed is not None and not isinstance(seed, int):
+        raise KDError(f"{where}: seed must be an integer or null, got {seed!r}.")
+
+
+def validate_block(block: dict, where: str) -> dict:
+    """Checks a KD block read from a plans file; returns it with defaults filled in."""
+    settings = {k: v for k, v in block.items() if k not in DATASET_KEYS}
+    missing = [k for k in DATASET_KEYS if k not in block]
+    if missing:
+        raise KDError(f"{where}: the KD block lacks {missing}. Recreate it with `nnunet_kd plan`.")
+    merged = _merge(DEFAULT_SETTINGS, settings, f"{where} (KD block)")
+    validate_settings(merged, f"{where} (KD block)")
+    for i, t in enumerate(block["teachers"]):
+        unknown = set(t) - TEACHER_KEYS
+        if unknown:
+            raise KDError(f"{where}: teachers[{i}] has unknown keys {sorted(unknown)}. Known: {sorted(TEACHER_KEYS)}.")
+        if t.get("role") not in ("target", "source"):
+            raise KDError(f"{where}: teachers[{i}].role must be 'target' or 'source', got {t.get('role')!r}.")
+    merged.update({k: block[k] for k in DATASET_KEYS})
+    return merged
+
+
+def kd_block_from_plans(plans: dict, where: str, required: bool = True):
+    """The validated KD block of a plans dict, or None when absent and not required."""
+    block = plans.get(KD_BLOCK_KEY)
+    if block is None:
+        if required:
+            raise KDError(
+                f"{where} has no '{KD_BLOCK_KEY}' block, so this trainer does not know the target and source datasets. "
+                f"Create shared plans with `nnunet_kd plan -t TARGET -s SOURCE [SOURCE ...] -c CONFIG` and train with "
+                f"the plans name it prints (-p).")
+        return None
+    return validate_block(block, where)
+
+
+def resolve_seed(block) -> "int | None":
+    env = os.environ.get(SEED_ENV)
+    if env not in (None, ""):
+        try:
+            return int(env)
+        except ValueError:
+            raise KDError(f"{SEED_ENV} must be an integer, got {env!r}.") from None
+    return None if block is None else block.get("seed")

@@ -1,0 +1,131 @@
+"""Small multi-domain segmentation datasets in nnU-Net raw format, for tests and the demo.
+
+Every dataset shows the same kind of anatomy (a textured organ with lesions inside); what differs between datasets is
+the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """How one channel of one scanner maps tissue to intensities."""
+    background: float = 0.1
+    organ: float = 0.45
+    lesion: float = 0.85
+    gamma: float = 1.0
+    noise: float = 0.04
+    bias: float = 0.0  # amplitude of a smooth multiplicative bias field
+    blur: float = 0.0  # Gaussian sigma in voxels: lower effective resolution
+    scale: float = 255.0  # intensity of 1.0 in the written image
+
+
+@dataclass
+class DatasetSpec:
+    dataset_id: int
+    name: str
+    channels: Dict[str, Scanner]
+    num_training: int
+    num_test: int = 0
+    shape: Sequence[int] = (64, 64)
+    spacing: Sequence[float] = (1.0, 1.0, 1.0)  # 3D only
+    lesion_label: str = "lesion"
+    extra_labels: List[str] = field(default_factory=list)  # drawn as further lesion types
+
+
+def _phantom(rng: np.random.RandomState, shape, n_labels: int):
+    """Organ mask and label map (0 background, 1..n_labels lesions inside the organ)."""
+    grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    radii = rng.uniform(0.55, 0.8, len(shape))
+    center = rng.uniform(-0.1, 0.1, len(shape))
+    organ = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii)) < 1
+    seg = np.zeros(shape, dtype=np.uint8)
+    for _ in range(rng.randint(1, 4)):
+        label = rng.randint(1, n_labels + 1)
+        r = rng.uniform(0.12, 0.25, len(shape))
+        c = center + rng.uniform(-0.4, 0.4, len(shape)) * radii
+        blob = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grid, c, r)) < 1
+        seg[blob & organ] = label
+    return organ, seg
+
+
+def _render(rng, organ, seg, sc: Scanner):
+    img = np.full(organ.shape, sc.background, dtype=np.float64)
+    texture = ndimage.gaussian_filter(rng.randn(*organ.shape), 2) * 0.05
+    img[organ] = sc.organ + texture[organ]
+    for label in np.unique(seg[seg > 0]):
+        img[seg == label] = sc.lesion * (1 - 0.15 * (label - 1)) + texture[seg == label]
+    img = np.clip(img, 0, 1) ** sc.gamma
+    if sc.bias:
+        field_ = ndimage.gaussian_filter(rng.randn(*organ.shape), max(organ.shape) / 4)
+        field_ /= np.abs(field_).max() + 1e-8
+        img *= 1 + sc.bias * field_
+    if sc.blur:
+        img = ndimage.gaussian_filter(img, sc.blur)
+    img += rng.randn(*organ.shape) * sc.noise
+    return np.clip(img, 0, 1) * sc.scale
+
+
+def _write(arr: np.ndarray, path: str, spacing, dtype):
+    if arr.ndim == 2:  # nnU-Net reads 2D PNGs with its natural-image reader
+        from skimage.io import imsave
+        imsave(path, arr.astype(dtype), check_contrast=False)
+    else:
+        im = sitk.GetImageFromArray(arr.astype(np.float32 if dtype != np.uint8 else np.uint8))
+        im.SetSpacing([float(s) for s in spacing[::-1]])
+        sitk.WriteImage(im, path, useCompression=True)
+
+
+def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
+    """Writes imagesTr/labelsTr (and imagesTs/labelsTs) plus dataset.json; returns the dataset folder."""
+    folder = os.path.join(raw_root, f"Dataset{spec.dataset_id:03d}_{spec.name}")
+    ending = ".png" if len(spec.shape) == 2 else ".nii.gz"
+    rng = np.random.RandomState(seed * 1000 + spec.dataset_id)
+    n_labels = 1 + len(spec.extra_labels)
+    for split, n in (("Tr", spec.num_training), ("Ts", spec.num_test)):
+        if n == 0:
+            continue
+        os.makedirs(os.path.join(folder, f"images{split}"), exist_ok=True)
+        os.makedirs(os.path.join(folder, f"labels{split}"), exist_ok=True)
+        for i in range(n):
+            case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
+            organ, seg = _phantom(rng, tuple(spec.shape), n_labels)
+            for c, sc in enumerate(spec.channels.values()):
+                _write(_render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
+                       spec.spacing, np.uint8 if ending == ".png" else np.float32)
+            _write(seg, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
+    labels = {"background": 0, spec.lesion_label: 1}
+    labels.update({name: i + 2 for i, name in enumerate(spec.extra_labels)})
+    dataset_json = {
+        "channel_names": {str(i): name for i, name in enumerate(spec.channels)},
+        "labels": labels,
+        "numTraining": spec.num_training,
+        "file_ending": ending,
+        "name": spec.name,
+        "description": "synthetic nnunet-kd dataset",
+    }
+    with open(os.path.join(folder, "dataset.json"), "w") as f:
+        json.dump(dataset_json, f, indent=2)
+    return folder
+
+
+def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,
+                   ids=(1, 2, 3)) -> List[DatasetSpec]:
+    """A target (channel 'T1') and two sources from other scanners: one with channels 'FLAIR' and 't1' (mapped by
+    name), one with a single channel 'mri' (needs an explicit channel map)."""
+    shape = (size,) * dim if dim == 2 else (max(16, size // 2), size, size)
+    target = DatasetSpec(ids[0], "KDTarget", {"T1": Scanner()}, n_target, n_test, shape, (1.0, 1.0, 1.0))
+    source_a = DatasetSpec(ids[1], "KDSourceA", {
+        "FLAIR": Scanner(background=0.05, organ=0.3, lesion=0.95, noise=0.06),
+        "t1": Scanner(background=0.2, organ=0.6, lesion=0.35, gamma=1.4, noise=0.06, bias=0.3),
+    }, n_source, 0, shape, (1.5, 1.0, 1.0))
+    source_b = DatasetSpec(ids[2], "KDSourceB", {
+        "mri": Scanner(background=0.3, organ=0.55, lesion=0.9, gamma=0.7, noise=0.08, blur=1.0, scale=180.0),
+    }, n_source, 0, shape, (1.0, 1.0, 1.0))
+    return [target, source_a, source_b]

@@ -1,0 +1,172 @@
+"""What every trainer of the plugin shares: KD block, seeds, extras in the optimizer, the checkpoint format.
+
+Checkpoint format (a superset of nnU-Net's): nnU-Net's keys, with ``trainer_name`` = the trainer whose
+``build_network_architecture`` rebuilds ``network_weights`` (``nnUNetTrainer`` when the network is the stock plans
+network, so stock predict / find_best_configuration / ensembling need no plugin), ``kd_trainer_name`` = the real trainer
+and ``kd_state`` = the extras (domain heads, adapters, ...) and their schedule position. Files are written atomically.
+"""
+import os
+import random
+from typing import List
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import join
+from nnunetv2.training.logging.nnunet_logger import LocalLogger
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import nn
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from nnunet_kd.config import kd_block_from_plans, resolve_seed
+from nnunet_kd.errors import KDError
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class KDLocalLogger(LocalLogger):
+    """nnU-Net's logger with extra per-epoch keys, drawn in ``progress_kd.png`` beside ``progress.png``."""
+
+    def __init__(self, extra_keys: List[str], verbose: bool = False):
+        super().__init__(verbose)
+        self.extra_keys = list(extra_keys)
+        for k in self.extra_keys:
+            self.my_fantastic_logging[k] = []
+
+    def load_checkpoint(self, checkpoint: dict):
+        super().load_checkpoint(checkpoint)
+        for k in self.extra_keys:
+            self.my_fantastic_logging.setdefault(k, [])
+
+    def plot_progress_png(self, output_folder):
+        super().plot_progress_png(output_folder)
+        import matplotlib.pyplot as plt
+        n = min(len(v) for v in self.my_fantastic_logging.values())
+        fig, axes = plt.subplots(len(self.extra_keys), 1, figsize=(12, 3.5 * len(self.extra_keys)), squeeze=False)
+        for ax, k in zip(axes[:, 0], self.extra_keys):
+            ax.plot(range(n), self.my_fantastic_logging[k][:n], linewidth=2)
+            ax.set_ylabel(k)
+            ax.set_xlabel("epoch")
+        fig.tight_layout()
+        fig.savefig(join(output_folder, "progress_kd.png"))
+        plt.close(fig)
+
+
+class KDTrainerMixin:
+    """Mix in before ``nnUNetTrainer``. Subclasses build their extras in :meth:`build_kd_modules`."""
+
+    #: the trainer whose build_network_architecture rebuilds this trainer's network_weights at inference
+    network_trainer_name = "nnUNetTrainer"
+    #: per-epoch log keys beside nnU-Net's
+    kd_log_keys: List[str] = []
+    #: whether this trainer cannot run without the KD block
+    requires_kd_block = False
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        where = f"plans '{self.plans_manager.plans_name}' of {self.plans_manager.dataset_name}"
+        self.kd_block = kd_block_from_plans(self.plans_manager.plans, where, required=self.requires_kd_block)
+        seed = resolve_seed(self.kd_block)
+        if seed is not None:
+            seed_everything(seed)
+            self.print_to_log_file(f"nnunet_kd: seeded python, numpy and torch with {seed}")
+        self.kd_modules = nn.ModuleDict()
+        self.kd_step = 0  # optimizer steps taken; the position of step-based schedules
+        if self.kd_log_keys:
+            self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
+
+    # ---- extras -------------------------------------------------------------------------------------------------
+    def build_kd_modules(self) -> None:
+        """Fill ``self.kd_modules``; called in ``initialize()`` after the network exists."""
+
+    def initialize(self):
+        if self.was_initialized:
+            return super().initialize()  # raises nnU-Net's error
+        # nnU-Net calls configure_optimizers inside initialize, so the extras must exist before: build them lazily there
+        super().initialize()
+        if self.is_ddp and len(list(self.kd_modules.parameters())):
+            self.kd_modules_ddp = DDP(self.kd_modules, device_ids=[self.local_rank])
+
+    def configure_optimizers(self):
+        self.build_kd_modules()
+        self.kd_modules.to(self.device)
+        optimizer, lr_scheduler = super().configure_optimizers()
+        extra = [p for p in self.kd_modules.parameters() if p.requires_grad]
+        if extra:
+            optimizer.add_param_group({"params": extra})
+        return optimizer, lr_scheduler
+
+    @property
+    def extras(self) -> nn.Module:
+        """The extras as called in a forward pass (DDP-wrapped under multi-GPU training)."""
+        return getattr(self, "kd_modules_ddp", self.kd_modules)
+
+    def stock_network(self) -> nn.Module:
+        mod = self.network.module if self.is_ddp else self.network
+        return mod._orig_mod if isinstance(mod, OptimizedModule) else mod
+
+    def trainable_parameters(self):
+        yield from self.network.parameters()
+        yield from self.kd_modules.parameters()
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def kd_state_dict(self) -> dict:
+        return {"modules": self.kd_modules.state_dict(), "step": self.kd_step}
+
+    def load_kd_state_dict(self, state: dict) -> None:
+        self.kd_modules.load_state_dict(state["modules"])
+        self.kd_step = state["step"]
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0:
+            return
+        if self.disable_checkpointing:
+            self.print_to_log_file("No checkpoint written, checkpointing is disabled")
+            return
+        checkpoint = {
+            "network_weights": self.stock_network().state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "grad_scaler_state": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
+            "logging": self.logger.get_checkpoint(),
+            "_best_ema": self._best_ema,
+            "current_epoch": self.current_epoch + 1,
+            "init_args": self.my_init_kwargs,
+            "trainer_name": self.network_trainer_name,
+            "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
+            "kd_trainer_name": self.__class__.__name__,
+            "kd_state": self.kd_state_dict(),
+        }
+        tmp = f"{filename}.tmp{os.getpid()}"
+        try:
+            torch.save(checkpoint, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, filename)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        if not isinstance(filename_or_checkpoint, str):
+            raise TypeError("nnunet_kd trainers load checkpoints from a file path")
+        try:
+            checkpoint = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise KDError(f"Cannot read checkpoint {filename_or_checkpoint} ({type(e).__name__}: {e}). It is truncated "
+                          f"or not a PyTorch file; delete it and rerun without --c to restart this training.") from None
+        if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
+            raise KDError(f"{filename_or_checkpoint} is not an nnU-Net checkpoint (no network_weights).")
+        super().load_checkpoint(filename_or_checkpoint)
+        if "kd_state" in checkpoint:
+            self.load_kd_state_dict(checkpoint["kd_state"])
+        elif len(list(self.kd_modules.parameters())):
+            self.print_to_log_file(f"WARNING: {filename_or_checkpoint} has no kd_state; the plugin's extras start fresh.")
+
+
+class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):
+    """nnU-Net's default trainer with the plugin's checkpoint format and seeding (the target teacher's short variants)."""

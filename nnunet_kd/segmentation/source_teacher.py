@@ -1,0 +1,121 @@
+"""Stage 1 of the method: a source teacher trained on its source dataset and on unlabelled target images (DANN)."""
+from typing import List
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+from torch import distributed as dist
+
+from nnunet_kd.data.target_loader import target_domain_loader
+from nnunet_kd.errors import KDError
+from nnunet_kd.plans.shared import dataset_name, verify_shared_plans
+from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
+from nnunet_kd.protocol.grl import dann_lambda
+from nnunet_kd.protocol.taps import EncoderTap, encoder_channels
+from nnunet_kd.segmentation.base import KDTrainerMixin
+
+
+class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
+    """nnU-Net's loss on source batches + a domain classifier behind a gradient reversal layer on the encoder features
+    of source and target batches (one concatenated forward). The network stays the stock plans network."""
+
+    requires_kd_block = True
+    kd_log_keys = ["task_losses", "domain_losses", "domain_accs", "grl_lambdas"]
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.target_name = self.kd_block["target"]
+        if self.plans_manager.dataset_name == dataset_name(self.target_name):
+            raise KDError(f"{self.__class__.__name__} trains a source teacher, but {self.plans_manager.dataset_name} is "
+                          f"the target of plans '{self.plans_manager.plans_name}'. Train it on a source dataset "
+                          f"(one of {[s['dataset'] for s in self.kd_block['sources']]}).")
+        self.dann = self.kd_block["dann"]
+        self.tap = None
+        self.dataloader_target = None
+
+    def build_kd_modules(self) -> None:
+        net = self.stock_network()
+        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"])
+        self.tap = EncoderTap(net)
+
+    @property
+    def total_steps(self) -> int:
+        return self.num_epochs * self.num_iterations_per_epoch
+
+    def on_train_start(self):
+        target = dataset_name(self.target_name)
+        target_plans_file = join(nnUNet_preprocessed.get(), target, self.plans_manager.plans_name + ".json")
+        try:
+            target_plans = load_json(target_plans_file)
+        except FileNotFoundError:
+            raise KDError(f"The target's shared plans {target_plans_file} are missing. Run `nnunet_kd plan`.") from None
+        verify_shared_plans({self.plans_manager.dataset_name: self.plans_manager.plans, target: target_plans},
+                            [self.configuration_name])
+        super().on_train_start()
+        self.dataloader_target = target_domain_loader(
+            self, target, self.dann["target_batch_size"] or self.batch_size)
+
+    def on_train_end(self):
+        super().on_train_end()
+        if isinstance(self.dataloader_target, NonDetMultiThreadedAugmenter):
+            self.dataloader_target._finish()
+        self.dataloader_target = None
+
+    def train_step(self, batch: dict) -> dict:
+        data, target = batch["data"], batch["target"]
+        target_images = next(self.dataloader_target)["data"]
+        n_src = data.shape[0]
+        x = torch.cat((data, target_images)).to(self.device, non_blocking=True)
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        domain = torch.cat((torch.zeros(n_src), torch.ones(target_images.shape[0]))).to(self.device)
+        lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann["gamma"])
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(x)
+            skips = self.tap.pop()
+            output = [o[:n_src] for o in output] if isinstance(output, (list, tuple)) else output[:n_src]
+            task_loss = self.loss(output, target)
+            domain_logits = self.extras(skips, lambd)
+        domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)
+        loss = task_loss + self.dann["weight"] * domain_loss
+
+        params = list(self.trainable_parameters())
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.optimizer.step()
+        self.kd_step += 1
+        values = torch.stack([loss.detach(), task_loss.detach(), domain_loss.detach(), domain_acc]).float().cpu().numpy()
+        return {"loss": values[0], "task_loss": values[1], "domain_loss": values[2], "domain_acc": values[3],
+                "lambda": lambd}
+
+    def _mean_over_workers(self, values: List[float]) -> float:
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, values)
+            values = [v for g in gathered for v in g]
+        return float(np.mean(values))
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        super().on_train_epoch_end(train_outputs)
+        for key, out in (("task_losses", "task_loss"), ("domain_losses", "domain_loss"), ("domain_accs", "domain_acc"),
+                         ("grl_lambdas", "lambda")):
+            self.logger.log(key, self._mean_over_workers([o[out] for o in train_outputs]), self.current_epoch)
+        self.print_to_log_file(
+            f"domain loss {self.logger.get_value('domain_losses', -1):.4f}, "
+            f"domain acc {self.logger.get_value('domain_accs', -1):.3f}, "
+            f"GRL lambda {self.logger.get_value('grl_lambdas', -1):.3f}")

@@ -1,0 +1,1 @@
+"""The shared-plans step (`nnunet_kd plan`) and the KD presets (presets/*.json)."""

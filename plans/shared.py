@@ -1,0 +1,330 @@
+"""`nnunet_kd plan`: one set of nnU-Net plans shared by the target and every source dataset.
+
+Steps: check the inputs -> fingerprint every dataset (nnU-Net's extractor, plus a NaN/inf check) -> plan the target with
+nnU-Net's planner (or copy an existing target plans file) -> apply the preset's architecture caps and write the KD block
+-> transfer the plans to every source under the same name (as nnUNetv2_move_plans_between_datasets does) -> preprocess
+what is missing -> verify that all datasets ended with identical network-relevant settings.
+
+Files of the user are never edited: existing plans files are only read; a shared plans file that exists is compared
+and reused, never overwritten.
+"""
+import copy
+import hashlib
+import json
+import multiprocessing
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json, subdirs
+
+import nnunetv2
+from nnunetv2.configuration import default_num_processes
+from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
+from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+from nnunetv2.utilities.json_export import recursive_fix_for_json_export
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+from nnunet_kd.config import KD_BLOCK_KEY, load_preset
+from nnunet_kd.errors import KDError
+from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
+
+SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
+# configuration entries that must agree between the datasets of one shared plans name
+VERIFIED_KEYS = ("patch_size", "spacing", "normalization_schemes", "use_mask_for_norm", "batch_size")
+VERIFIED_ARCH_KEYS = ("n_stages", "strides", "kernel_sizes", "features_per_stage", "conv_op")
+
+
+def _require_env():
+    for var in ("nnUNet_raw", "nnUNet_preprocessed"):
+        if not os.environ.get(var):
+            raise KDError(f"{var} is not set. Point nnUNet_raw, nnUNet_preprocessed and nnUNet_results at your nnU-Net "
+                          f"folders (see nnU-Net's documentation/setting_up_paths.md).")
+
+
+def dataset_name(dataset_id) -> str:
+    """nnU-Net's id -> name conversion with an error that says where it looked."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    try:
+        return maybe_convert_to_dataset_name(dataset_id)
+    except (RuntimeError, ValueError, AssertionError):
+        raise KDError(f"Dataset {dataset_id!r} does not exist (or its id is ambiguous): no unique folder "
+                      f"Dataset{str(dataset_id).zfill(3)}_* in nnUNet_raw={os.environ.get('nnUNet_raw')}, "
+                      f"nnUNet_preprocessed={os.environ.get('nnUNet_preprocessed')} or "
+                      f"nnUNet_results={os.environ.get('nnUNet_results')}. Check the id and these folders.") from None
+
+
+def shared_plans_name(**args) -> str:
+    digest = hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:8]
+    return f"nnUNetPlans_kd_{digest}"
+
+
+def _check_case(image_files: List[str], reader_class) -> Optional[str]:
+    images, _ = reader_class().read_images(image_files)
+    if not np.all(np.isfinite(images)):
+        bad = int(np.sum(~np.isfinite(images)))
+        return f"{image_files}: {bad} NaN/inf voxels"
+    return None
+
+
+def _check_dataset(name: str, cases: dict, dataset_json: dict, num_processes: int) -> None:
+    """Rejects NaN/inf images before nnU-Net's fingerprint extraction reads them."""
+    example = next(iter(cases.values()))["images"][0]
+    reader = determine_reader_writer_from_dataset_json(dataset_json, example, allow_nonmatching_filename=True,
+                                                       verbose=False)
+    with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
+        problems = [p for p in pool.starmap(_check_case, [(c["images"], reader) for c in cases.values()]) if p]
+    if problems:
+        raise KDError(f"{name} has images with non-finite values; fix or remove these cases and rerun:\n  "
+                      + "\n  ".join(problems))
+
+
+class _Dataset:
+    """What `plan` needs to know of one raw dataset."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.id = int(name[7:10])
+        self.raw_folder = join(nnUNet_raw.get(), name)
+        json_file = join(self.raw_folder, "dataset.json")
+        if not isfile(json_file):
+            raise KDError(f"{json_file} is missing: {name} is not an nnU-Net raw dataset.")
+        self.json = load_json(json_file)
+        try:
+            self.cases = get_filenames_of_train_images_and_targets(self.raw_folder, copy.deepcopy(self.json))
+        except FileNotFoundError:
+            self.cases = {}
+        if not self.cases:
+            raise KDError(f"{name} has no training cases (looked in {join(self.raw_folder, 'imagesTr')}). "
+                          f"A dataset used by nnunet_kd needs labelled training cases.")
+        missing = [c["label"] for c in self.cases.values() if not isfile(c["label"])]
+        if missing:
+            raise KDError(f"{name} lacks label files for {len(missing)} of {len(self.cases)} training cases, e.g. "
+                          f"{missing[:3]}. Target and source datasets need a label file per case in labelsTr.")
+        missing = [f for c in self.cases.values() for f in c["images"] if not isfile(f)]
+        if missing:
+            raise KDError(f"{name}: image files listed for its training cases are missing, e.g. {missing[:3]}.")
+
+    def is_2d(self) -> bool:
+        example = next(iter(self.cases.values()))["images"][0]
+        reader = determine_reader_writer_from_dataset_json(self.json, example, allow_nonmatching_filename=True,
+                                                           verbose=False)
+        images, _ = reader().read_images([example])
+        return images.shape[1] == 1
+
+    @property
+    def preprocessed_folder(self) -> str:
+        return join(nnUNet_preprocessed.get(), self.name)
+
+
+def _cap_architecture(configuration: dict, max_stages: Optional[int], max_features: Optional[int]) -> None:
+    arch = configuration["architecture"]["arch_kwargs"]
+    n = arch["n_stages"] if max_stages is None else min(arch["n_stages"], max_stages)
+    for key in ("features_per_stage", "kernel_sizes", "strides", "n_conv_per_stage", "n_blocks_per_stage"):
+        if key in arch:
+            arch[key] = arch[key][:n]
+    arch["n_conv_per_stage_decoder"] = arch["n_conv_per_stage_decoder"][:n - 1]
+    arch["n_stages"] = n
+    if max_features is not None:
+        arch["features_per_stage"] = [min(f, max_features) for f in arch["features_per_stage"]]
+
+
+def _plan_target(target: _Dataset, name: str, planner: Optional[str], existing_plans: Optional[str]) -> dict:
+    if existing_plans is not None:
+        path = join(target.preprocessed_folder, existing_plans + ".json")
+        if not isfile(path):
+            raise KDError(f"-p {existing_plans}: {path} does not exist. Give the identifier of an existing plans file "
+                          f"of {target.name} (e.g. nnUNetPlans), or plan anew with -pl.")
+        plans = load_json(path)  # read only; the copy keeps its data_identifier so nothing is preprocessed again
+        plans["plans_name"] = name
+        return plans
+    planner_class = recursive_find_python_class(join(nnunetv2.__path__[0], "experiment_planning"), planner,
+                                                current_module="nnunetv2.experiment_planning")
+    if planner_class is None:
+        raise KDError(f"-pl {planner}: no such nnU-Net experiment planner. Examples: ExperimentPlanner, "
+                      f"nnUNetPlannerResEncM, nnUNetPlannerResEncL.")
+    instance = planner_class(target.id, preprocessor_name="DefaultPreprocessor", plans_name=name,
+                             overwrite_target_spacing=None, suppress_transpose=False)
+    instance.save_plans = lambda plans: None  # we compare before writing
+    plans = instance.plan_experiment()
+    recursive_fix_for_json_export(plans)
+    return plans
+
+
+def _select_configurations(plans: dict, configurations: Sequence[str], where: str) -> None:
+    available = list(plans["configurations"])
+    missing = [c for c in configurations if c not in available]
+    if missing:
+        raise KDError(f"{where} has no configuration {missing}; it has {available}. nnU-Net plans 3d configurations "
+                      f"only for 3D images and 3d_lowres only for large ones.")
+    resolved = PlansManager(copy.deepcopy(plans))  # resolves inherits_from, so dropping a parent breaks nothing
+    plans["configurations"] = {c: copy.deepcopy(resolved.get_configuration(c).configuration) for c in configurations}
+    for conf in plans["configurations"].values():
+        for key in ("inherits_from", "next_stage", "previous_stage"):
+            conf.pop(key, None)
+
+
+def _write_or_verify(path: str, plans: dict) -> bool:
+    """Writes plans to path; an existing file must be identical. Returns True when written."""
+    plans = json.loads(json.dumps(plans))
+    if isfile(path):
+        if load_json(path) != plans:
+            raise KDError(f"{path} exists and differs from what `nnunet_kd plan` computes for these arguments now "
+                          f"(the datasets, the preset or the file changed). It is never overwritten: delete it, "
+                          f"together with the trained models that used it, to plan anew.")
+        return False
+    save_json(plans, path, sort_keys=False)
+    return True
+
+
+def _is_preprocessed(ds: _Dataset, data_identifier: str) -> bool:
+    folder = join(ds.preprocessed_folder, data_identifier)
+    if not isdir(folder) or not os.listdir(folder):
+        return False
+    try:
+        ids = infer_dataset_class(folder).get_identifiers(folder)
+    except AssertionError:
+        return False
+    gt = join(ds.preprocessed_folder, "gt_segmentations")
+    return set(ids) == set(ds.cases) and isdir(gt) and len(os.listdir(gt)) >= len(ds.cases)
+
+
+def verify_shared_plans(plans_by_dataset: Dict[str, dict], configurations: Sequence[str]) -> None:
+    """All datasets of one shared plans name must agree on what the networks see."""
+    (ref_name, ref), *others = plans_by_dataset.items()
+    n_channels = {n: len(p.get("foreground_intensity_properties_per_channel", {})) for n, p in plans_by_dataset.items()}
+    for c in configurations:
+        for name, plans in others:
+            if c not in plans["configurations"]:
+                raise KDError(f"Shared plans of {name} lack configuration {c} that {ref_name} has. Rerun `nnunet_kd plan`.")
+            a, b = ref["configurations"][c], plans["configurations"][c]
+            diffs = [k for k in VERIFIED_KEYS if a.get(k) != b.get(k)]
+            diffs += [f"architecture.{k}" for k in VERIFIED_ARCH_KEYS
+                      if a["architecture"]["arch_kwargs"].get(k) != b["architecture"]["arch_kwargs"].get(k)]
+            if n_channels[ref_name] != n_channels[name]:
+                diffs.append("number of channels")
+            if diffs:
+                raise KDError(f"The shared plans '{ref['plans_name']}' of {name} and {ref_name} differ in {diffs} "
+                              f"for configuration {c}. All datasets of a KD experiment must share patch size, spacing, "
+                              f"stages, strides, normalization and channels; was a plans file edited by hand? "
+                              f"Rerun `nnunet_kd plan` with a fresh plans name.")
+
+
+def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
+         plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
+         derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
+         verbose: bool = True) -> str:
+    """Runs the shared-plans step and returns the shared plans name."""
+    _require_env()
+    log = print if verbose else (lambda *a, **k: None)
+    configurations = list(dict.fromkeys(configurations))
+    for c in configurations:
+        if c == "3d_cascade_fullres":
+            raise KDError("3d_cascade_fullres is not supported by nnunet_kd: the cascade's second stage needs the "
+                          "first stage's predictions for every dataset. Use 3d_fullres or 3d_lowres.")
+        if c not in SUPPORTED_CONFIGURATIONS:
+            raise KDError(f"Unknown configuration '{c}'. Choose from {list(SUPPORTED_CONFIGURATIONS)}.")
+    if not sources:
+        raise KDError("Give at least one source dataset (-s).")
+    if target in sources or len(set(sources)) != len(sources):
+        raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets.")
+    settings = load_preset(preset)
+    channel_map = {str(k): v for k, v in (channel_map or {}).items()}
+
+    # 1. inputs, before anything is written
+    tgt = _Dataset(dataset_name(target))
+    srcs = [_Dataset(dataset_name(s)) for s in sources]
+    unknown = set(channel_map) - {str(s) for s in sources} - {s.name for s in srcs}
+    if unknown:
+        raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources {list(sources)}.")
+    dims = {d.name: d.is_2d() for d in [tgt] + srcs}
+    if len(set(dims.values())) > 1:
+        raise KDError("Target and sources must all be 2D or all 3D: " +
+                      ", ".join(f"{n} is {'2D' if v else '3D'}" for n, v in dims.items()) + ".")
+    derived = []  # (index in sources, name, dataset.json)
+    for i, s in enumerate(srcs):
+        explicit = channel_map.get(str(sources[i]), channel_map.get(s.name))
+        order = resolve_channel_order(tgt.json, s.json, s.name, tgt.name, explicit)
+        if explicit is None and order == list(range(len(channel_list(s.json)))):
+            continue
+        derived.append((i, order))
+    if derived_ids is not None and len(derived_ids) != len(derived):
+        raise KDError(f"--derived-id got {len(derived_ids)} ids but {len(derived)} sources need a derived dataset "
+                      f"({[srcs[i].name for i, _ in derived]}).")
+    name = shared_plans_name(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
+                             planner=None if plans else planner, plans=plans, preset=preset,
+                             channel_map=channel_map, derived_ids=list(derived_ids or []))
+    derived_specs = []
+    for k, (i, order) in enumerate(derived):
+        did = derived_ids[k] if derived_ids else 900 + i + 1
+        dname = f"Dataset{did:03d}_{srcs[i].name[11:]}For{tgt.name[11:]}"
+        others = [c for root in (nnUNet_raw.get(), nnUNet_preprocessed.get(), os.environ.get("nnUNet_results"))
+                  if root and isdir(root) for c in subdirs(root, prefix=f"Dataset{did:03d}_", join=False) if c != dname]
+        if others:
+            raise KDError(f"Dataset id {did} for the channel-mapped copy of {srcs[i].name} is taken by {others}. "
+                          f"Choose free ids with --derived-id.")
+        derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
+                                                             srcs[i].json, tgt.json, order)))
+
+    # 2. derived datasets and fingerprints (nnU-Net's extractor; existing fingerprints are reused)
+    for i, dname, djson in derived_specs:
+        register_derived(nnUNet_raw.get(), dname, djson)
+        log(f"{srcs[i].name} -> {dname} (channels {djson['nnunet_kd_derived_from']['source_channels']} as "
+            f"{channel_list(tgt.json)})")
+        srcs[i] = _Dataset(dname)
+    for d in [tgt] + srcs:
+        if not isfile(join(d.preprocessed_folder, "dataset_fingerprint.json")):
+            _check_dataset(d.name, d.cases, d.json, num_processes)
+        extract_fingerprint_dataset(d.id, num_processes=num_processes, clean=False, verbose=False,
+                                    show_progress_bar=False)
+
+    # 3. target plans + preset + KD block
+    target_plans = _plan_target(tgt, name, planner, plans)
+    _select_configurations(target_plans, configurations, f"The plans of {tgt.name}")
+    for c in configurations:
+        _cap_architecture(target_plans["configurations"][c], settings["architecture"]["max_stages"],
+                          settings["architecture"]["max_features"])
+    block = copy.deepcopy(settings)
+    block.update({
+        "version": 1,
+        "preset": preset,
+        "target": tgt.name,
+        "sources": [{"dataset": s.name, "derived_from": s.json.get("nnunet_kd_derived_from", {}).get("dataset")}
+                    for s in srcs],
+        "configurations": configurations,
+        "teachers": [{"role": "target", "dataset": tgt.name, "trainer": "nnUNetTrainer", "plans": name,
+                      "configuration": None, "fold": None}] +
+                    [{"role": "source", "dataset": s.name, "trainer": "nnUNetTrainerDomainAdversarial", "plans": name,
+                      "configuration": None, "fold": "all"} for s in srcs],
+    })
+    target_plans[KD_BLOCK_KEY] = block
+
+    # 4. write (or verify) every dataset's copy, then preprocess what is missing
+    plans_by_dataset = {}
+    for d in [tgt] + srcs:
+        p = copy.deepcopy(target_plans)
+        if d is not tgt:
+            p["dataset_name"] = d.name
+            example = next(iter(d.cases.values()))["images"][0]
+            p["image_reader_writer"] = determine_reader_writer_from_dataset_json(
+                d.json, example, allow_nonmatching_filename=True, verbose=False).__name__
+            if not isfile(join(d.preprocessed_folder, "dataset.json")):
+                save_json(d.json, join(d.preprocessed_folder, "dataset.json"), sort_keys=False)
+        path = join(d.preprocessed_folder, name + ".json")
+        log(("wrote " if _write_or_verify(path, p) else "reusing identical ") + path)
+        plans_by_dataset[d.name] = p
+    verify_shared_plans(plans_by_dataset, configurations)
+    for d in [tgt] + srcs:
+        todo = [c for c in configurations
+                if not _is_preprocessed(d, plans_by_dataset[d.name]["configurations"][c]["data_identifier"])]
+        if todo and d is tgt and plans is not None:
+            raise KDError(f"{tgt.name} has plans {plans} but its preprocessed data for {todo} is missing or incomplete. "
+                          f"Run nnUNetv2_preprocess -d {tgt.id} -plans_name {plans} -c {' '.join(todo)} first.")
+        if todo:
+            log(f"preprocessing {d.name} {todo}")
+            preprocess_dataset(d.id, name, todo, [num_processes] * len(todo), verbose=False, show_progress_bar=False)
+    return name

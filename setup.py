@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="nnunet-kd",
+    version="0.1.0",
+    description="Multi-dataset cross-domain knowledge distillation for nnU-Net v2",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["nnunet_kd", "nnunet_kd.*"]) + ["nnunet_kd.trainers", "nnunet_kd.plans"],
+    # trainers/ is what nnUNet_extTrainer points at, plans/ holds the shared-plans step and the KD presets;
+    # both ship inside the package so they work after a non-editable install.
+    package_dir={"nnunet_kd.trainers": "trainers", "nnunet_kd.plans": "plans"},
+    package_data={"nnunet_kd.plans": ["presets/*.json"]},
+    install_requires=[
+        "nnunetv2>=2.8.1,<2.9",
+        "torch",
+        "SimpleITK",
+        "batchgeneratorsv2",
+        "dynamic-network-architectures",
+        "numpy",
+        "pandas",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["nnunet_kd=nnunet_kd.cli:main"]},
+)
