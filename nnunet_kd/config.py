@@ -25,7 +25,6 @@ DEFAULT_SETTINGS = {
         "hidden": 256,
         "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1
         "target_batch_size": None,  # None = the source batch size
-        "extra_target_images": None,  # opt-in folder of unlabelled target images
     },
     "fusion": {"levels": "encoder", "adapter_norm": False},
     "distill": {

@@ -150,7 +150,14 @@ def _plan_target(target: _Dataset, name: str, planner: Optional[str], existing_p
     instance = planner_class(target.id, preprocessor_name="DefaultPreprocessor", plans_name=name,
                              overwrite_target_spacing=None, suppress_transpose=False)
     instance.save_plans = lambda plans: None  # we compare before writing
-    plans = instance.plan_experiment()
+    saved = os.environ.get("nnUNet_n_proc_DA")
+    if saved == "0":  # nnU-Net's VRAM estimate calls torch.set_num_threads(n_proc_DA), which rejects 0
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        plans = instance.plan_experiment()
+    finally:
+        if saved == "0":
+            os.environ["nnUNet_n_proc_DA"] = saved
     recursive_fix_for_json_export(plans)
     return plans
 
@@ -245,6 +252,8 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     if len(set(dims.values())) > 1:
         raise KDError("Target and sources must all be 2D or all 3D: " +
                       ", ".join(f"{n} is {'2D' if v else '3D'}" for n, v in dims.items()) + ".")
+    if all(dims.values()) and any(c.startswith("3d") for c in configurations):
+        raise KDError(f"The datasets are 2D, so nnU-Net plans only the '2d' configuration; got -c {configurations}.")
     derived = []  # (index in sources, name, dataset.json)
     for i, s in enumerate(srcs):
         explicit = channel_map.get(str(sources[i]), channel_map.get(s.name))
@@ -309,6 +318,8 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         p = copy.deepcopy(target_plans)
         if d is not tgt:
             p["dataset_name"] = d.name
+            for c in configurations:  # sources get data of their own, whatever identifier the target's data has
+                p["configurations"][c]["data_identifier"] = f"{name}_{c}"
             example = next(iter(d.cases.values()))["images"][0]
             p["image_reader_writer"] = determine_reader_writer_from_dataset_json(
                 d.json, example, allow_nonmatching_filename=True, verbose=False).__name__

@@ -68,9 +68,11 @@ class KDTrainerMixin:
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        # all input checks run before nnU-Net's constructor creates the output folder: bad input writes nothing
+        self.kd_block = kd_block_from_plans(plans, f"plans '{plans.get('plans_name')}' of {plans.get('dataset_name')}",
+                                            required=self.requires_kd_block)
+        self.check_inputs(plans, configuration, self.kd_block)
         super().__init__(plans, configuration, fold, dataset_json, device)
-        where = f"plans '{self.plans_manager.plans_name}' of {self.plans_manager.dataset_name}"
-        self.kd_block = kd_block_from_plans(self.plans_manager.plans, where, required=self.requires_kd_block)
         seed = resolve_seed(self.kd_block)
         if seed is not None:
             seed_everything(seed)
@@ -79,6 +81,10 @@ class KDTrainerMixin:
         self.kd_step = 0  # optimizer steps taken; the position of step-based schedules
         if self.kd_log_keys:
             self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, kd_block) -> None:
+        """Raise KDError for input this trainer cannot train on (called before anything is written)."""
 
     # ---- extras -------------------------------------------------------------------------------------------------
     def build_kd_modules(self) -> None:

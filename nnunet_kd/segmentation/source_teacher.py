@@ -1,10 +1,11 @@
 """Stage 1 of the method: a source teacher trained on its source dataset and on unlabelled target images (DANN)."""
+import os
 from typing import List
 
 import numpy as np
 import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
@@ -30,14 +31,32 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.target_name = self.kd_block["target"]
-        if self.plans_manager.dataset_name == dataset_name(self.target_name):
-            raise KDError(f"{self.__class__.__name__} trains a source teacher, but {self.plans_manager.dataset_name} is "
-                          f"the target of plans '{self.plans_manager.plans_name}'. Train it on a source dataset "
-                          f"(one of {[s['dataset'] for s in self.kd_block['sources']]}).")
         self.dann = self.kd_block["dann"]
         self.tap = None
         self.dataloader_target = None
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, kd_block) -> None:
+        target = dataset_name(kd_block["target"])
+        if plans["dataset_name"] == target:
+            raise KDError(f"{cls.__name__} trains a source teacher, but {target} is the target of plans "
+                          f"'{plans['plans_name']}'. Train it on a source dataset "
+                          f"(one of {[s['dataset'] for s in kd_block['sources']]}).")
+        sources = [dataset_name(s["dataset"]) for s in kd_block["sources"]]
+        if plans["dataset_name"] not in sources:
+            raise KDError(f"{plans['dataset_name']} is not a source of plans '{plans['plans_name']}' (sources: "
+                          f"{sources}). Plan it with `nnunet_kd plan -t TARGET -s ... {plans['dataset_name'][7:10]}`.")
+        target_plans_file = join(nnUNet_preprocessed.get(), target, plans["plans_name"] + ".json")
+        if not isfile(target_plans_file):
+            raise KDError(f"The target's shared plans {target_plans_file} are missing. Run `nnunet_kd plan` with this "
+                          f"target and source.")
+        target_plans = load_json(target_plans_file)
+        verify_shared_plans({plans["dataset_name"]: plans, target: target_plans}, [configuration])
+        folder = join(nnUNet_preprocessed.get(), target,
+                      target_plans["configurations"][configuration]["data_identifier"])
+        if not isdir(folder) or not os.listdir(folder):
+            raise KDError(f"The target {target} has no preprocessed data in {folder}, which the source teacher draws "
+                          f"target-domain images from. Rerun `nnunet_kd plan`; it preprocesses what is missing.")
 
     def build_kd_modules(self) -> None:
         net = self.stock_network()
@@ -49,17 +68,9 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         return self.num_epochs * self.num_iterations_per_epoch
 
     def on_train_start(self):
-        target = dataset_name(self.target_name)
-        target_plans_file = join(nnUNet_preprocessed.get(), target, self.plans_manager.plans_name + ".json")
-        try:
-            target_plans = load_json(target_plans_file)
-        except FileNotFoundError:
-            raise KDError(f"The target's shared plans {target_plans_file} are missing. Run `nnunet_kd plan`.") from None
-        verify_shared_plans({self.plans_manager.dataset_name: self.plans_manager.plans, target: target_plans},
-                            [self.configuration_name])
         super().on_train_start()
         self.dataloader_target = target_domain_loader(
-            self, target, self.dann["target_batch_size"] or self.batch_size)
+            self, dataset_name(self.kd_block["target"]), self.dann["target_batch_size"] or self.batch_size)
 
     def on_train_end(self):
         super().on_train_end()

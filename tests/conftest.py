@@ -1,0 +1,100 @@
+"""The shared fixture: three tiny 2D datasets (a target and two sources from other scanners), planned once with the
+`tiny` preset. Tests that train use the real nnU-Net entry points in subprocesses with the environment of `kd.env`."""
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
+
+CHANNEL_MAP = {"3": {"T1": "mri"}}
+
+
+def tree_digest(folder: str) -> dict:
+    """Relative path -> sha1 of every file below folder."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, folder)] = hashlib.sha1(fh.read()).hexdigest()
+    return out
+
+
+@dataclass
+class KDSetup:
+    root: str
+    raw: str
+    preprocessed: str
+    results: str
+    plans: str = ""
+    raw_digest_before: dict = field(default_factory=dict)
+    target: str = "Dataset001_KDTarget"
+    source_a: str = "Dataset901_KDSourceAForKDTarget"  # mapped by channel name
+    source_b: str = "Dataset902_KDSourceBForKDTarget"  # mapped with --channel-map
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update(nnUNet_raw=self.raw, nnUNet_preprocessed=self.preprocessed, nnUNet_results=self.results,
+                   nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0", nnUNet_compile="f", PYTHONUNBUFFERED="1")
+        env.pop("nnUNet_extTrainer", None)
+        return env
+
+    def run(self, args, env=None, ext_trainer=True, check=True, **env_overrides) -> subprocess.CompletedProcess:
+        env = dict(env or self.env)
+        env.update(env_overrides)
+        if ext_trainer:
+            env["nnUNet_extTrainer"] = trainer_path()
+        proc = subprocess.run(args, env=env, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        return proc
+
+    def train(self, dataset, trainer, fold="all", *extra, **kw):
+        return self.run(["nnUNetv2_train", str(dataset), "2d", str(fold), "-p", self.plans, "-tr", trainer,
+                         "-device", "cpu", *extra], **kw)
+
+    def model_folder(self, dataset, trainer, results=None) -> str:
+        return os.path.join(results or self.results, dataset, f"{trainer}__{self.plans}__2d")
+
+
+def trainer_path() -> str:
+    return subprocess.run([sys.executable, "-m", "nnunet_kd.cli", "trainer-path"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def set_nnunet_env(setup: KDSetup) -> None:
+    os.environ.update(nnUNet_raw=setup.raw, nnUNet_preprocessed=setup.preprocessed, nnUNet_results=setup.results,
+                      nnUNet_def_n_proc="2")
+
+
+@pytest.fixture(scope="session")
+def kd(tmp_path_factory) -> KDSetup:
+    root = str(tmp_path_factory.mktemp("kd"))
+    setup = KDSetup(root, *(os.path.join(root, d) for d in ("raw", "preprocessed", "results")))
+    for d in (setup.raw, setup.preprocessed, setup.results):
+        os.makedirs(d)
+    for spec in tiny_benchmark():
+        write_dataset(setup.raw, spec)
+    setup.raw_digest_before = tree_digest(setup.raw)
+    saved = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_def_n_proc")}
+    set_nnunet_env(setup)
+    from nnunet_kd.plans.shared import plan
+    setup.plans = plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
+    yield setup
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def nnunet_env(kd):
+    """nnU-Net's folder variables of the fixture for in-process calls."""
+    set_nnunet_env(kd)
+    return kd

@@ -1,0 +1,186 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from conftest import CHANNEL_MAP, tree_digest
+from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+from nnunet_kd.errors import KDError
+from nnunet_kd.plans.shared import plan
+
+
+def _plans(kd, dataset, name=None):
+    return load_json(os.path.join(kd.preprocessed, dataset, (name or kd.plans) + ".json"))
+
+
+def test_every_dataset_gets_the_same_plans_and_kd_block(kd):
+    target = _plans(kd, kd.target)
+    assert kd.plans.startswith("nnUNetPlans_kd_")
+    arch = target["configurations"]["2d"]["architecture"]["arch_kwargs"]
+    assert arch["n_stages"] == 3 and max(arch["features_per_stage"]) <= 32  # tiny preset caps
+    block = target[KD_BLOCK_KEY]
+    assert block["target"] == kd.target and block["preset"] == "tiny"
+    assert [s["dataset"] for s in block["sources"]] == [kd.source_a, kd.source_b]
+    assert [(t["role"], t["trainer"], t["fold"]) for t in block["teachers"]] == [
+        ("target", "nnUNetTrainer", None), ("source", "nnUNetTrainerDomainAdversarial", "all"),
+        ("source", "nnUNetTrainerDomainAdversarial", "all")]
+    for source in (kd.source_a, kd.source_b):
+        p = _plans(kd, source)
+        assert p["dataset_name"] == source
+        assert p["configurations"]["2d"]["architecture"] == target["configurations"]["2d"]["architecture"]
+        assert p["configurations"]["2d"]["patch_size"] == target["configurations"]["2d"]["patch_size"]
+        assert p[KD_BLOCK_KEY] == block
+        data = os.path.join(kd.preprocessed, source, p["configurations"]["2d"]["data_identifier"])
+        assert len([f for f in os.listdir(data) if f.endswith(".pkl")]) == 12
+        assert os.path.isfile(os.path.join(kd.preprocessed, source, "dataset.json"))
+        assert os.path.isfile(os.path.join(kd.preprocessed, source, "dataset_fingerprint.json"))
+
+
+def test_sources_are_mapped_by_name_and_by_channel_map(kd):
+    for derived, original, channel in ((kd.source_a, "Dataset002_KDSourceA", "0001"),
+                                       (kd.source_b, "Dataset003_KDSourceB", "0000")):
+        folder = os.path.join(kd.raw, derived)
+        assert os.listdir(folder) == ["dataset.json"]  # a derived dataset only points at the original files
+        dj = load_json(os.path.join(folder, "dataset.json"))
+        assert dj["channel_names"] == {"0": "T1"}
+        case = next(iter(dj["dataset"].values()))
+        assert case["images"][0].startswith(f"../{original}/imagesTr/") and case["images"][0].endswith(f"_{channel}.png")
+        assert dj["nnunet_kd_derived_from"]["dataset"] == original
+    assert not os.path.isdir(os.path.join(kd.preprocessed, "Dataset002_KDSourceA"))
+    assert not os.path.isdir(os.path.join(kd.preprocessed, "Dataset003_KDSourceB"))
+
+
+def test_raw_data_is_byte_identical(kd):
+    after = tree_digest(kd.raw)
+    assert {k: v for k, v in after.items() if k in kd.raw_digest_before} == kd.raw_digest_before
+    assert set(after) - set(kd.raw_digest_before) == {
+        os.path.join(kd.source_a, "dataset.json"), os.path.join(kd.source_b, "dataset.json")}
+
+
+def test_rerun_verifies_and_reuses(nnunet_env):
+    kd = nnunet_env
+    before = tree_digest(kd.preprocessed)
+    mtimes = {p: os.path.getmtime(os.path.join(kd.preprocessed, p)) for p in before}
+    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False) == kd.plans
+    after = tree_digest(kd.preprocessed)
+    assert {k: after[k] for k in before} == before
+    # nnU-Net's planner copies the raw dataset.json into the preprocessed folder each time it plans (same content)
+    touched = [p for p, t in mtimes.items() if os.path.getmtime(os.path.join(kd.preprocessed, p)) != t]
+    assert touched == [os.path.join(kd.target, "dataset.json")]
+
+
+def test_changed_shared_plans_are_never_overwritten(nnunet_env):
+    kd = nnunet_env
+    with pytest.raises(KDError, match="never overwritten"):
+        _plan_with_edited_file(kd)
+
+
+def _plan_with_edited_file(kd):
+    path = os.path.join(kd.preprocessed, kd.source_b, kd.plans + ".json")
+    original = open(path).read()
+    edited = json.loads(original)
+    edited["configurations"]["2d"]["patch_size"] = [32, 32]
+    try:
+        with open(path, "w") as f:
+            json.dump(edited, f)
+        plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+
+
+def _cli(kd, *args):
+    return kd.run(["nnunet_kd", "plan", *args], check=False, ext_trainer=False)
+
+
+@pytest.mark.parametrize("args, messages", [
+    (["-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny"],
+     ["needs channel 'T1'", "source channels: ['mri']", "target channels: ['T1']", "--channel-map"]),
+    (["-t", "1", "-s", "77", "-c", "2d"], ["Dataset 77 does not exist", "nnUNet_raw="]),
+    (["-t", "1", "-s", "2", "-c", "3d_cascade_fullres"], ["3d_cascade_fullres is not supported"]),
+    (["-t", "1", "-s", "2", "-c", "2d", "--preset", "nope"], ["Unknown KD preset 'nope'"]),
+    (["-t", "1", "-s", "3", "-c", "2d", "--channel-map", '{"3": {"T1": "flair"}}'], ["names source channel 'flair'"]),
+    (["-t", "1", "-s", "2", "-c", "3d_fullres", "--preset", "tiny"], ["are 2D, so nnU-Net plans only the '2d'"]),
+])
+def test_bad_input_is_a_clear_error_and_writes_nothing(kd, args, messages):
+    before_raw, before_pre = tree_digest(kd.raw), tree_digest(kd.preprocessed)
+    proc = _cli(kd, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for m in messages:
+        assert m in proc.stderr
+    assert tree_digest(kd.raw) == before_raw
+    assert tree_digest(kd.preprocessed) == before_pre
+
+
+def test_existing_target_plans_are_reused_untouched(nnunet_env):
+    kd = nnunet_env
+    kd.run(["nnUNetv2_plan_and_preprocess", "-d", "1", "-c", "2d", "-np", "2"], ext_trainer=False, nnUNet_n_proc_DA="2")
+    stock = {p: h for p, h in tree_digest(os.path.join(kd.preprocessed, kd.target)).items()
+             if p.startswith("nnUNetPlans.json") or p.startswith("nnUNetPlans_2d")}
+    name = plan(1, [2], ["2d"], plans="nnUNetPlans", preset="tiny", num_processes=2, verbose=False)
+    assert name != kd.plans
+    shared = _plans(kd, kd.target, name)
+    assert shared["configurations"]["2d"]["data_identifier"] == "nnUNetPlans_2d"  # nothing preprocessed again
+    source = _plans(kd, kd.source_a, name)
+    assert source["configurations"]["2d"]["data_identifier"] == f"{name}_2d"  # never the source's default data
+    after = tree_digest(os.path.join(kd.preprocessed, kd.target))
+    assert {p: after[p] for p in stock} == stock
+
+
+def test_resenc_planner(nnunet_env):
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    import torch
+    from nnunet_kd.protocol.taps import EncoderTap
+
+    kd = nnunet_env
+    name = plan(1, [2], ["2d"], planner="nnUNetPlannerResEncM", preset="tiny", num_processes=2, verbose=False)
+    conf = _plans(kd, kd.source_a, name)["configurations"]["2d"]
+    arch = conf["architecture"]
+    assert arch["network_class_name"].endswith("ResidualEncoderUNet")
+    assert len(arch["arch_kwargs"]["n_blocks_per_stage"]) == 3
+    net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 1, 2)
+    tap = EncoderTap(net)
+    net(torch.zeros(1, 1, *conf["patch_size"]))
+    assert len(tap.pop()) == 3
+
+
+def _nifti_dataset(kd, dataset_id, name, bad_value=None):
+    spec = DatasetSpec(dataset_id, name, {"T1": Scanner()}, 5, 0, (8, 24, 24))
+    folder = write_dataset(kd.raw, spec)
+    if bad_value is not None:
+        f = os.path.join(folder, "imagesTr", f"{name.lower()}_tr_002_0000.nii.gz")
+        im = sitk.ReadImage(f)
+        arr = sitk.GetArrayFromImage(im)
+        arr[0, 0, 0] = bad_value
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(im)
+        sitk.WriteImage(out, f)  # on disk as written; SimpleITK's own reader would turn it into 0
+        dj = load_json(os.path.join(folder, "dataset.json"))
+        dj["overwrite_image_reader_writer"] = "NibabelIO"
+        with open(os.path.join(folder, "dataset.json"), "w") as fh:
+            json.dump(dj, fh)
+    return folder
+
+
+def test_2d_and_3d_datasets_cannot_be_mixed(nnunet_env):
+    kd = nnunet_env
+    _nifti_dataset(kd, 4, "Vol3D")
+    before = tree_digest(kd.preprocessed)
+    with pytest.raises(KDError, match="all be 2D or all 3D.*Dataset004_Vol3D is 3D"):
+        plan(1, [4], ["2d"], preset="tiny", num_processes=2, verbose=False)
+    assert tree_digest(kd.preprocessed) == before
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_images_are_rejected(nnunet_env, bad):
+    kd = nnunet_env
+    sid = 6 if np.isinf(bad) else 7
+    _nifti_dataset(kd, 5, "Vol3DTarget") if not os.path.isdir(os.path.join(kd.raw, "Dataset005_Vol3DTarget")) else None
+    _nifti_dataset(kd, sid, f"Vol3DBad{sid}", bad_value=bad)
+    with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has images with non-finite values.*_tr_002_0000"):
+        plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
