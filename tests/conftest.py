@@ -98,3 +98,10 @@ def nnunet_env(kd):
     """nnU-Net's folder variables of the fixture for in-process calls."""
     set_nnunet_env(kd)
     return kd
+
+
+@pytest.fixture(scope="session")
+def source_teacher(kd) -> str:
+    """Source teacher of Dataset901, trained once through `nnUNetv2_train` with a fixed seed."""
+    kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", nnUNet_KD_SEED="0")
+    return kd.model_folder(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny")

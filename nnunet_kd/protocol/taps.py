@@ -1,4 +1,6 @@
 """Reading encoder features of nnU-Net networks (PlainConvUNet, ResidualEncoderUNet)."""
+import pydoc
+from types import SimpleNamespace
 from typing import List, Optional
 
 import torch
@@ -32,3 +34,42 @@ class EncoderTap:
 
 def encoder_channels(network: nn.Module) -> List[int]:
     return list(network.encoder.output_channels)
+
+
+class ModuleOutputTap:
+    """Keeps the outputs of a list of modules (e.g. decoder stages) of the latest forward pass, in list order."""
+
+    def __init__(self, modules):
+        self._out = [None] * len(modules)
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
+
+    def _hook(self, i):
+        def hook(module, inputs, output):
+            self._out[i] = output
+        return hook
+
+    def pop(self) -> List[torch.Tensor]:
+        out, self._out = self._out, [None] * len(self._out)
+        return out
+
+
+def encoder_spec(arch_kwargs: dict, required_import=()) -> SimpleNamespace:
+    """What nnU-Net's UNetDecoder reads of an encoder, built from plans arch kwargs (no encoder weights), so that a
+    decoder can be built without registering an encoder inside it."""
+    from dynamic_network_architectures.building_blocks.helper import maybe_convert_scalar_to_list
+    kw = {k: (pydoc.locate(v) if k in required_import and isinstance(v, str) else v) for k, v in arch_kwargs.items()}
+    conv_op = kw["conv_op"]
+    return SimpleNamespace(
+        output_channels=list(kw["features_per_stage"]), conv_op=conv_op,
+        strides=[maybe_convert_scalar_to_list(conv_op, s) for s in kw["strides"]],
+        kernel_sizes=[maybe_convert_scalar_to_list(conv_op, k) for k in kw["kernel_sizes"]],
+        conv_bias=kw.get("conv_bias", True), norm_op=kw.get("norm_op"), norm_op_kwargs=kw.get("norm_op_kwargs") or {},
+        dropout_op=kw.get("dropout_op"), dropout_op_kwargs=kw.get("dropout_op_kwargs"), nonlin=kw.get("nonlin"),
+        nonlin_kwargs=kw.get("nonlin_kwargs") or {})
+
+
+def spec_of_encoder(encoder: nn.Module) -> SimpleNamespace:
+    """The same namespace, read off a built encoder."""
+    return SimpleNamespace(**{k: getattr(encoder, k) for k in (
+        "output_channels", "conv_op", "strides", "kernel_sizes", "conv_bias", "norm_op", "norm_op_kwargs",
+        "dropout_op", "dropout_op_kwargs", "nonlin", "nonlin_kwargs")})

@@ -14,6 +14,7 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import join
 from nnunetv2.training.logging.nnunet_logger import LocalLogger
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -65,13 +66,15 @@ class KDTrainerMixin:
     kd_log_keys: List[str] = []
     #: whether this trainer cannot run without the KD block
     requires_kd_block = False
+    #: short-variant suffix (``_tiny``, ``_5epochs``): teachers named in the KD block get the same suffix
+    variant_suffix = ""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         # all input checks run before nnU-Net's constructor creates the output folder: bad input writes nothing
         self.kd_block = kd_block_from_plans(plans, f"plans '{plans.get('plans_name')}' of {plans.get('dataset_name')}",
                                             required=self.requires_kd_block)
-        self.check_inputs(plans, configuration, self.kd_block)
+        self.check_inputs(plans, configuration, fold, self.kd_block)
         super().__init__(plans, configuration, fold, dataset_json, device)
         seed = resolve_seed(self.kd_block)
         if seed is not None:
@@ -79,11 +82,12 @@ class KDTrainerMixin:
             self.print_to_log_file(f"nnunet_kd: seeded python, numpy and torch with {seed}")
         self.kd_modules = nn.ModuleDict()
         self.kd_step = 0  # optimizer steps taken; the position of step-based schedules
+        self.teacher_records = []  # teacher checkpoints this stage is trained from (path + sha256)
         if self.kd_log_keys:
             self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
 
     @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, kd_block) -> None:
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
         """Raise KDError for input this trainer cannot train on (called before anything is written)."""
 
     # ---- extras -------------------------------------------------------------------------------------------------
@@ -120,13 +124,47 @@ class KDTrainerMixin:
         yield from self.network.parameters()
         yield from self.kd_modules.parameters()
 
+    # ---- one training step ----------------------------------------------------------------------------------------
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """nnU-Net's backward / clip / step (with the fp16 GradScaler on CUDA), over network and extras."""
+        params = [p for p in self.trainable_parameters() if p.requires_grad]
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.optimizer.step()
+        self.kd_step += 1
+
+    @staticmethod
+    def to_host(terms: dict) -> dict:
+        """All loss terms of a step in one device-to-host transfer."""
+        values = torch.stack([v.detach().float() for v in terms.values()]).cpu().numpy()
+        return dict(zip(terms, values))
+
+    def log_epoch_means(self, train_outputs: List[dict], keys: dict) -> None:
+        """Logs the epoch mean of each step output ``keys[log_key]`` (gathered over DDP workers)."""
+        for log_key, out_key in keys.items():
+            values = [float(o[out_key]) for o in train_outputs]
+            if self.is_ddp:
+                gathered = [None] * dist.get_world_size()
+                dist.all_gather_object(gathered, values)
+                values = [v for g in gathered for v in g]
+            self.logger.log(log_key, float(np.mean(values)), self.current_epoch)
+
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def kd_state_dict(self) -> dict:
-        return {"modules": self.kd_modules.state_dict(), "step": self.kd_step}
+        return {"modules": self.kd_modules.state_dict(), "step": self.kd_step, "teachers": self.teacher_records}
 
     def load_kd_state_dict(self, state: dict) -> None:
         self.kd_modules.load_state_dict(state["modules"])
         self.kd_step = state["step"]
+        for problem in changed_teachers(state.get("teachers", [])):
+            self.print_to_log_file(f"WARNING: {problem}", also_print_to_console=True)
 
     def save_checkpoint(self, filename: str) -> None:
         if self.local_rank != 0:
@@ -172,6 +210,27 @@ class KDTrainerMixin:
             self.load_kd_state_dict(checkpoint["kd_state"])
         elif len(list(self.kd_modules.parameters())):
             self.print_to_log_file(f"WARNING: {filename_or_checkpoint} has no kd_state; the plugin's extras start fresh.")
+
+
+def changed_teachers(records) -> List[str]:
+    """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
+    from nnunet_kd.protocol.teachers import file_sha256
+    problems = []
+    for r in records:
+        if not os.path.isfile(r["checkpoint"]):
+            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) no longer exists")
+        elif file_sha256(r["checkpoint"]) != r["sha256"]:
+            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) changed after this model was trained "
+                            f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(r['checkpoint'])[:12]} now)")
+    return problems
+
+
+def require_target(cls, plans: dict, kd_block: dict) -> None:
+    from nnunet_kd.plans.shared import dataset_name
+    target = dataset_name(kd_block["target"])
+    if plans["dataset_name"] != target:
+        raise KDError(f"{cls.__name__} trains on the target dataset, but {plans['dataset_name']} is not the target of "
+                      f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {target[7:10]} ...")
 
 
 class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):

@@ -2,17 +2,14 @@
 import os
 from typing import List
 
-import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
-from torch import distributed as dist
 
-from nnunet_kd.data.target_loader import target_domain_loader
+from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.errors import KDError
 from nnunet_kd.plans.shared import dataset_name, verify_shared_plans
 from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
@@ -36,7 +33,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         self.dataloader_target = None
 
     @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, kd_block) -> None:
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
         target = dataset_name(kd_block["target"])
         if plans["dataset_name"] == target:
             raise KDError(f"{cls.__name__} trains a source teacher, but {target} is the target of plans "
@@ -69,13 +66,12 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     def on_train_start(self):
         super().on_train_start()
-        self.dataloader_target = target_domain_loader(
+        self.dataloader_target = dataset_loader(
             self, dataset_name(self.kd_block["target"]), self.dann["target_batch_size"] or self.batch_size)
 
     def on_train_end(self):
         super().on_train_end()
-        if isinstance(self.dataloader_target, NonDetMultiThreadedAugmenter):
-            self.dataloader_target._finish()
+        shutdown(self.dataloader_target)
         self.dataloader_target = None
 
     def train_step(self, batch: dict) -> dict:
@@ -97,35 +93,15 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
             domain_logits = self.extras(skips, lambd)
         domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)
         loss = task_loss + self.dann["weight"] * domain_loss
-
-        params = list(self.trainable_parameters())
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(params, 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 12)
-            self.optimizer.step()
-        self.kd_step += 1
-        values = torch.stack([loss.detach(), task_loss.detach(), domain_loss.detach(), domain_acc]).float().cpu().numpy()
-        return {"loss": values[0], "task_loss": values[1], "domain_loss": values[2], "domain_acc": values[3],
-                "lambda": lambd}
-
-    def _mean_over_workers(self, values: List[float]) -> float:
-        if self.is_ddp:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, values)
-            values = [v for g in gathered for v in g]
-        return float(np.mean(values))
+        self.backward_and_step(loss)
+        out = self.to_host({"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss, "domain_acc": domain_acc})
+        out["lambda"] = lambd
+        return out
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)
-        for key, out in (("task_losses", "task_loss"), ("domain_losses", "domain_loss"), ("domain_accs", "domain_acc"),
-                         ("grl_lambdas", "lambda")):
-            self.logger.log(key, self._mean_over_workers([o[out] for o in train_outputs]), self.current_epoch)
+        self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "domain_losses": "domain_loss",
+                                             "domain_accs": "domain_acc", "grl_lambdas": "lambda"})
         self.print_to_log_file(
             f"domain loss {self.logger.get_value('domain_losses', -1):.4f}, "
             f"domain acc {self.logger.get_value('domain_accs', -1):.3f}, "

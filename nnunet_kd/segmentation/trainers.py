@@ -1,40 +1,42 @@
 """The trainer classes nnU-Net finds through nnUNet_extTrainer, with their short variants.
 
 Naming follows nnU-Net's training-length variants: ``_5epochs`` (5 epochs of the usual 250 iterations) and ``_tiny``
-(2 epochs of 2 iterations, 1 validation iteration, a checkpoint every epoch: for tests and smoke runs).
+(2 epochs of 2 iterations, 1 validation iteration, a checkpoint every epoch: for tests and smoke runs). A short
+joint teacher or student uses the teachers of the same suffix (``nnUNetTrainerJointKD_tiny`` distils from
+``nnUNetTrainerJointTeacher_tiny``, which fuses ``nnUNetTrainer_tiny`` and ``nnUNetTrainerDomainAdversarial_tiny``).
 """
 import torch
 
 from nnunet_kd.segmentation.base import nnUNetTrainerKD
+from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
+from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
+from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
 
-__all__ = ["nnUNetTrainerKD", "nnUNetTrainer_tiny", "nnUNetTrainerDomainAdversarial",
-           "nnUNetTrainerDomainAdversarial_5epochs", "nnUNetTrainerDomainAdversarial_tiny"]
-
-
-def _tiny(trainer) -> None:
-    trainer.num_epochs = 2
-    trainer.num_iterations_per_epoch = 2
-    trainer.num_val_iterations_per_epoch = 1
-    trainer.save_every = 1
+BASES = {"nnUNetTrainer": nnUNetTrainerKD, "nnUNetTrainerDomainAdversarial": nnUNetTrainerDomainAdversarial,
+         "nnUNetTrainerJointTeacher": nnUNetTrainerJointTeacher, "nnUNetTrainerJointKD": nnUNetTrainerJointKD,
+         "nnUNetTrainerMultiHead": nnUNetTrainerMultiHead}
+VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
+            "_5epochs": dict(num_epochs=5)}
 
 
-class nnUNetTrainer_tiny(nnUNetTrainerKD):
+def _variant(base_name: str, suffix: str, settings: dict):
+    base = BASES[base_name]
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        _tiny(self)
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
+        for k, v in settings.items():
+            setattr(self, k, v)
+
+    return type(base_name + suffix, (base,), {"__init__": __init__, "variant_suffix": suffix, "__module__": __name__,
+                                "__doc__": f"{base_name} with {settings}."})
 
 
-class nnUNetTrainerDomainAdversarial_5epochs(nnUNetTrainerDomainAdversarial):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 5
+for _name in BASES:
+    for _suffix, _settings in VARIANTS.items():
+        if _name == "nnUNetTrainer" and _suffix == "_5epochs":
+            continue  # nnU-Net ships nnUNetTrainer_5epochs
+        globals()[_name + _suffix] = _variant(_name, _suffix, _settings)
 
-
-class nnUNetTrainerDomainAdversarial_tiny(nnUNetTrainerDomainAdversarial):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        _tiny(self)
+__all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

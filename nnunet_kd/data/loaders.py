@@ -1,0 +1,61 @@
+"""Extra loaders of the plugin's trainers: another dataset of the same shared plans (target-domain images for the
+source teacher, labelled source batches for the multi-head baseline)."""
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from batchgenerators.utilities.file_and_folder_operations import isdir, join, load_json
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_kd.errors import KDError
+
+
+def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = False):
+    """Batches of all preprocessed training cases of another dataset under the trainer's shared plans.
+
+    Same patch size and augmentation as the trainer's own loader. Without labels (the source teacher's target-domain
+    images): no foreground oversampling and no segmentation transforms (deep-supervision downsampling, regions). With
+    labels: the dataset's own label handling, like nnU-Net's training loader.
+    """
+    base = join(nnUNet_preprocessed.get(), name)
+    plans_file = join(base, trainer.plans_manager.plans_name + ".json")
+    try:
+        plans = PlansManager(plans_file)
+        cm = plans.get_configuration(trainer.configuration_name)
+    except (FileNotFoundError, KeyError):
+        raise KDError(f"{name} has no shared plans {plans_file} with configuration "
+                      f"{trainer.configuration_name}. Run `nnunet_kd plan` for this target and source.") from None
+    folder = join(base, cm.data_identifier)
+    if not isdir(folder):
+        raise KDError(f"{name} has no preprocessed data in {folder}. Run `nnunet_kd plan` again; "
+                      f"it preprocesses what is missing.")
+    dataset_class = infer_dataset_class(folder)
+    dataset = dataset_class(folder, dataset_class.get_identifiers(folder))
+    label_manager = plans.get_label_manager(load_json(join(base, "dataset.json")))
+    rotation, dummy_2d, initial_patch_size, mirror_axes = \
+        trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    if with_labels:
+        transforms = trainer.get_training_transforms(
+            cm.patch_size, rotation, trainer._get_deep_supervision_scales(), mirror_axes, dummy_2d,
+            use_mask_for_norm=cm.use_mask_for_norm, foreground_labels=label_manager.foreground_labels,
+            regions=label_manager.foreground_regions if label_manager.has_regions else None,
+            ignore_label=label_manager.ignore_label)
+    else:
+        transforms = trainer.get_training_transforms(cm.patch_size, rotation, None, mirror_axes, dummy_2d,
+                                                     use_mask_for_norm=cm.use_mask_for_norm)
+    loader = nnUNetDataLoader(dataset, batch_size, initial_patch_size, cm.patch_size, label_manager,
+                              oversample_foreground_percent=trainer.oversample_foreground_percent if with_labels else 0.0,
+                              transforms=transforms)
+    n = get_allowed_n_proc_DA()
+    if n == 0:
+        return SingleThreadedAugmenter(loader, None)
+    return NonDetMultiThreadedAugmenter(loader, None, num_processes=max(1, n // 2), num_cached=max(2, n // 4),
+                                        seeds=None, pin_memory=trainer.device.type == "cuda", wait_time=0.002)
+
+
+def shutdown(loader) -> None:
+    """Stops a loader's worker processes (nnU-Net does this for its own two loaders in on_train_end)."""
+    if isinstance(loader, NonDetMultiThreadedAugmenter):
+        loader._finish()

@@ -1,0 +1,155 @@
+"""Frozen teachers from nnU-Net model folders.
+
+A teacher's network is rebuilt with its trainer class's static ``build_network_architecture`` from the model folder's
+own ``plans.json`` / ``dataset.json``; its trainer is never instantiated.
+"""
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
+from nnunetv2.paths import nnUNet_results
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from torch import nn
+
+from nnunet_kd.errors import KDError
+
+
+@dataclass
+class Teacher:
+    role: str
+    dataset: str
+    trainer: str
+    plans: str
+    configuration: str
+    fold: str
+    model_folder: str
+    plans_dict: dict = field(default=None, repr=False)
+    dataset_json: dict = field(default=None, repr=False)
+
+    @property
+    def checkpoint(self) -> str:
+        return join(self.model_folder, f"fold_{self.fold}", "checkpoint_final.pth")
+
+    @property
+    def train_command(self) -> str:
+        return (f"nnUNetv2_train {self.dataset} {self.configuration} {self.fold} -p {self.plans} -tr {self.trainer}")
+
+    @property
+    def arch(self) -> dict:
+        return self.plans_dict["configurations"][self.configuration]["architecture"]
+
+    @property
+    def num_input_channels(self) -> int:
+        pm = PlansManager(self.plans_dict)
+        return determine_num_input_channels(pm, pm.get_configuration(self.configuration), self.dataset_json)
+
+    @property
+    def num_outputs(self) -> int:
+        return PlansManager(self.plans_dict).get_label_manager(self.dataset_json).num_segmentation_heads
+
+
+def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "", trainer_overrides=None) -> List[Teacher]:
+    """The block's teachers with defaults filled in: configuration = the student's, target fold = the student's fold,
+    trainer names + the short-variant suffix of the running trainer (``_tiny`` student -> ``_tiny`` teachers)."""
+    from nnunet_kd.plans.shared import dataset_name
+    out = []
+    for spec in kd_block["teachers"]:
+        conf = spec.get("configuration") or configuration
+        t_fold = spec.get("fold")
+        t_fold = str(fold) if t_fold is None else str(t_fold)
+        trainer = spec["trainer"] + ("" if spec.get("model_folder") else suffix)
+        ds = dataset_name(spec["dataset"])
+        folder = spec.get("model_folder") or join(nnUNet_results.get(), ds, f"{trainer}__{spec['plans']}__{conf}")
+        out.append(Teacher(spec["role"], ds, trainer, spec["plans"], conf, t_fold, folder))
+    return out
+
+
+def _read_teacher_files(t: Teacher) -> None:
+    for name in ("plans.json", "dataset.json"):
+        if not isfile(join(t.model_folder, name)):
+            raise KDError(f"The {t.role} teacher's model folder {t.model_folder} has no {name}: it was not trained yet. "
+                          f"Train it first: {t.train_command}")
+    if not isfile(t.checkpoint):
+        raise KDError(f"The {t.role} teacher's checkpoint {t.checkpoint} does not exist (training unfinished?). "
+                      f"Train it first: {t.train_command}")
+    t.plans_dict = load_json(join(t.model_folder, "plans.json"))
+    t.dataset_json = load_json(join(t.model_folder, "dataset.json"))
+    if t.configuration not in t.plans_dict["configurations"]:
+        raise KDError(f"The {t.role} teacher {t.model_folder} has no configuration {t.configuration} in its plans.json.")
+
+
+def check_compatible(teachers: List[Teacher], student_arch: dict, student_in_channels: int,
+                     student_outputs: int) -> None:
+    """Input channels, conv dimension, stage count and strides must match; widths and block type may differ.
+    Label count is compared with the target teacher only (source teachers predict other structures)."""
+    s = student_arch["arch_kwargs"]
+    for t in teachers:
+        _read_teacher_files(t)
+        a = t.arch["arch_kwargs"]
+        diffs = []
+        if t.num_input_channels != student_in_channels:
+            diffs.append(f"input channels {t.num_input_channels} vs {student_in_channels}")
+        if a["conv_op"] != s["conv_op"]:
+            diffs.append(f"conv op {a['conv_op']} vs {s['conv_op']}")
+        if a["n_stages"] != s["n_stages"]:
+            diffs.append(f"stages {a['n_stages']} vs {s['n_stages']}")
+        elif [list(x) if isinstance(x, (list, tuple)) else x for x in a["strides"]] != \
+                [list(x) if isinstance(x, (list, tuple)) else x for x in s["strides"]]:
+            diffs.append(f"strides {a['strides']} vs {s['strides']}")
+        if t.role == "target" and t.num_outputs != student_outputs:
+            diffs.append(f"output channels (labels) {t.num_outputs} vs {student_outputs}")
+        if diffs:
+            raise KDError(f"Teacher checkpoint {t.checkpoint} ({t.role}, {t.dataset}) does not match this network: "
+                          + "; ".join(diffs) + ". Teachers must share input channels, conv dimension, stages and "
+                          "strides with the student (train them under the same shared plans).")
+
+
+def build_teacher_network(t: Teacher, checkpoint: Optional[dict] = None) -> nn.Module:
+    """The teacher's network with its weights, frozen and in eval mode."""
+    if t.plans_dict is None:
+        _read_teacher_files(t)
+    if checkpoint is None:
+        checkpoint = load_checkpoint(t.checkpoint)
+    trainer_class = recursive_find_trainer_class_by_name(checkpoint["trainer_name"])
+    pm = PlansManager(t.plans_dict)
+    net = trainer_class.build_network_architecture(pm, pm.get_configuration(t.configuration), t.num_input_channels,
+                                                   t.num_outputs, enable_deep_supervision=False)
+    net.load_state_dict(checkpoint["network_weights"])
+    return freeze(net)
+
+
+def load_checkpoint(path: str) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise KDError(f"Cannot read teacher checkpoint {path} ({type(e).__name__}: {e}); it is truncated or not an "
+                      f"nnU-Net checkpoint. Retrain that teacher.") from None
+    if not isinstance(ckpt, dict) or "network_weights" not in ckpt:
+        raise KDError(f"{path} is not an nnU-Net checkpoint (no network_weights).")
+    return ckpt
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def teacher_record(t: Teacher) -> dict:
+    """What a trained stage records of a teacher it used (checked on --c and by report)."""
+    return {"role": t.role, "dataset": t.dataset, "trainer": t.trainer, "fold": t.fold,
+            "checkpoint": os.path.abspath(t.checkpoint), "sha256": file_sha256(t.checkpoint)}

@@ -1,0 +1,54 @@
+"""Stage 2 of the method: the joint teacher (frozen teachers' encoders fused level by level, new decoder)."""
+import copy
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_kd.plans.shared import dataset_name
+from nnunet_kd.protocol.teachers import check_compatible, load_checkpoint, resolve_teachers, teacher_record
+from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
+from nnunet_kd.segmentation.joint_network import joint_architecture
+
+
+class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
+    """``self.network`` is the whole joint network; only the fusion and the decoder train. The model folder's plans
+    name the joint network by dotted path, so prediction needs no nnUNet_extTrainer."""
+
+    requires_kd_block = True
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
+        require_target(cls, plans, kd_block)
+        pm = PlansManager(copy.deepcopy(plans))
+        dataset_json = load_json(join(nnUNet_preprocessed.get(), dataset_name(plans["dataset_name"]), "dataset.json"))
+        cm = pm.get_configuration(configuration)
+        check_compatible(resolve_teachers(kd_block, configuration, fold, cls.variant_suffix),
+                         plans["configurations"][configuration]["architecture"],
+                         determine_num_input_channels(pm, cm, dataset_json),
+                         pm.get_label_manager(dataset_json).num_segmentation_heads)
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.teachers = resolve_teachers(self.kd_block, configuration, fold, self.variant_suffix)
+        check_compatible(self.teachers, self.configuration_manager.configuration["architecture"],
+                         determine_num_input_channels(self.plans_manager, self.configuration_manager, dataset_json),
+                         self.label_manager.num_segmentation_heads)
+        arch = joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
+                                  self.kd_block["fusion"])
+        # the model folder's plans.json (written in on_train_start) describes the joint network
+        self.plans_manager.plans["configurations"][configuration]["architecture"] = arch
+        self.configuration_manager.configuration["architecture"] = arch
+        self.teacher_records = [teacher_record(t) for t in self.teachers]
+
+    def initialize(self):
+        super().initialize()
+        encoders = self.stock_network().teacher_encoders
+        for enc, t in zip(encoders, self.teachers):
+            weights = load_checkpoint(t.checkpoint)["network_weights"]
+            enc.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
+        self.print_to_log_file("nnunet_kd: joint teacher from " + ", ".join(r["checkpoint"] for r in self.teacher_records))

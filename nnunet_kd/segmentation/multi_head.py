@@ -1,0 +1,102 @@
+"""The multi-head baseline: one shared encoder, one decoder per dataset, batches from all datasets.
+
+``self.network`` is the stock network (shared encoder + the target's decoder), so the target head is a stock nnU-Net
+checkpoint, validated and predicted like any nnU-Net model; the source decoders live in ``kd_state``.
+"""
+from typing import List
+
+import torch
+from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast, nn
+
+from nnunet_kd.data.loaders import dataset_loader, shutdown
+from nnunet_kd.plans.shared import dataset_name
+from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
+from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
+
+
+class SourceDecoders(nn.Module):
+    """One nnU-Net decoder per source dataset on the shared encoder's skips."""
+
+    def __init__(self, encoder: nn.Module, num_classes: List[int], n_conv_per_stage_decoder, deep_supervision: bool):
+        super().__init__()
+        spec = spec_of_encoder(encoder)  # no encoder registered inside the decoders
+        self.decoders = nn.ModuleList(UNetDecoder(spec, n, n_conv_per_stage_decoder, deep_supervision)
+                                      for n in num_classes)
+
+    def forward(self, skips: List[torch.Tensor], slices: List[slice]):
+        return [dec([s[sl] for s in skips]) for dec, sl in zip(self.decoders, slices)]
+
+
+class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
+    requires_kd_block = True
+    kd_log_keys = ["target_losses", "source_losses"]
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
+        require_target(cls, plans, kd_block)
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.sources = [dataset_name(s["dataset"]) for s in self.kd_block["sources"]]
+        self.source_loaders = []
+        self.source_losses = []
+
+    def _source_label_manager(self, source: str):
+        return self.plans_manager.get_label_manager(load_json(join(nnUNet_preprocessed.get(), source, "dataset.json")))
+
+    def build_kd_modules(self) -> None:
+        net = self.stock_network()
+        heads = [self._source_label_manager(s).num_segmentation_heads for s in self.sources]
+        self.kd_modules = SourceDecoders(net.encoder, heads,
+                                         self.configuration_manager.network_arch_init_kwargs["n_conv_per_stage_decoder"],
+                                         self.enable_deep_supervision)
+        self.tap = EncoderTap(net)
+        # nnU-Net's loss for each source's labels (regions, ignore label)
+        own = self.label_manager
+        try:
+            for s in self.sources:
+                self.label_manager = self._source_label_manager(s)
+                self.source_losses.append(self._build_loss())
+        finally:
+            self.label_manager = own
+
+    def on_train_start(self):
+        super().on_train_start()
+        self.source_loaders = [dataset_loader(self, s, self.batch_size, with_labels=True) for s in self.sources]
+
+    def on_train_end(self):
+        super().on_train_end()
+        for loader in self.source_loaders:
+            shutdown(loader)
+        self.source_loaders = []
+
+    def train_step(self, batch: dict) -> dict:
+        batches = [batch] + [next(loader) for loader in self.source_loaders]
+        sizes = [b["data"].shape[0] for b in batches]
+        bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        slices = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
+        x = torch.cat([b["data"] for b in batches]).to(self.device, non_blocking=True)
+        targets = [[t.to(self.device, non_blocking=True) for t in b["target"]] if isinstance(b["target"], list)
+                   else b["target"].to(self.device, non_blocking=True) for b in batches]
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(x)  # one forward of all datasets through the shared encoder
+            skips = self.tap.pop()
+            t_out = [o[slices[0]] for o in output] if isinstance(output, (list, tuple)) else output[slices[0]]
+            target_loss = self.loss(t_out, targets[0])
+            source_outputs = self.extras(skips, slices[1:])
+            source_loss = sum(loss(o, t) for loss, o, t in zip(self.source_losses, source_outputs, targets[1:]))
+            loss = target_loss + source_loss
+        self.backward_and_step(loss)
+        return self.to_host({"loss": loss, "target_loss": target_loss, "source_loss": source_loss})
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        super().on_train_epoch_end(train_outputs)
+        self.log_epoch_means(train_outputs, {"target_losses": "target_loss", "source_losses": "source_loss"})

@@ -1,0 +1,113 @@
+import json
+import os
+
+import pytest
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from conftest import trainer_path
+from nnunet_kd.config import KD_BLOCK_KEY
+
+
+def _checkpoint(folder, name="checkpoint_final.pth"):
+    return torch.load(os.path.join(folder, "fold_all", name), map_location="cpu", weights_only=False)
+
+
+def test_checkpoint_is_stock_loadable_and_carries_kd_state(source_teacher):
+    ckpt = _checkpoint(source_teacher)
+    assert ckpt["trainer_name"] == "nnUNetTrainer"
+    assert ckpt["kd_trainer_name"] == "nnUNetTrainerDomainAdversarial_tiny"
+    assert ckpt["kd_state"]["step"] == 4  # 2 epochs x 2 iterations
+    assert any(k.startswith("heads.0.mlp") for k in ckpt["kd_state"]["modules"])
+    assert not any("heads" in k for k in ckpt["network_weights"])  # the network stays the stock network
+    logging = ckpt["logging"]
+    assert len(logging["domain_losses"]) == 2 and len(logging["grl_lambdas"]) == 2
+    assert 0 < logging["grl_lambdas"][0] < logging["grl_lambdas"][1] < 1
+    assert all(0 <= a <= 1 for a in logging["domain_accs"])
+    fold = os.path.join(source_teacher, "fold_all")
+    assert os.path.isfile(os.path.join(fold, "progress_kd.png"))
+    assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
+    assert not [f for f in os.listdir(fold) if ".tmp" in f]  # atomic writes leave no temporary files
+
+
+def test_continue_restores_kd_state(kd, source_teacher, nnunet_env, monkeypatch):
+    from nnunetv2.run.run_training import get_trainer_from_args
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    ckpt = _checkpoint(source_teacher)
+    # modify the in-memory extras, then load: kd_state must overwrite them
+    trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", kd.plans,
+                                    continue_training=True, device=torch.device("cpu"))
+    trainer.load_checkpoint(os.path.join(source_teacher, "fold_all", "checkpoint_final.pth"))
+    assert trainer.kd_step == 4
+    for k, v in trainer.kd_modules.state_dict().items():
+        assert torch.equal(v, ckpt["kd_state"]["modules"][k]), k
+    # the optimizer state of the extras is part of nnU-Net's optimizer state
+    assert len(trainer.optimizer.param_groups) == 2
+    assert len(trainer.optimizer.state_dict()["state"]) == len(ckpt["optimizer_state"]["state"])
+    # and the real entry point continues from it
+    proc = kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", "all", "--c")
+    assert "Mean Validation Dice" in proc.stdout
+
+
+def test_stock_predict_without_the_plugin(kd, source_teacher, tmp_path):
+    out = tmp_path / "pred"
+    kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out),
+            "-d", kd.source_a, "-c", "2d", "-f", "all", "-p", kd.plans, "-tr", "nnUNetTrainerDomainAdversarial_tiny",
+            "-device", "cpu"], ext_trainer=False)
+    preds = sorted(f for f in os.listdir(out) if f.endswith(".png"))
+    assert preds == sorted(f.replace("_0000", "") for f in os.listdir(os.path.join(kd.raw, kd.target, "imagesTs")))
+
+
+def test_seeded_runs_give_identical_first_epoch_losses(kd, source_teacher, tmp_path):
+    results = str(tmp_path / "results")
+    kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", nnUNet_KD_SEED="0", nnUNet_results=results)
+    first = _checkpoint(source_teacher)["logging"]
+    second = _checkpoint(kd.model_folder(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", results))["logging"]
+    for key in ("train_losses", "task_losses", "domain_losses"):
+        assert first[key][0] == second[key][0], key
+
+
+def _results_snapshot(kd):
+    """Every folder and file below nnUNet_results (an empty model folder counts too)."""
+    return sorted(os.path.relpath(os.path.join(root, n), kd.results)
+                  for root, dirs, files in os.walk(kd.results) for n in dirs + files)
+
+
+def _write_plans_variant(kd, dataset, suffix, edit):
+    src = os.path.join(kd.preprocessed, dataset, kd.plans + ".json")
+    plans = load_json(src)
+    plans["plans_name"] = kd.plans + suffix
+    edit(plans)
+    with open(os.path.join(kd.preprocessed, dataset, kd.plans + suffix + ".json"), "w") as f:
+        json.dump(plans, f)
+
+
+def _without_block(plans):
+    del plans[KD_BLOCK_KEY]
+
+
+def _missing_target_data(plans):
+    plans["configurations"]["2d"]["data_identifier"] = "does_not_exist_2d"
+
+
+def _different_stages(plans):
+    arch = plans["configurations"]["2d"]["architecture"]["arch_kwargs"]
+    arch["n_stages"] = 2
+
+
+@pytest.mark.parametrize("dataset_attr, variants, message", [
+    ("target", {}, "is the target of plans"),
+    ("source_a", {"source_a": _without_block}, "has no 'nnunet_kd' block"),
+    ("source_a", {"source_a": lambda p: None, "target": _missing_target_data}, "has no preprocessed data"),
+    ("source_a", {"source_a": _different_stages, "target": lambda p: None}, "differ in"),
+])
+def test_bad_input_stops_before_anything_is_written(kd, dataset_attr, variants, message, request):
+    suffix = "_bad" + request.node.callspec.id.split("-")[0] if variants else ""
+    for attr, edit in variants.items():
+        _write_plans_variant(kd, getattr(kd, attr), suffix, edit)
+    before = _results_snapshot(kd)
+    proc = kd.run(["nnUNetv2_train", getattr(kd, dataset_attr), "2d", "all", "-p", kd.plans + suffix,
+                   "-tr", "nnUNetTrainerDomainAdversarial_tiny", "-device", "cpu"], check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert _results_snapshot(kd) == before
