@@ -105,3 +105,24 @@ def source_teacher(kd) -> str:
     """Source teacher of Dataset901, trained once through `nnUNetv2_train` with a fixed seed."""
     kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", nnUNet_KD_SEED="0")
     return kd.model_folder(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny")
+
+
+@dataclass
+class Pipeline:
+    target_teacher: str
+    source_teachers: list
+    joint_teacher: str
+    student: str
+
+
+@pytest.fixture(scope="session")
+def kd_pipeline(kd, source_teacher) -> Pipeline:
+    """Every stage of the method with the `_tiny` trainers, through the real `nnUNetv2_train` entry point."""
+    kd.train(kd.target, "nnUNetTrainer_tiny", 0)
+    kd.train(kd.source_b, "nnUNetTrainerDomainAdversarial_tiny")
+    kd.train(kd.target, "nnUNetTrainerJointTeacher_tiny", 0)
+    kd.train(kd.target, "nnUNetTrainerJointKD_tiny", 0)
+    return Pipeline(kd.model_folder(kd.target, "nnUNetTrainer_tiny"),
+                    [source_teacher, kd.model_folder(kd.source_b, "nnUNetTrainerDomainAdversarial_tiny")],
+                    kd.model_folder(kd.target, "nnUNetTrainerJointTeacher_tiny"),
+                    kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny"))

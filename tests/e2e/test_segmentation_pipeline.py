@@ -1,0 +1,129 @@
+"""The whole method through nnU-Net's own entry points: teachers -> joint teacher -> student -> stock tools."""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from conftest import trainer_path
+from nnunet_kd.protocol.teachers import file_sha256
+from nnunet_kd.segmentation.joint_network import CLASS_NAME
+
+
+def _ckpt(folder, fold=0):
+    return torch.load(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
+                      weights_only=False)
+
+
+def _predict(kd, tmp_path, trainer, results=None, name="pred"):
+    out = tmp_path / name
+    env = dict(kd.env, **({"nnUNet_results": results} if results else {}))
+    kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
+            "-c", "2d", "-f", "0", "-p", kd.plans, "-tr", trainer, "-device", "cpu"], env=env, ext_trainer=False)
+    return out
+
+
+def test_student_predicts_and_evaluates_with_stock_nnunet(kd, kd_pipeline, tmp_path):
+    ckpt = _ckpt(kd_pipeline.student)
+    assert ckpt["trainer_name"] == "nnUNetTrainer" and ckpt["kd_trainer_name"] == "nnUNetTrainerJointKD_tiny"
+    pred = _predict(kd, tmp_path, "nnUNetTrainerJointKD_tiny")
+    kd.run(["nnUNetv2_evaluate_folder", os.path.join(kd.raw, kd.target, "labelsTs"), str(pred),
+            "-djfile", os.path.join(kd_pipeline.student, "dataset.json"),
+            "-pfile", os.path.join(kd_pipeline.student, "plans.json"), "-np", "2"], ext_trainer=False)
+    summary = load_json(os.path.join(pred, "summary.json"))
+    assert len(summary["metric_per_case"]) == 4
+    assert 0 <= summary["foreground_mean"]["Dice"] <= 1
+
+
+def test_student_logs_and_plots_every_term(kd_pipeline):
+    ckpt = _ckpt(kd_pipeline.student)
+    for key in ("task_losses", "feat_losses", "kd_losses"):
+        values = ckpt["logging"][key]
+        assert len(values) == 2 and all(np.isfinite(values)), key
+    assert ckpt["logging"]["kd_losses"][0] > 0 and ckpt["logging"]["feat_losses"][0] > 0
+    assert os.path.isfile(os.path.join(kd_pipeline.student, "fold_0", "progress_kd.png"))
+    adapters = ckpt["kd_state"]["modules"]
+    assert len([k for k in adapters if k.endswith("weight")]) == 3  # one adapter per encoder level
+    record = ckpt["kd_state"]["teachers"][0]
+    assert record["role"] == "joint" and record["sha256"] == file_sha256(record["checkpoint"])
+
+
+def test_joint_teacher_is_self_contained(kd, kd_pipeline, tmp_path):
+    plans = load_json(os.path.join(kd_pipeline.joint_teacher, "plans.json"))
+    arch = plans["configurations"]["2d"]["architecture"]
+    assert arch["network_class_name"] == CLASS_NAME and len(arch["arch_kwargs"]["teachers"]) == 3
+    assert os.path.isfile(os.path.join(kd_pipeline.joint_teacher, "fold_0", "validation", "summary.json"))
+    pred = _predict(kd, tmp_path, "nnUNetTrainerJointTeacher_tiny")
+    assert len([f for f in os.listdir(pred) if f.endswith(".png")]) == 4
+
+
+def test_teachers_are_bit_identical_after_training(kd_pipeline):
+    joint = _ckpt(kd_pipeline.joint_teacher)
+    records = joint["kd_state"]["teachers"]
+    assert [r["role"] for r in records] == ["target", "source", "source"]
+    for i, (record, folder) in enumerate(zip(records, [kd_pipeline.target_teacher] + kd_pipeline.source_teachers)):
+        assert record["sha256"] == file_sha256(record["checkpoint"])
+        teacher = _ckpt(folder, record["fold"])["network_weights"]
+        for k, v in teacher.items():
+            if k.startswith("encoder."):
+                assert torch.equal(joint["network_weights"][f"teacher_encoders.{i}.{k[8:]}"], v), k
+
+
+def test_continue_restores_student_adapters(kd, kd_pipeline, nnunet_env, monkeypatch):
+    from nnunetv2.run.run_training import get_trainer_from_args
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    saved = _ckpt(kd_pipeline.student)["kd_state"]
+    trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny", kd.plans,
+                                    continue_training=True, device=torch.device("cpu"))
+    trainer.load_checkpoint(os.path.join(kd_pipeline.student, "fold_0", "checkpoint_final.pth"))
+    assert trainer.kd_step == saved["step"] == 4
+    for k, v in trainer.kd_modules.state_dict().items():
+        assert torch.equal(v, saved["modules"][k])
+
+
+def test_export_and_install_roundtrip_predicts_without_the_plugin(kd, kd_pipeline, tmp_path):
+    zip_file = str(tmp_path / "student.zip")
+    kd.run(["nnUNetv2_export_model_to_zip", "-d", kd.target, "-o", zip_file, "-c", "2d", "-tr",
+            "nnUNetTrainerJointKD_tiny", "-p", kd.plans, "-f", "0"], ext_trainer=False)
+    fresh = str(tmp_path / "fresh_results")
+    os.makedirs(fresh)
+    env = dict(kd.env, nnUNet_results=fresh)
+    kd.run(["nnUNetv2_install_pretrained_model_from_zip", zip_file], env=env, ext_trainer=False)
+    script = (
+        "import sys, torch\n"
+        "from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor\n"
+        "p = nnUNetPredictor(device=torch.device('cpu'), perform_everything_on_device=False)\n"
+        f"p.initialize_from_trained_model_folder({kd.model_folder(kd.target, 'nnUNetTrainerJointKD_tiny', fresh)!r},"
+        " use_folds=(0,))\n"
+        f"p.predict_from_files({os.path.join(kd.raw, kd.target, 'imagesTs')!r}, {str(tmp_path / 'out')!r},"
+        " num_processes_preprocessing=1, num_processes_segmentation_export=1)\n"
+        "assert not [m for m in sys.modules if m.startswith('nnunet_kd')], 'the plugin was imported'\n")
+    kd.run([sys.executable, "-c", script], env=env, ext_trainer=False)
+    assert len([f for f in os.listdir(tmp_path / "out") if f.endswith(".png")]) == 4
+
+
+def test_multi_head_baseline_exports_a_stock_target_head(kd, kd_pipeline, tmp_path):
+    kd.train(kd.target, "nnUNetTrainerMultiHead_tiny", 0)
+    folder = kd.model_folder(kd.target, "nnUNetTrainerMultiHead_tiny")
+    ckpt = _ckpt(folder)
+    assert ckpt["trainer_name"] == "nnUNetTrainer"
+    assert set(_ckpt(kd_pipeline.target_teacher)["network_weights"]) == set(ckpt["network_weights"])
+    assert any(k.startswith("decoders.1.") for k in ckpt["kd_state"]["modules"])  # one decoder per source
+    assert len(ckpt["logging"]["source_losses"]) == 2
+    pred = _predict(kd, tmp_path, "nnUNetTrainerMultiHead_tiny")
+    assert len([f for f in os.listdir(pred) if f.endswith(".png")]) == 4
+
+
+def test_missing_teacher_is_a_clear_error(kd, kd_pipeline):
+    path = os.path.join(kd.preprocessed, kd.target, kd.plans + ".json")
+    plans = load_json(path)
+    plans["plans_name"] = kd.plans + "_fold3"
+    plans["nnunet_kd"]["teachers"][1]["fold"] = 3
+    with open(os.path.join(kd.preprocessed, kd.target, kd.plans + "_fold3.json"), "w") as f:
+        json.dump(plans, f)
+    proc = kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", kd.plans + "_fold3", "-tr",
+                   "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], check=False)
+    assert proc.returncode != 0
+    assert "does not exist" in proc.stderr and "-tr nnUNetTrainerDomainAdversarial_tiny" in proc.stderr
