@@ -8,8 +8,8 @@ from nnunet_kd.errors import KDError
 
 
 def _trainer_path(_args) -> None:
-    import nnunet_kd.trainers
-    print(os.path.dirname(os.path.abspath(nnunet_kd.trainers.__file__)))
+    from nnunet_kd import trainer_path
+    print(trainer_path())
 
 
 def _json_arg(value: str, flag: str) -> dict:
@@ -35,6 +35,64 @@ def _plan(args) -> None:
     print(name)
 
 
+def _report(args) -> None:
+    from nnunet_kd.plans.shared import dataset_name
+    from nnunet_kd.report import DEFAULT_MODELS, report
+    results = os.environ.get("nnUNet_results")
+    if not results:
+        raise KDError("nnUNet_results is not set: export it to the folder holding the trained models.")
+    models = {label: trainer + args.suffix for label, trainer in DEFAULT_MODELS.items()}
+    test_folders = {}
+    for item in args.test_dir:
+        label, sep, folder = item.partition("=")
+        if not sep:
+            raise KDError(f"--test-dir {item!r} must be LABEL=FOLDER with LABEL one of {list(models)}.")
+        test_folders[label] = folder
+    report(results, dataset_name(args.t), args.p, args.c, models, test_folders, args.o)
+
+
+def _run_spec(args):
+    from nnunet_kd.pipeline import RunSpec
+    return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl, plans=args.p,
+                   preset=args.preset,
+                   channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
+                   derived_ids=args.derived_id, suffix=args.suffix, device=args.device, num_gpus=args.num_gpus,
+                   with_baselines=args.with_baselines)
+
+
+def _run(args) -> None:
+    from nnunet_kd.pipeline import Pipeline
+    from nnunet_kd.report import DEFAULT_MODELS, report
+    pipeline = Pipeline(_run_spec(args), force=args.force)
+    if args.dry_run:
+        print("\n".join(pipeline.dry_run_lines()))
+        return
+    pipeline.run()
+    models = {label: trainer + args.suffix for label, trainer in DEFAULT_MODELS.items()}
+    report(pipeline.env["nnUNet_results"], pipeline.target, pipeline.plans_name, args.c, models)
+
+
+def _demo(args) -> None:
+    from nnunet_kd.demo import demo
+    demo(args.out, seed=args.seed, device=args.device)
+
+
+def _add_dataset_args(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-pl", default="ExperimentPlanner",
+                   help="nnU-Net experiment planner for the target, e.g. nnUNetPlannerResEncM. Default: ExperimentPlanner.")
+    g.add_argument("-p", default=None,
+                   help="Reuse this existing plans identifier of the target (e.g. nnUNetPlans) instead of planning: it is "
+                        "copied under the shared name with the same data_identifier, so nothing is preprocessed again.")
+    p.add_argument("--preset", default="default",
+                   help="KD preset from plans/presets (default, tiny) or a path to a JSON file. Default: default.")
+    p.add_argument("--channel-map", default=None,
+                   help='JSON (string or file) mapping source id -> {target channel: source channel}, e.g. '
+                        '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
+    p.add_argument("--derived-id", type=int, nargs="+", default=None,
+                   help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: 900 + position in -s.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet_kd",
@@ -56,23 +114,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", type=int, nargs="+", required=True, help="Source dataset ids.")
     p.add_argument("-c", nargs="+", default=["3d_fullres"],
                    help="Configurations: 2d, 3d_fullres, 3d_lowres. Default: 3d_fullres.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-pl", default="ExperimentPlanner",
-                   help="nnU-Net experiment planner for the target, e.g. nnUNetPlannerResEncM. Default: ExperimentPlanner.")
-    g.add_argument("-p", default=None,
-                   help="Reuse this existing plans identifier of the target (e.g. nnUNetPlans) instead of planning: it is "
-                        "copied under the shared name with the same data_identifier, so nothing is preprocessed again.")
-    p.add_argument("--preset", default="default",
-                   help="KD preset from plans/presets (default, tiny) or a path to a JSON file. Default: default.")
-    p.add_argument("--channel-map", default=None,
-                   help='JSON (string or file) mapping source id -> {target channel: source channel}, e.g. '
-                        '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
-    p.add_argument("--derived-id", type=int, nargs="+", default=None,
-                   help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: 900 + position in -s.")
+    _add_dataset_args(p)
     p.add_argument("-np", type=int, default=None, help="Processes for fingerprinting and preprocessing. "
                                                        "Default: nnUNet_def_n_proc.")
     p.add_argument("--quiet", action="store_true", help="Print only the shared plans name.")
     p.set_defaults(func=_plan)
+
+    from nnunet_kd.report import DEFAULT_MODELS
+    p = sub.add_parser("report", help="Tabulate the Dice of every model of a KD experiment.",
+                       description="Collect nnU-Net's fold_*/validation/summary.json of the target teacher "
+                                   "(nnUNetTrainer), multi-head, joint teacher and student of the target, and write "
+                                   "report.md (printed), report.json and report.png. Models not trained yet are "
+                                   "listed with a note.")
+    p.add_argument("-t", type=int, required=True, help="Target dataset id.")
+    p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
+    p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
+    p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
+    p.add_argument("-o", default=None, help="Output folder. Default: "
+                                            "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
+    p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER",
+                   help="Folder with the summary.json of a model's test-set predictions (nnU-Net's "
+                        "compute_metrics_on_folder), LABEL one of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ".")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("run", help="Run the whole pipeline: plan, teachers, joint teacher, student, report.",
+                       description="plan -> target teachers -> source teachers -> joint teacher -> student "
+                                   "(-> multi-head baseline) for the given folds, then the report. Finished stages are "
+                                   "skipped, interrupted ones resume with nnU-Net's --c; --dry-run prints the commands "
+                                   "(one per line: stage, dependencies, environment, command) for cluster jobs.")
+    p.add_argument("-t", type=int, required=True, help="Target dataset id.")
+    p.add_argument("-s", type=int, nargs="+", required=True, help="Source dataset ids.")
+    p.add_argument("-c", default="3d_fullres", help="Configuration: 2d, 3d_fullres or 3d_lowres. Default: 3d_fullres.")
+    p.add_argument("-f", nargs="+", default=["0"], help="Folds of the target (0-4 or all). Default: 0.")
+    _add_dataset_args(p)
+    p.add_argument("--suffix", default="", choices=["", "_tiny", "_5epochs", "_demo"],
+                   help="Short-trainer variant for quick runs. Default: none (full nnU-Net training).")
+    p.add_argument("--device", default="cuda", choices=["cpu", "cuda"], help="Default: cuda.")
+    p.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnU-Net's -num_gpus). Default: 1.")
+    p.add_argument("--with-baselines", action="store_true", help="Also train the multi-head baseline.")
+    p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
+    p.add_argument("--force", action="store_true",
+                   help="Retrain finished stages whose KD block or teachers changed (old fold folders are kept).")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("demo", help="Generate the built-in demo benchmark and run the whole pipeline on it (CPU).",
+                       description="Writes a small multi-domain benchmark (a target with few labelled cases and a "
+                                   "test set, two larger sources from other scanners) in nnU-Net raw format under "
+                                   "--out, sets the nnU-Net folders there, runs plan, teachers, joint teacher, student "
+                                   "and multi-head with the _demo trainers, predicts the test set with every model and "
+                                   "prints the results table. About 15 minutes on 2 CPU cores.")
+    p.add_argument("--out", default="nnunet_kd_demo", help="Folder for data, models and report. Default: nnunet_kd_demo")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the generated data. Default: 0.")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="Default: cpu.")
+    p.set_defaults(func=_demo)
     return parser
 
 

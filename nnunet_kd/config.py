@@ -38,6 +38,7 @@ DEFAULT_SETTINGS = {
     "student": {"width": 1.0, "init_from_target_teacher": False},
 }
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
+RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
 TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}
 _WEIGHTS = (("dann", "weight"), ("distill", "w_task"), ("distill", "w_feat"), ("distill", "w_kd"))
 
@@ -107,7 +108,7 @@ def validate_settings(settings: dict, where: str) -> None:
 
 def validate_block(block: dict, where: str) -> dict:
     """Checks a KD block read from a plans file; returns it with defaults filled in."""
-    settings = {k: v for k, v in block.items() if k not in DATASET_KEYS}
+    settings = {k: v for k, v in block.items() if k not in DATASET_KEYS + RECORD_KEYS}
     missing = [k for k in DATASET_KEYS if k not in block]
     if missing:
         raise KDError(f"{where}: the KD block lacks {missing}. Recreate it with `nnunet_kd plan`.")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -221,13 +222,30 @@ def verify_shared_plans(plans_by_dataset: Dict[str, dict], configurations: Seque
                               f"Rerun `nnunet_kd plan` with a fresh plans name.")
 
 
-def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
-         plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
-         derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
-         verbose: bool = True) -> str:
-    """Runs the shared-plans step and returns the shared plans name."""
+@dataclass
+class SharedPlansSpec:
+    """What `plan` will produce, known before anything is written."""
+    name: str
+    target: _Dataset
+    sources: List[_Dataset]  # as given on the command line
+    derived: List[tuple]  # (index in sources, derived dataset name, its dataset.json)
+    configurations: List[str]
+    settings: dict
+
+    @property
+    def source_names(self) -> List[str]:
+        """The datasets the source teachers train on (derived names where channels were mapped)."""
+        names = [s.name for s in self.sources]
+        for i, dname, _ in self.derived:
+            names[i] = dname
+        return names
+
+
+def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
+            plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
+            derived_ids: Optional[Sequence[int]] = None) -> SharedPlansSpec:
+    """Checks the inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
-    log = print if verbose else (lambda *a, **k: None)
     configurations = list(dict.fromkeys(configurations))
     for c in configurations:
         if c == "3d_cascade_fullres":
@@ -278,9 +296,21 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
                           f"Choose free ids with --derived-id.")
         derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
                                                              srcs[i].json, tgt.json, order)))
+    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings)
+
+
+def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
+         plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
+         derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
+         verbose: bool = True) -> str:
+    """Runs the shared-plans step and returns the shared plans name."""
+    log = print if verbose else (lambda *a, **k: None)
+    spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids)
+    name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
+        spec.settings
 
     # 2. derived datasets and fingerprints (nnU-Net's extractor; existing fingerprints are reused)
-    for i, dname, djson in derived_specs:
+    for i, dname, djson in spec.derived:
         register_derived(nnUNet_raw.get(), dname, djson)
         log(f"{srcs[i].name} -> {dname} (channels {djson['nnunet_kd_derived_from']['source_channels']} as "
             f"{channel_list(tgt.json)})")

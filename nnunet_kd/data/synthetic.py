@@ -115,6 +115,11 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
     return folder
 
 
+def demo_benchmark() -> List[DatasetSpec]:
+    """The built-in demo: few labelled target cases with a held-out test set, larger sources from other scanners."""
+    return tiny_benchmark(n_target=8, n_source=40, n_test=20)
+
+
 def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,
                    ids=(1, 2, 3)) -> List[DatasetSpec]:
     """A target (channel 'T1') and two sources from other scanners: one with channels 'FLAIR' and 't1' (mapped by

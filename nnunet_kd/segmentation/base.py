@@ -7,6 +7,7 @@ and ``kd_state`` = the extras (domain heads, adapters, ...) and their schedule p
 """
 import os
 import random
+import signal
 from typing import List
 
 import numpy as np
@@ -66,6 +67,8 @@ class KDTrainerMixin:
     kd_log_keys: List[str] = []
     #: whether this trainer cannot run without the KD block
     requires_kd_block = False
+    #: the stage name used by failpoints (NNUNET_KD_FAILPOINT=<role>:<point>)
+    kd_role = "target"
     #: short-variant suffix (``_tiny``, ``_5epochs``): teachers named in the KD block get the same suffix
     variant_suffix = ""
 
@@ -95,9 +98,7 @@ class KDTrainerMixin:
         """Fill ``self.kd_modules``; called in ``initialize()`` after the network exists."""
 
     def initialize(self):
-        if self.was_initialized:
-            return super().initialize()  # raises nnU-Net's error
-        # nnU-Net calls configure_optimizers inside initialize, so the extras must exist before: build them lazily there
+        # nnU-Net calls configure_optimizers inside initialize; the extras are built there, before the optimizer
         super().initialize()
         if self.is_ddp and len(list(self.kd_modules.parameters())):
             self.kd_modules_ddp = DDP(self.kd_modules, device_ids=[self.local_rank])
@@ -156,6 +157,10 @@ class KDTrainerMixin:
                 values = [v for g in gathered for v in g]
             self.logger.log(log_key, float(np.mean(values)), self.current_epoch)
 
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        failpoint(self.kd_role, f"after_epoch_{self.current_epoch - 1}")
+
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def kd_state_dict(self) -> dict:
         return {"modules": self.kd_modules.state_dict(), "step": self.kd_step, "teachers": self.teacher_records}
@@ -210,6 +215,16 @@ class KDTrainerMixin:
             self.load_kd_state_dict(checkpoint["kd_state"])
         elif len(list(self.kd_modules.parameters())):
             self.print_to_log_file(f"WARNING: {filename_or_checkpoint} has no kd_state; the plugin's extras start fresh.")
+
+
+FAILPOINT_ENV = "NNUNET_KD_FAILPOINT"
+
+
+def failpoint(role: str, point: str) -> None:
+    """Kills this process with SIGKILL when NNUNET_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
+    if os.environ.get(FAILPOINT_ENV) == f"{role}:{point}":
+        print(f"nnunet_kd: failpoint {role}:{point} reached, killing this process", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def changed_teachers(records) -> List[str]:

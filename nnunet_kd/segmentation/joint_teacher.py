@@ -19,6 +19,7 @@ class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
     name the joint network by dotted path, so prediction needs no nnUNet_extTrainer."""
 
     requires_kd_block = True
+    kd_role = "joint"
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:

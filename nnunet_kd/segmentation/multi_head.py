@@ -34,6 +34,7 @@ class SourceDecoders(nn.Module):
 
 class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
     requires_kd_block = True
+    kd_role = "multihead"
     kd_log_keys = ["target_losses", "source_losses"]
 
     @classmethod

@@ -23,6 +23,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
     of source and target batches (one concatenated forward). The network stays the stock plans network."""
 
     requires_kd_block = True
+    kd_role = "source"
     kd_log_keys = ["task_losses", "domain_losses", "domain_accs", "grl_lambdas"]
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -57,7 +58,8 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     def build_kd_modules(self) -> None:
         net = self.stock_network()
-        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"])
+        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"],
+                                                 net.encoder.conv_op)
         self.tap = EncoderTap(net)
 
     @property

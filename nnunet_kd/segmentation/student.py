@@ -33,6 +33,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     """The deployable student. Teachers load lazily in on_train_start, so --val and prediction never need them."""
 
     requires_kd_block = True
+    kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
 
     @classmethod

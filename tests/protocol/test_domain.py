@@ -6,7 +6,7 @@ from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_ac
 def test_heads_per_level_and_gradient_reversal():
     torch.manual_seed(0)
     skips = [torch.randn(4, c, 8, 8, requires_grad=True) for c in (8, 16, 32)]
-    heads = AdversarialDomainHeads([8, 16, 32], levels=[-1, 1], hidden=16)
+    heads = AdversarialDomainHeads([8, 16, 32], levels=[-1, 1], hidden=16, conv_op=torch.nn.Conv2d)
     assert heads.levels == [1, 2]
     logits = heads(skips, lambd=1.0)
     assert logits.shape == (2, 4)

@@ -1,0 +1,66 @@
+"""`nnunet_kd demo`: a small multi-domain benchmark, the whole pipeline on CPU, test-set evaluation, results table."""
+import os
+import subprocess
+from typing import Dict
+
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
+from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+
+from nnunet_kd.data.synthetic import demo_benchmark, write_dataset
+from nnunet_kd.pipeline import Pipeline, RunSpec
+from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
+
+DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
+
+
+def set_nnunet_folders(out_dir: str) -> Dict[str, str]:
+    folders = {k: join(out_dir, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    for k, v in folders.items():
+        os.makedirs(v, exist_ok=True)
+        os.environ[k] = v
+    os.environ.setdefault("nnUNet_def_n_proc", "2")
+    os.environ.setdefault("nnUNet_n_proc_DA", "0")
+    return folders
+
+
+def write_demo_data(raw: str, seed: int = 0) -> None:
+    for spec in demo_benchmark():
+        folder = join(raw, f"Dataset{spec.dataset_id:03d}_{spec.name}")
+        if not isfile(join(folder, "dataset.json")):
+            write_dataset(raw, spec, seed=seed)
+
+
+def evaluate_test_set(pipeline: Pipeline, trainer: str, out_dir: str) -> str:
+    """Predicts the target's imagesTs with stock nnUNetv2_predict and scores it with compute_metrics_on_folder."""
+    env = pipeline.env
+    raw = join(env["nnUNet_raw"], pipeline.target)
+    dataset_json = load_json(join(raw, "dataset.json"))
+    subprocess.run(["nnUNetv2_predict", "-i", join(raw, "imagesTs"), "-o", out_dir, "-d", pipeline.target, "-c",
+                    pipeline.spec.configuration, "-f", *pipeline.spec.folds, "-p", pipeline.plans_name, "-tr", trainer,
+                    "-device", pipeline.spec.device, "--disable_progress_bar"],
+                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+    example = next(f for f in os.listdir(join(raw, "labelsTs")) if f.endswith(dataset_json["file_ending"]))
+    reader = determine_reader_writer_from_dataset_json(dataset_json, join(raw, "labelsTs", example))
+    labels = [v for k, v in dataset_json["labels"].items() if k != "background" and k != "ignore"]
+    compute_metrics_on_folder(join(raw, "labelsTs"), out_dir, join(out_dir, "summary.json"), reader(),
+                              dataset_json["file_ending"], labels, num_processes=2)
+    return out_dir
+
+
+def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
+    out_dir = os.path.abspath(out_dir)
+    folders = set_nnunet_folders(out_dir)
+    write_demo_data(folders["nnUNet_raw"], seed)
+    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
+                   channel_map=DEMO_CHANNEL_MAP, suffix=suffix, device=device, with_baselines=True)
+    pipeline = Pipeline(spec)
+    pipeline.run()
+    test_folders = {}
+    for label, trainer in MODELS.items():
+        pred = join(out_dir, "test_predictions", trainer + suffix)
+        print(f"test set: predicting with {label} ({trainer + suffix})", flush=True)
+        test_folders[label] = evaluate_test_set(pipeline, trainer + suffix, pred)
+    return report(folders["nnUNet_results"], pipeline.target, pipeline.plans_name, spec.configuration,
+                  {label: trainer + suffix for label, trainer in MODELS.items()}, test_folders,
+                  join(out_dir, "report"))

@@ -1,0 +1,238 @@
+"""`nnunet_kd run`: plan -> target teachers -> source teachers -> joint teachers -> students (-> multi-head).
+
+The run is a list of stages, each one command line (``nnunet_kd plan`` or ``nnUNetv2_train``) with its environment and
+the stages it depends on; ``--dry-run`` prints exactly these commands, ``run`` executes them. A training stage is
+finished when its ``checkpoint_final.pth`` and ``validation/summary.json`` exist and the fingerprint it recorded (KD
+block + checkpoints of the stages it depends on) still matches. Finished stages are skipped, interrupted ones resume
+with ``--c``, a stage whose recorded fingerprint differs is refused unless ``--force``.
+"""
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, save_json
+
+from nnunet_kd import trainer_path
+from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.teachers import file_sha256
+
+STAGE_RECORD = "nnunet_kd_stage.json"
+PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
+
+
+@dataclass
+class Stage:
+    id: str
+    title: str
+    argv: List[str]
+    depends: List[str] = field(default_factory=list)
+    dataset: Optional[str] = None
+    trainer: Optional[str] = None
+    fold: Optional[str] = None
+
+    def fold_folder(self, results: str, plans: str, configuration: str) -> Optional[str]:
+        if self.trainer is None:
+            return None
+        return join(results, self.dataset, f"{self.trainer}__{plans}__{configuration}", f"fold_{self.fold}")
+
+
+@dataclass
+class RunSpec:
+    target: int
+    sources: List[int]
+    configuration: str
+    folds: List[str]
+    planner: str = "ExperimentPlanner"
+    plans: Optional[str] = None
+    preset: str = "default"
+    channel_map: Optional[dict] = None
+    derived_ids: Optional[List[int]] = None
+    suffix: str = ""
+    device: str = "cuda"
+    num_gpus: int = 1
+    with_baselines: bool = False
+
+
+def _plan_argv(spec: RunSpec) -> List[str]:
+    argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", spec.configuration,
+            "--preset", spec.preset]
+    argv += ["-p", spec.plans] if spec.plans else ["-pl", spec.planner]
+    if spec.channel_map:
+        argv += ["--channel-map", json.dumps(spec.channel_map)]
+    if spec.derived_ids:
+        argv += ["--derived-id", *map(str, spec.derived_ids)]
+    return argv
+
+
+def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]) -> List[Stage]:
+    def train(dataset, trainer, fold):
+        argv = ["nnUNetv2_train", dataset, spec.configuration, str(fold), "-p", plans_name, "-tr", trainer + spec.suffix,
+                "-device", spec.device]
+        return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else [])
+
+    stages = [Stage("plan", "shared plans", _plan_argv(spec))]
+    source_ids = []
+    for s in sources:
+        sid = f"source:{s}"
+        stages.append(Stage(sid, f"source teacher {s}", train(s, "nnUNetTrainerDomainAdversarial", "all"), ["plan"],
+                            s, "nnUNetTrainerDomainAdversarial" + spec.suffix, "all"))
+        source_ids.append(sid)
+    for f in spec.folds:
+        stages.append(Stage(f"target:{f}", f"target teacher fold {f}", train(target, "nnUNetTrainer", f), ["plan"],
+                            target, "nnUNetTrainer" + spec.suffix, f))
+    for f in spec.folds:
+        stages.append(Stage(f"joint:{f}", f"joint teacher fold {f}", train(target, "nnUNetTrainerJointTeacher", f),
+                            [f"target:{f}"] + source_ids, target, "nnUNetTrainerJointTeacher" + spec.suffix, f))
+        stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, "nnUNetTrainerJointKD", f),
+                            [f"joint:{f}"], target, "nnUNetTrainerJointKD" + spec.suffix, f))
+        if spec.with_baselines:
+            stages.append(Stage(f"multihead:{f}", f"multi-head baseline fold {f}",
+                                train(target, "nnUNetTrainerMultiHead", f), ["plan"], target,
+                                "nnUNetTrainerMultiHead" + spec.suffix, f))
+    return stages
+
+
+def command_env() -> Dict[str, str]:
+    """The environment every stage needs (printed by --dry-run)."""
+    env = {k: os.environ[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in os.environ}
+    missing = {"nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"} - set(env)
+    if missing:
+        raise KDError(f"{sorted(missing)} not set: point them at your nnU-Net folders.")
+    env["nnUNet_extTrainer"] = trainer_path()
+    env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+    return env
+
+
+class Pipeline:
+    def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True)):
+        from nnunet_kd.plans.shared import prepare
+        self.spec, self.force, self.log = spec, force, log
+        self.env = command_env()
+        shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
+                         spec.channel_map, spec.derived_ids)
+        self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
+        self.stages = build_stages(spec, self.plans_name, self.target, self.source_names)
+        self.by_id = {s.id: s for s in self.stages}
+
+    # ---- what is done ------------------------------------------------------------------------------------------
+    def folder(self, stage: Stage) -> Optional[str]:
+        return stage.fold_folder(self.env["nnUNet_results"], self.plans_name, self.spec.configuration)
+
+    def plans_exist(self) -> bool:
+        for ds in [self.target] + self.source_names:
+            path = join(self.env["nnUNet_preprocessed"], ds, self.plans_name + ".json")
+            if not isfile(path):
+                return False
+            data = join(self.env["nnUNet_preprocessed"], ds,
+                        load_json(path)["configurations"][self.spec.configuration]["data_identifier"])
+            if not os.path.isdir(data) or not os.listdir(data):
+                return False
+        return True
+
+    def fingerprint(self, stage: Stage) -> str:
+        """KD block + sha256 of the checkpoints of the stages this one trains from."""
+        plans = load_json(join(self.env["nnUNet_preprocessed"], stage.dataset, self.plans_name + ".json"))
+        parts = [json.dumps(plans.get(KD_BLOCK_KEY), sort_keys=True)]
+        for dep in stage.depends:
+            folder = self.folder(self.by_id[dep])
+            if folder is not None:
+                parts.append(file_sha256(join(folder, "checkpoint_final.pth")))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def status(self, stage: Stage):
+        """('done' | 'resume' | 'restart' | 'new' | 'changed', reason)."""
+        folder = self.folder(stage)
+        final, summary = join(folder, "checkpoint_final.pth"), join(folder, "validation", "summary.json")
+        if isfile(final) and isfile(summary):
+            record = join(folder, STAGE_RECORD)
+            recorded = load_json(record)["fingerprint"] if isfile(record) else None
+            current = self.fingerprint(stage)
+            if recorded is None:  # trained by hand before: adopt it as it is
+                save_json({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True}, record)
+                return "done", "finished (trained outside `nnunet_kd run`; its KD block and teachers recorded now)"
+            if recorded == current:
+                return "done", "finished, same KD block and teachers"
+            return "changed", "finished, but its KD block or teachers changed since"
+        for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
+            path = join(folder, name)
+            if isfile(path):
+                try:
+                    torch.load(path, map_location="cpu", weights_only=False)
+                except Exception as e:
+                    os.replace(path, path + ".unreadable")
+                    return "restart", f"{path} does not load ({type(e).__name__}); moved aside to *.unreadable"
+                return "resume", f"interrupted; continuing from {name}"
+        return "new", "not trained yet"
+
+    # ---- running -----------------------------------------------------------------------------------------------
+    def dry_run_lines(self) -> List[str]:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{env} {shlex.join(s.argv)}" for s in self.stages]
+
+    def _execute(self, argv: List[str]) -> None:
+        proc = subprocess.run(argv, env={**os.environ, **self.env})
+        if proc.returncode != 0:
+            raise KDError(f"`{shlex.join(argv)}` failed with exit status {proc.returncode} (its output is above). "
+                          f"Fix the cause and rerun the same `nnunet_kd run`: finished stages are skipped and this "
+                          f"one resumes.")
+
+    def run(self) -> None:
+        start = time.time()
+        n = len(self.stages)
+        for i, stage in enumerate(self.stages, 1):
+            head = f"[{i}/{n}] {stage.title}"
+            argv = list(stage.argv)
+            if stage.id == "plan" and self.plans_exist():
+                self.log(f"{head}: skipped (shared plans {self.plans_name} and preprocessed data exist)")
+                continue
+            if stage.trainer is not None:
+                state, reason = self.status(stage)
+                if state == "done":
+                    self.log(f"{head}: skipped ({reason})")
+                    continue
+                if state == "changed":
+                    if not self.force:
+                        raise KDError(f"{head}: {reason}. Its model folder {self.folder(stage)} would no longer match "
+                                      f"what it was trained from. Rerun with --force to retrain it (the old fold folder "
+                                      f"is kept beside it), or restore the previous teachers / KD block.")
+                    old = self.folder(stage)
+                    os.replace(old, f"{old}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                    reason = "retraining (--force)"
+                elif state == "resume":
+                    argv.append("--c")
+                self.log(f"{head}: {reason}")
+            t0 = time.time()
+            self.log(f"{head}: start  {shlex.join(argv)}")
+            self._execute(argv)
+            if stage.trainer is not None:
+                save_json({"fingerprint": self.fingerprint(stage), "command": shlex.join(stage.argv)},
+                          join(self.folder(stage), STAGE_RECORD))
+            if stage.id.startswith("student:"):
+                self.record_teachers(stage)
+            self.log(f"{head}: done in {time.time() - t0:.0f} s (total {time.time() - start:.0f} s)")
+
+    def record_teachers(self, student: Stage) -> None:
+        """Writes the teachers the student was distilled from into the KD block of its model folder's plans.json."""
+        model_folder = os.path.dirname(self.folder(student))
+        plans_file = join(model_folder, "plans.json")
+        plans = load_json(plans_file)
+        joint = self.by_id[student.depends[0]]
+        joint_plans = load_json(join(os.path.dirname(self.folder(joint)), "plans.json"))
+        teachers = [self.folder(self.by_id[d]) for d in joint.depends]
+        plans[KD_BLOCK_KEY]["run"] = {
+            "joint_teacher": self.folder(joint),
+            "teachers": [{"fold_folder": f, "sha256": file_sha256(join(f, "checkpoint_final.pth"))} for f in teachers],
+            "fusion_levels": joint_plans["configurations"][self.spec.configuration]["architecture"]["arch_kwargs"][
+                "fusion_levels"],
+        }
+        tmp = plans_file + ".tmp"
+        save_json(plans, tmp, sort_keys=False)
+        os.replace(tmp, plans_file)
+

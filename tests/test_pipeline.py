@@ -1,0 +1,113 @@
+"""`nnunet_kd run` on the session fixture, in a results folder of its own."""
+import os
+import json
+import shlex
+import shutil
+import subprocess
+
+import pytest
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from conftest import CHANNEL_MAP
+
+RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
+       str(CHANNEL_MAP).replace("'", '"'), "--suffix", "_tiny", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def run_env(kd, kd_pipeline, tmp_path_factory):
+    """The fixture's datasets and plans, a fresh nnUNet_results: every training stage runs."""
+    return dict(kd.env, nnUNet_results=str(tmp_path_factory.mktemp("run_results")))
+
+
+@pytest.fixture(scope="module")
+def first_run(kd, run_env):
+    return kd.run(RUN, env=run_env)
+
+
+def _stage_lines(proc):
+    return [line for line in proc.stdout.splitlines() if line.startswith("[")]
+
+
+def _fold_folder(env, kd, dataset, trainer):
+    return os.path.join(env["nnUNet_results"], dataset, f"{trainer}__{kd.plans}__2d",
+                        "fold_all" if "DomainAdversarial" in trainer else "fold_0")
+
+
+def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
+    lines = _stage_lines(first_run)
+    assert any(line.startswith("[1/6] shared plans: skipped") for line in lines)  # planned by the fixture
+    for n in range(2, 7):
+        assert any(line.startswith(f"[{n}/6]") and " done in " in line for line in lines), lines
+    for dataset, trainer in ((kd.source_a, "nnUNetTrainerDomainAdversarial_tiny"),
+                             (kd.source_b, "nnUNetTrainerDomainAdversarial_tiny"), (kd.target, "nnUNetTrainer_tiny"),
+                             (kd.target, "nnUNetTrainerJointTeacher_tiny"), (kd.target, "nnUNetTrainerJointKD_tiny")):
+        folder = _fold_folder(run_env, kd, dataset, trainer)
+        assert os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
+        assert os.path.isfile(os.path.join(folder, "nnunet_kd_stage.json"))
+    student_plans = load_json(os.path.join(run_env["nnUNet_results"], kd.target,
+                                           f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d", "plans.json"))
+    used = student_plans["nnunet_kd"]["run"]
+    assert len(used["teachers"]) == 3 and used["joint_teacher"].endswith("fold_0")
+    assert "student" in first_run.stdout and "Dice" in first_run.stdout  # the report table
+
+
+def test_second_run_skips_every_stage(kd, run_env, first_run):
+    lines = _stage_lines(kd.run(RUN, env=run_env))
+    assert len(lines) == 6 and all(": skipped (" in line for line in lines), lines
+
+
+def test_changed_teacher_is_refused_until_force(kd, run_env, first_run):
+    record = os.path.join(_fold_folder(run_env, kd, kd.target, "nnUNetTrainerJointKD_tiny"), "nnunet_kd_stage.json")
+    saved = load_json(record)
+    try:
+        with open(record, "w") as f:
+            f.write('{"fingerprint": "something else"}')
+        proc = kd.run(RUN, env=run_env, check=False)
+        assert proc.returncode == 2
+        assert "changed since" in proc.stderr and "--force" in proc.stderr
+    finally:
+        with open(record, "w") as f:
+            json.dump(saved, f)
+
+
+def test_killed_student_resumes(kd, run_env, first_run):
+    folder = _fold_folder(run_env, kd, kd.target, "nnUNetTrainerJointKD_tiny")
+    os.replace(folder, folder + ".first")  # train the student again, killed after its first epoch
+    proc = kd.run(RUN, env=run_env, check=False, NNUNET_KD_FAILPOINT="student:after_epoch_0")
+    assert proc.returncode == 2 and "failpoint student:after_epoch_0 reached" in proc.stdout
+    assert os.path.isfile(os.path.join(folder, "checkpoint_latest.pth"))
+    assert not os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
+    proc = kd.run(RUN, env=run_env)
+    assert "interrupted; continuing from checkpoint_latest.pth" in proc.stdout
+    assert "--c" in proc.stdout
+    assert os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
+    assert os.path.isfile(os.path.join(folder, "validation", "summary.json"))
+
+
+def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_path):
+    proc = kd.run(RUN + ["--dry-run"], env=run_env)
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [
+        "plan", f"source:{kd.source_a}", f"source:{kd.source_b}", "target:0", "joint:0", "student:0"]
+    by_id = {line.split("\t")[0]: line.split("\t") for line in lines}
+    assert by_id["joint:0"][1] == f"after=target:0,source:{kd.source_a},source:{kd.source_b}"
+    # every training command writes the fold folder that `run` produced
+    for stage, (_, _, command) in by_id.items():
+        if stage == "plan":
+            continue
+        argv = shlex.split(command)
+        env_part = [a for a in argv if "=" in a and a.split("=")[0].startswith("nnUNet")]
+        cmd = argv[len(env_part):]
+        assert cmd[0] == "nnUNetv2_train"
+        trainer, fold = cmd[cmd.index("-tr") + 1], cmd[3]
+        assert os.path.isdir(os.path.join(run_env["nnUNet_results"], cmd[1], f"{trainer}__{kd.plans}__2d",
+                                          f"fold_{fold}"))
+    # executing the printed student line exactly (environment and command) rebuilds the student's fold folder
+    student = os.path.join(run_env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d",
+                           "fold_0")
+    shutil.rmtree(student)
+    proc = subprocess.run(["bash", "-c", by_id["student:0"][2]], env=dict(os.environ, PATH=run_env["PATH"]),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.path.isfile(os.path.join(student, "checkpoint_final.pth"))

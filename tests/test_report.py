@@ -1,0 +1,198 @@
+"""`nnunet_kd report` on hand-written nnU-Net summary.json files (expected numbers computed by hand)."""
+import json
+import math
+import os
+
+import pytest
+
+from nnunet_kd.cli import main
+from nnunet_kd.errors import KDError
+from nnunet_kd.report import collect, write_report
+
+NAN = float("nan")
+MODELS = {"target teacher": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHead",
+          "joint teacher": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD",
+          "unfinished": "nnUNetTrainerUnfinished"}
+
+
+def write_summary(folder, dice1, dice2):
+    """A summary.json as nnU-Net writes it: its foreground_mean is NaN when a class is NaN."""
+    os.makedirs(folder, exist_ok=True)
+    summary = {"foreground_mean": {"Dice": (dice1 + dice2) / 2, "IoU": 0.5},
+               "mean": {"1": {"Dice": dice1, "IoU": 0.5}, "2": {"Dice": dice2, "IoU": 0.5}},
+               "metric_per_case": []}
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump(summary, f)  # writes NaN as the bare NaN token, like nnU-Net
+
+
+def write_fold(results, target, trainer, fold, dice1, dice2, plans="P", configuration="2d"):
+    write_summary(os.path.join(results, target, f"{trainer}__{plans}__{configuration}", fold, "validation"),
+                  dice1, dice2)
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    results = str(tmp_path / "results")
+    t = "Dataset001_X"
+    write_fold(results, t, "nnUNetTrainer", "fold_0", 0.8, 0.6)
+    write_fold(results, t, "nnUNetTrainer", "fold_1", 0.9, NAN)  # class 2 absent everywhere in fold 1
+    write_fold(results, t, "nnUNetTrainer", "fold_2", 0.7, 0.5)
+    write_fold(results, t, "nnUNetTrainerJointTeacher", "fold_all", 0.6, 0.4)
+    write_fold(results, t, "nnUNetTrainerJointKD", "fold_0", 0.85, 0.75)
+    write_fold(results, t, "nnUNetTrainerJointKD", "fold_1", 0.95, 0.65)
+    write_fold(results, t, "nnUNetTrainerJointKD", "fold_3", 0.5, 0.5, plans="OtherPlans")  # another experiment
+    os.makedirs(os.path.join(results, t, "nnUNetTrainerUnfinished__P__2d", "fold_0"))  # no validation yet
+    os.makedirs(os.path.join(results, t, "nnUNetTrainer__P__2d", "fold_3"))  # fold without summary: skipped
+    tests = {"target teacher": str(tmp_path / "test_teacher"), "student": str(tmp_path / "test_student")}
+    write_summary(tests["target teacher"], 0.7, 0.6)
+    write_summary(tests["student"], 0.8, NAN)
+    return results, t, tests
+
+
+def test_per_fold_values_means_and_stds(experiment):
+    results, t, _ = experiment
+    rep = collect(results, t, "P", "2d", MODELS)
+    assert rep["baseline"] == "target teacher"
+    teacher = rep["models"]["target teacher"]
+    assert list(teacher["folds"]) == ["fold_0", "fold_1", "fold_2"]
+    assert teacher["folds"]["fold_0"]["foreground"] == pytest.approx(0.7)
+    assert teacher["folds"]["fold_1"] == {"foreground": pytest.approx(0.9), "per_class": {"1": 0.9, "2": None}}
+    assert teacher["folds"]["fold_2"]["per_class"] == {"1": 0.7, "2": 0.5}
+    # foreground per fold 0.7, 0.9, 0.6
+    mean = (0.7 + 0.9 + 0.6) / 3
+    std = math.sqrt(((0.7 - mean) ** 2 + (0.9 - mean) ** 2 + (0.6 - mean) ** 2) / 3)
+    assert teacher["validation"]["foreground"] == {"mean": pytest.approx(mean), "std": pytest.approx(std)}
+    assert teacher["validation"]["per_class"]["1"] == {"mean": pytest.approx(0.8),
+                                                       "std": pytest.approx(math.sqrt(0.02 / 3))}
+    assert teacher["validation"]["per_class"]["2"] == {"mean": pytest.approx(0.55), "std": pytest.approx(0.05)}
+
+    joint = rep["models"]["joint teacher"]  # a single fold: std 0
+    assert list(joint["folds"]) == ["fold_all"]
+    assert joint["validation"]["foreground"] == {"mean": pytest.approx(0.5), "std": 0.0}
+
+    student = rep["models"]["student"]  # only the folds of the requested plans
+    assert list(student["folds"]) == ["fold_0", "fold_1"]
+    assert student["validation"]["foreground"] == {"mean": pytest.approx(0.8), "std": pytest.approx(0.0)}
+    assert student["validation"]["per_class"]["2"] == {"mean": pytest.approx(0.7), "std": pytest.approx(0.05)}
+
+
+def test_differences_to_the_baseline(experiment):
+    results, t, tests = experiment
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    models = rep["models"]
+    teacher_mean = (0.7 + 0.9 + 0.6) / 3
+    assert models["target teacher"]["delta_vs_baseline"] is None
+    assert models["student"]["delta_vs_baseline"] == {"validation": pytest.approx(0.8 - teacher_mean),
+                                                      "test": pytest.approx(0.8 - 0.65)}
+    assert models["joint teacher"]["delta_vs_baseline"] == {"validation": pytest.approx(0.5 - teacher_mean),
+                                                            "test": None}
+    assert models["multi-head"]["delta_vs_baseline"] == {"validation": None, "test": None}
+
+
+def test_missing_models_are_empty_rows_with_a_note(experiment):
+    results, t, _ = experiment
+    rep = collect(results, t, "P", "2d", MODELS)
+    for label, note in (("multi-head", "no model folder"), ("unfinished", "no fold_*/validation/summary.json")):
+        row = rep["models"][label]
+        assert row["folds"] == {} and row["test"] is None
+        assert row["validation"] == {"foreground": {"mean": None, "std": None}, "per_class": {}}
+        assert len(row["notes"]) == 1 and note in row["notes"][0]
+
+
+def test_test_set_values(experiment):
+    results, t, tests = experiment
+    rep = collect(results, t, "P", "2d", MODELS, dict(tests, **{"joint teacher": str(os.path.dirname(results))}))
+    assert rep["models"]["target teacher"]["test"] == {"foreground": pytest.approx(0.65),
+                                                       "per_class": {"1": 0.7, "2": 0.6}}
+    assert rep["models"]["student"]["test"] == {"foreground": pytest.approx(0.8), "per_class": {"1": 0.8, "2": None}}
+    joint = rep["models"]["joint teacher"]  # test folder without summary.json
+    assert joint["test"] is None and "no test-set summary" in joint["notes"][0]
+    with pytest.raises(KDError, match="unknown models"):
+        collect(results, t, "P", "2d", MODELS, {"teacher": str(results)})
+
+
+def test_unreadable_summary_is_a_kd_error(experiment):
+    results, t, _ = experiment
+    with open(os.path.join(results, t, "nnUNetTrainer__P__2d", "fold_0", "validation", "summary.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(KDError, match="fold_0"):
+        collect(results, t, "P", "2d", MODELS)
+
+
+def _strict(text):
+    def reject(token):
+        raise ValueError(f"{token} in report.json")
+    return json.loads(text, parse_constant=reject)
+
+
+def test_write_report_files(experiment, tmp_path):
+    results, t, tests = experiment
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    out = tmp_path / "out"
+    md = write_report(rep, str(out))
+    assert (out / "report.md").read_text() == md
+    assert _strict((out / "report.json").read_text()) == json.loads(json.dumps(rep))
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Model"))
+    assert header.split(" | ")[2:] == ["Folds", "Val fg Dice (mean ± std)", "Val Dice 1", "Val Dice 2", "Test fg Dice",
+                                       "Δ val vs baseline", "Δ test vs baseline |"]
+    row = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines if line.startswith("| ")}
+    assert row["target teacher"] == ["nnUNetTrainer", "0, 1, 2", "0.7333 ± 0.1247", "0.8000", "0.5500", "0.6500",
+                                     "(baseline)", "(baseline) |"]
+    assert row["student"] == ["nnUNetTrainerJointKD", "0, 1", "0.8000 ± 0.0000", "0.9000", "0.7000", "0.8000",
+                              "+0.0667", "+0.1500 |"]
+    assert row["joint teacher"][1:3] == ["all", "0.5000 ± 0.0000"] and row["joint teacher"][-1] == " |"
+    assert row["multi-head"] == ["nnUNetTrainerMultiHead", "", "", "", "", "", "", " |"]
+    assert "- multi-head: no model folder" in md
+
+
+def test_write_report_without_test_set(experiment, tmp_path):
+    results, t, _ = experiment
+    md = write_report(collect(results, t, "P", "2d", MODELS), str(tmp_path / "out"))
+    assert "Test fg Dice" not in md and "Δ test" not in md
+    assert (tmp_path / "out" / "report.png").is_file()
+
+
+@pytest.fixture
+def cli_env(experiment, tmp_path, monkeypatch):
+    results, t, tests = experiment
+    for name in ("raw", "preprocessed"):
+        os.makedirs(tmp_path / name)
+        monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
+    monkeypatch.setenv("nnUNet_results", results)
+    for trainer, fold in (("nnUNetTrainer_tiny", "fold_0"), ("nnUNetTrainerJointKD_tiny", "fold_0")):
+        write_fold(results, t, trainer, fold, 0.8, 0.6)
+    return results, t, tests
+
+
+def test_cli_report(cli_env, capsys):
+    results, t, tests = cli_env
+    assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--suffix", "_tiny",
+                 "--test-dir", f"student={tests['student']}"]) == 0
+    out_dir = os.path.join(results, t, "nnunet_kd_report_P_2d")
+    with open(os.path.join(out_dir, "report.md")) as f:
+        md = f.read()
+    assert md in capsys.readouterr().out
+    with open(os.path.join(out_dir, "report.json")) as f:
+        rep = json.load(f)
+    assert rep["target"] == t and list(rep["models"]) == ["dataset-specific (target teacher)", "multi-head",
+                                                          "joint teacher", "student"]
+    assert rep["models"]["student"]["trainer"] == "nnUNetTrainerJointKD_tiny"
+    assert rep["models"]["student"]["delta_vs_baseline"] == {"validation": pytest.approx(0.0),
+                                                             "test": None}  # no baseline test set
+    assert rep["models"]["student"]["test"]["foreground"] == pytest.approx(0.8)
+    assert rep["models"]["multi-head"]["notes"]
+    assert os.path.isfile(os.path.join(out_dir, "report.png"))
+
+
+def test_cli_report_out_dir_and_errors(cli_env, tmp_path, capsys):
+    assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "report.md").is_file()
+    capsys.readouterr()
+    assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--test-dir", "student"]) == 2
+    assert "must be LABEL=FOLDER" in capsys.readouterr().err
+    assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--test-dir", "teacher=/x"]) == 2
+    assert "unknown models ['teacher']" in capsys.readouterr().err
+    assert main(["report", "-t", "7", "-p", "P", "-c", "2d"]) == 2
+    assert "Dataset 7 does not exist" in capsys.readouterr().err
