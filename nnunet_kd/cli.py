@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", default="3d_fullres", help="Configuration: 2d, 3d_fullres or 3d_lowres. Default: 3d_fullres.")
     p.add_argument("-f", nargs="+", default=["0"], help="Folds of the target (0-4 or all). Default: 0.")
     _add_dataset_args(p)
-    p.add_argument("--suffix", default="", choices=["", "_tiny", "_5epochs", "_demo"],
+    p.add_argument("--suffix", default="", choices=["", "_tiny", "_5epochs", "_demo", "_bench"],
                    help="Short-trainer variant for quick runs. Default: none (full nnU-Net training).")
     p.add_argument("--device", default="cuda", choices=["cpu", "cuda"], help="Default: cuda.")
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnU-Net's -num_gpus). Default: 1.")

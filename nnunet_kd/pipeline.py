@@ -118,6 +118,11 @@ class Pipeline:
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
                          spec.channel_map, spec.derived_ids)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
+        folds = [f for f in spec.folds if f != "all"]
+        splits = join(self.env["nnUNet_preprocessed"], self.target, "splits_final.json")
+        if folds and len(shared.target.cases) < 5 and not isfile(splits):
+            raise KDError(f"{self.target} has {len(shared.target.cases)} labelled cases, too few for nnU-Net's 5-fold "
+                          f"cross-validation (-f {' '.join(folds)}). Use -f all, or write your own split to {splits}.")
         self.stages = build_stages(spec, self.plans_name, self.target, self.source_names)
         self.by_id = {s.id: s for s in self.stages}
 

@@ -31,6 +31,20 @@ def _dice(summary_file: str) -> dict:
             "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}}
 
 
+def _changed_teachers(fold_folder: str) -> list:
+    """Teacher checkpoints that changed since this model was trained from them (recorded in its kd_state)."""
+    path = os.path.join(fold_folder, "checkpoint_final.pth")
+    if not os.path.isfile(path):
+        return []
+    import torch
+    from nnunet_kd.protocol.teachers import changed_teachers
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        return [f"{path} does not load ({type(e).__name__})"]
+    return changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
+
+
 def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a - b
 
@@ -52,6 +66,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             summary = os.path.join(folder, fold, "validation", "summary.json")
             if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary):
                 folds[fold] = _dice(summary)
+                notes += [f"{fold}: {p}" for p in _changed_teachers(os.path.join(folder, fold))]
         if not folds:
             notes.append(f"no fold_*/validation/summary.json in {folder}" if os.path.isdir(folder)
                          else f"no model folder {folder}")

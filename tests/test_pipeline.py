@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from conftest import CHANNEL_MAP
@@ -71,18 +72,29 @@ def test_changed_teacher_is_refused_until_force(kd, run_env, first_run):
             json.dump(saved, f)
 
 
-def test_killed_student_resumes(kd, run_env, first_run):
+@pytest.mark.parametrize("point, resumes_from", [
+    ("after_epoch_0", "checkpoint_latest.pth"),  # killed during training
+    ("saving_checkpoint", None),  # killed while writing its first checkpoint: nothing to resume, restarts
+    ("final_validation", "checkpoint_final.pth"),  # killed in nnU-Net's final validation
+])
+def test_killed_student_resumes(kd, run_env, first_run, point, resumes_from):
     folder = _fold_folder(run_env, kd, kd.target, "nnUNetTrainerJointKD_tiny")
-    os.replace(folder, folder + ".first")  # train the student again, killed after its first epoch
-    proc = kd.run(RUN, env=run_env, check=False, NNUNET_KD_FAILPOINT="student:after_epoch_0")
-    assert proc.returncode == 2 and "failpoint student:after_epoch_0 reached" in proc.stdout
-    assert os.path.isfile(os.path.join(folder, "checkpoint_latest.pth"))
-    assert not os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
+    shutil.rmtree(folder + f".{point}", ignore_errors=True)
+    os.replace(folder, folder + f".{point}")  # train the student again, killed at the failpoint
+    proc = kd.run(RUN, env=run_env, check=False, NNUNET_KD_FAILPOINT=f"student:{point}")
+    assert proc.returncode == 2 and f"failpoint student:{point} reached" in proc.stdout
+    assert not os.path.isfile(os.path.join(folder, "validation", "summary.json"))
+    for f in os.listdir(folder):  # a kill never leaves a truncated checkpoint under a real name
+        if f.endswith(".pth"):
+            torch.load(os.path.join(folder, f), map_location="cpu", weights_only=False)
     proc = kd.run(RUN, env=run_env)
-    assert "interrupted; continuing from checkpoint_latest.pth" in proc.stdout
-    assert "--c" in proc.stdout
+    if resumes_from:
+        assert f"interrupted; continuing from {resumes_from}" in proc.stdout and "--c" in proc.stdout
     assert os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
     assert os.path.isfile(os.path.join(folder, "validation", "summary.json"))
+    assert not [f for f in os.listdir(folder) if ".tmp" in f]
+    ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert ckpt["kd_state"]["step"] == 4  # the adapters' schedule position went on from the resumed checkpoint
 
 
 def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_path):

@@ -117,7 +117,10 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
 
 def demo_benchmark() -> List[DatasetSpec]:
     """The built-in demo: few labelled target cases with a held-out test set, larger sources from other scanners."""
-    return tiny_benchmark(n_target=8, n_source=40, n_test=20)
+    target, source_a, source_b = tiny_benchmark(n_target=8, n_source=40, n_test=20)
+    # the target's scanner shows lesions with little contrast to the organ, under noise and a bias field
+    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.12, bias=0.3)}
+    return [target, source_a, source_b]
 
 
 def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,

@@ -53,7 +53,7 @@ class Teacher:
         return PlansManager(self.plans_dict).get_label_manager(self.dataset_json).num_segmentation_heads
 
 
-def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "", trainer_overrides=None) -> List[Teacher]:
+def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "") -> List[Teacher]:
     """The block's teachers with defaults filled in: configuration = the student's, target fold = the student's fold,
     trainer names + the short-variant suffix of the running trainer (``_tiny`` student -> ``_tiny`` teachers)."""
     from nnunet_kd.plans.shared import dataset_name
@@ -153,3 +153,15 @@ def teacher_record(t: Teacher) -> dict:
     """What a trained stage records of a teacher it used (checked on --c and by report)."""
     return {"role": t.role, "dataset": t.dataset, "trainer": t.trainer, "fold": t.fold,
             "checkpoint": os.path.abspath(t.checkpoint), "sha256": file_sha256(t.checkpoint)}
+
+
+def changed_teachers(records) -> List[str]:
+    """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
+    problems = []
+    for r in records:
+        if not os.path.isfile(r["checkpoint"]):
+            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) no longer exists")
+        elif file_sha256(r["checkpoint"]) != r["sha256"]:
+            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) changed after this model was trained "
+                            f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(r['checkpoint'])[:12]} now)")
+    return problems

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.config import kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.teachers import changed_teachers
 
 
 def seed_everything(seed: int) -> None:
@@ -69,6 +70,8 @@ class KDTrainerMixin:
     requires_kd_block = False
     #: the stage name used by failpoints (NNUNET_KD_FAILPOINT=<role>:<point>)
     kd_role = "target"
+    #: consecutive steps with a non-finite loss term after which training stops
+    max_nonfinite_steps = 10
     #: short-variant suffix (``_tiny``, ``_5epochs``): teachers named in the KD block get the same suffix
     variant_suffix = ""
 
@@ -77,6 +80,7 @@ class KDTrainerMixin:
         # all input checks run before nnU-Net's constructor creates the output folder: bad input writes nothing
         self.kd_block = kd_block_from_plans(plans, f"plans '{plans.get('plans_name')}' of {plans.get('dataset_name')}",
                                             required=self.requires_kd_block)
+        check_fold(plans, configuration, fold)
         self.check_inputs(plans, configuration, fold, self.kd_block)
         super().__init__(plans, configuration, fold, dataset_json, device)
         seed = resolve_seed(self.kd_block)
@@ -86,6 +90,7 @@ class KDTrainerMixin:
         self.kd_modules = nn.ModuleDict()
         self.kd_step = 0  # optimizer steps taken; the position of step-based schedules
         self.teacher_records = []  # teacher checkpoints this stage is trained from (path + sha256)
+        self.nonfinite_steps = self.nonfinite_in_a_row = 0
         if self.kd_log_keys:
             self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
 
@@ -101,7 +106,7 @@ class KDTrainerMixin:
         # nnU-Net calls configure_optimizers inside initialize; the extras are built there, before the optimizer
         super().initialize()
         if self.is_ddp and len(list(self.kd_modules.parameters())):
-            self.kd_modules_ddp = DDP(self.kd_modules, device_ids=[self.local_rank])
+            self.kd_modules_ddp = wrap_ddp(self.kd_modules, self.device)
 
     def configure_optimizers(self):
         self.build_kd_modules()
@@ -126,8 +131,27 @@ class KDTrainerMixin:
         yield from self.kd_modules.parameters()
 
     # ---- one training step ----------------------------------------------------------------------------------------
-    def backward_and_step(self, loss: torch.Tensor) -> None:
-        """nnU-Net's backward / clip / step (with the fp16 GradScaler on CUDA), over network and extras."""
+    def backward_and_step(self, loss: torch.Tensor, terms: dict) -> dict:
+        """nnU-Net's backward / clip / step (with the fp16 GradScaler on CUDA), over network and extras.
+
+        ``terms`` (the loss and its parts) come to the host in one transfer; a non-finite term skips the step and is
+        named in the log, and ``max_nonfinite_steps`` of them in a row stop the training (the last checkpoint stays).
+        Inf gradients under the fp16 GradScaler are its normal business and not counted."""
+        values = self.to_host(terms)
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite_steps += 1
+            self.nonfinite_in_a_row += 1
+            self.print_to_log_file(f"WARNING: non-finite {', '.join(bad)} at step {self.kd_step}: step skipped "
+                                   f"({self.nonfinite_steps} skipped so far)")
+            if self.nonfinite_in_a_row >= self.max_nonfinite_steps:
+                raise KDError(f"{self.nonfinite_in_a_row} training steps in a row had non-finite loss terms "
+                              f"({', '.join(bad)}); training stopped. The last good checkpoint in {self.output_folder} "
+                              f"is intact; lower the learning rate or the KD weights, check the input data, and "
+                              f"continue with --c.")
+            return dict(values, skipped=True)
+        self.nonfinite_in_a_row = 0
         params = [p for p in self.trainable_parameters() if p.requires_grad]
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
@@ -140,6 +164,7 @@ class KDTrainerMixin:
             torch.nn.utils.clip_grad_norm_(params, 12)
             self.optimizer.step()
         self.kd_step += 1
+        return values
 
     @staticmethod
     def to_host(terms: dict) -> dict:
@@ -147,19 +172,34 @@ class KDTrainerMixin:
         values = torch.stack([v.detach().float() for v in terms.values()]).cpu().numpy()
         return dict(zip(terms, values))
 
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        finite = [o for o in train_outputs if not o.get("skipped")]
+        super().on_train_epoch_end(finite or train_outputs)
+
     def log_epoch_means(self, train_outputs: List[dict], keys: dict) -> None:
         """Logs the epoch mean of each step output ``keys[log_key]`` (gathered over DDP workers)."""
+        outputs = [o for o in train_outputs if not o.get("skipped")] or train_outputs
         for log_key, out_key in keys.items():
-            values = [float(o[out_key]) for o in train_outputs]
+            values = [float(o[out_key]) for o in outputs]
             if self.is_ddp:
                 gathered = [None] * dist.get_world_size()
                 dist.all_gather_object(gathered, values)
                 values = [v for g in gathered for v in g]
             self.logger.log(log_key, float(np.mean(values)), self.current_epoch)
 
+    def on_train_start(self):
+        super().on_train_start()
+        for f in os.listdir(self.output_folder):  # left by a process killed while writing a checkpoint
+            if f.startswith("checkpoint_") and ".pth.tmp" in f:
+                os.remove(join(self.output_folder, f))
+
     def on_epoch_end(self):
         super().on_epoch_end()
         failpoint(self.kd_role, f"after_epoch_{self.current_epoch - 1}")
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        failpoint(self.kd_role, "final_validation")
+        super().perform_actual_validation(save_probabilities)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def kd_state_dict(self) -> dict:
@@ -195,6 +235,7 @@ class KDTrainerMixin:
             torch.save(checkpoint, tmp)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
+            failpoint(self.kd_role, "saving_checkpoint")
             os.replace(tmp, filename)
         finally:
             if os.path.exists(tmp):
@@ -220,6 +261,12 @@ class KDTrainerMixin:
 FAILPOINT_ENV = "NNUNET_KD_FAILPOINT"
 
 
+def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
+    """DDP for the plugin's extras (nnU-Net wraps only self.network). Every extra takes part in every step's single
+    forward, so unused-parameter detection stays off."""
+    return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def failpoint(role: str, point: str) -> None:
     """Kills this process with SIGKILL when NNUNET_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
     if os.environ.get(FAILPOINT_ENV) == f"{role}:{point}":
@@ -227,17 +274,21 @@ def failpoint(role: str, point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def changed_teachers(records) -> List[str]:
-    """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
-    from nnunet_kd.protocol.teachers import file_sha256
-    problems = []
-    for r in records:
-        if not os.path.isfile(r["checkpoint"]):
-            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) no longer exists")
-        elif file_sha256(r["checkpoint"]) != r["sha256"]:
-            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) changed after this model was trained "
-                            f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(r['checkpoint'])[:12]} now)")
-    return problems
+def check_fold(plans: dict, configuration: str, fold) -> None:
+    """nnU-Net's 5-fold split needs at least 5 cases; say so before it fails deep inside scikit-learn."""
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    if str(fold) == "all" or not nnUNet_preprocessed.is_set():
+        return
+    base = os.path.join(nnUNet_preprocessed.get(), plans["dataset_name"])
+    folder = os.path.join(base, plans["configurations"][configuration]["data_identifier"])
+    if os.path.isfile(os.path.join(base, "splits_final.json")) or not os.path.isdir(folder):
+        return
+    n = len(infer_dataset_class(folder).get_identifiers(folder))
+    if n < 5:
+        raise KDError(f"{plans['dataset_name']} has {n} training cases, too few for nnU-Net's 5-fold cross-validation "
+                      f"(fold {fold}). Train with fold 'all' (nnUNetv2_train ... all, or `nnunet_kd run -f all`), or "
+                      f"write your own split to {os.path.join(base, 'splits_final.json')}.")
 
 
 def require_target(cls, plans: dict, kd_block: dict) -> None:

@@ -95,8 +95,7 @@ class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
             source_outputs = self.extras(skips, slices[1:])
             source_loss = sum(loss(o, t) for loss, o, t in zip(self.source_losses, source_outputs, targets[1:]))
             loss = target_loss + source_loss
-        self.backward_and_step(loss)
-        return self.to_host({"loss": loss, "target_loss": target_loss, "source_loss": source_loss})
+        return self.backward_and_step(loss, {"loss": loss, "target_loss": target_loss, "source_loss": source_loss})
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)

@@ -95,8 +95,8 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
             domain_logits = self.extras(skips, lambd)
         domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)
         loss = task_loss + self.dann["weight"] * domain_loss
-        self.backward_and_step(loss)
-        out = self.to_host({"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss, "domain_acc": domain_acc})
+        out = self.backward_and_step(loss, {"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss,
+                                            "domain_acc": domain_acc})
         out["lambda"] = lambd
         return out
 

@@ -11,12 +11,12 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast
+from torch import autocast, nn
 
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
-from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, load_checkpoint,
+from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, load_checkpoint,
                                          resolve_teachers, teacher_record)
 from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
 from nnunet_kd.segmentation.joint_network import resolve_levels
@@ -84,14 +84,17 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
                           f"{spec.train_command}")
         spec.plans_dict = load_json(join(spec.model_folder, "plans.json"))
         spec.dataset_json = load_json(join(spec.model_folder, "dataset.json"))
-        checkpoint = load_checkpoint(spec.checkpoint)
-        joint = build_teacher_network(spec, checkpoint).to(self.device)
-        if self.distill["decoder_levels"]:
-            self.teacher_decoder_tap = ModuleOutputTap(list(joint.decoder.stages))
-        self.joint_teacher = torch.compile(joint) if self._do_i_compile() else joint
+        self.attach_joint_teacher(build_teacher_network(spec, load_checkpoint(spec.checkpoint)))
         self.teacher_records = [teacher_record(spec)]
         if self.kd_block["student"]["init_from_target_teacher"] and self.current_epoch == 0:
             self._init_from_target_teacher()
+
+    def attach_joint_teacher(self, joint: nn.Module) -> None:
+        """The frozen joint teacher this student distils from (its decoder taps registered before compiling)."""
+        joint = freeze(joint).to(self.device)
+        if self.distill["decoder_levels"]:
+            self.teacher_decoder_tap = ModuleOutputTap(list(joint.decoder.stages))
+        self.joint_teacher = torch.compile(joint) if self._do_i_compile() else joint
 
     def _init_from_target_teacher(self) -> None:
         target = [t for t in resolve_teachers(self.kd_block, self.configuration_name, self.fold, self.variant_suffix)
@@ -139,8 +142,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
             feat, kd = self.distill_losses(output, teacher_output, student_feats, teacher_feats)
             d = self.distill
             loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
-        self.backward_and_step(loss)
-        return self.to_host({"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
+        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)

@@ -2,7 +2,7 @@
 
 Naming follows nnU-Net's training-length variants: ``_5epochs`` (5 epochs of the usual 250 iterations) and ``_tiny``
 (2 epochs of 2 iterations, 1 validation iteration, a checkpoint every epoch: for tests and smoke runs) and ``_demo``
-(20 epochs of 30 iterations: the built-in demo on CPU). A short
+(20 epochs of 30 iterations: the built-in demo on CPU), ``_bench`` (40 x 40: the domain-shift benchmark). A short
 joint teacher or student uses the teachers of the same suffix (``nnUNetTrainerJointKD_tiny`` distils from
 ``nnUNetTrainerJointTeacher_tiny``, which fuses ``nnUNetTrainer_tiny`` and ``nnUNetTrainerDomainAdversarial_tiny``).
 """
@@ -20,7 +20,9 @@ BASES = {"nnUNetTrainer": nnUNetTrainerKD, "nnUNetTrainerDomainAdversarial": nnU
 VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
             "_5epochs": dict(num_epochs=5),
             # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
-            "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5)}
+            "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
+            # benchmarks/domain_shift.py: longer training of the demo benchmark
+            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
 
 
 def _variant(base_name: str, suffix: str, settings: dict):

@@ -18,7 +18,7 @@ def test_checkpoint_is_stock_loadable_and_carries_kd_state(source_teacher):
     assert ckpt["trainer_name"] == "nnUNetTrainer"
     assert ckpt["kd_trainer_name"] == "nnUNetTrainerDomainAdversarial_tiny"
     assert ckpt["kd_state"]["step"] == 4  # 2 epochs x 2 iterations
-    assert any(k.startswith("heads.0.mlp") for k in ckpt["kd_state"]["modules"])
+    assert any(k.startswith("heads.0.classify") for k in ckpt["kd_state"]["modules"])
     assert not any("heads" in k for k in ckpt["network_weights"])  # the network stays the stock network
     logging = ckpt["logging"]
     assert len(logging["domain_losses"]) == 2 and len(logging["grl_lambdas"]) == 2

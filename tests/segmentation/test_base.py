@@ -1,0 +1,88 @@
+"""The shared trainer machinery: non-finite steps, failpoints, DDP wrapping of the extras."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.domain import AdversarialDomainHeads
+from nnunet_kd.segmentation.base import nnUNetTrainerKD, wrap_ddp
+
+
+def _bare_trainer():
+    """The mixin's step logic on a tiny linear network, without nnU-Net's data set-up."""
+    t = object.__new__(nnUNetTrainerKD)
+    t.network, t.kd_modules = nn.Linear(3, 1), nn.Linear(1, 1)
+    t.optimizer = torch.optim.SGD(list(t.network.parameters()) + list(t.kd_modules.parameters()), lr=0.1)
+    t.grad_scaler, t.kd_step, t.nonfinite_steps, t.nonfinite_in_a_row = None, 0, 0, 0
+    t.output_folder, t.log = "/nowhere", []
+    t.print_to_log_file = lambda *a, **k: t.log.append(" ".join(map(str, a)))
+    return t
+
+
+def _step(t, poison=False):
+    out = t.kd_modules(t.network(torch.ones(2, 3))).mean()
+    feat = out * (float("nan") if poison else 1.0)
+    return t.backward_and_step(out + feat, {"loss": out + feat, "feat_loss": feat})
+
+
+def test_non_finite_terms_skip_the_step_and_are_named():
+    t = _bare_trainer()
+    before = t.network.weight.clone()
+    out = _step(t, poison=True)
+    assert out["skipped"] and np.isnan(out["feat_loss"])
+    assert torch.equal(t.network.weight, before) and t.kd_step == 0
+    assert "non-finite loss, feat_loss" in t.log[-1]
+    out = _step(t)
+    assert "skipped" not in out and t.kd_step == 1 and not torch.equal(t.network.weight, before)
+    assert t.nonfinite_steps == 1 and t.nonfinite_in_a_row == 0
+
+
+def test_repeated_non_finite_steps_stop_training():
+    t = _bare_trainer()
+    for _ in range(t.max_nonfinite_steps - 1):
+        _step(t, poison=True)
+    with pytest.raises(KDError, match="in a row had non-finite loss terms"):
+        _step(t, poison=True)
+
+
+def test_failpoint_kills_the_process():
+    code = "from nnunet_kd.segmentation.base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, NNUNET_KD_FAILPOINT="student:after_epoch_0"))
+    assert proc.returncode == -9 and "alive" not in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, NNUNET_KD_FAILPOINT="student:after_epoch_1"))
+    assert proc.returncode == 0 and "alive" in proc.stdout
+
+
+def _ddp_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
+    heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8, conv_op=nn.Conv2d), torch.device("cpu"))
+    torch.manual_seed(1 + rank)  # different data per rank
+    skips = [torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)]
+    for _ in range(2):  # one forward per backward, twice
+        logits = heads(skips, 1.0)
+        nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
+    torch.save({n: p.grad for n, p in heads.module.named_parameters()}, os.path.join(out_dir, f"grads{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_extras_are_ddp_wrapped_with_gloo_on_cpu(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    g0, g1 = (torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1))
+    assert set(g0) == set(g1) and all(g is not None for g in g0.values())  # every extra took part
+    for k in g0:
+        assert torch.allclose(g0[k], g1[k])  # gradients averaged across the two processes
