@@ -121,7 +121,7 @@ def kd_pipeline(kd, source_teacher) -> Pipeline:
     kd.train(kd.target, "nnUNetTrainer_tiny", 0)
     kd.train(kd.source_b, "nnUNetTrainerDomainAdversarial_tiny")
     kd.train(kd.target, "nnUNetTrainerJointTeacher_tiny", 0)
-    kd.train(kd.target, "nnUNetTrainerJointKD_tiny", 0)
+    kd.train(kd.target, "nnUNetTrainerJointKD_tiny", 0, nnUNet_KD_SEED="0")
     return Pipeline(kd.model_folder(kd.target, "nnUNetTrainer_tiny"),
                     [source_teacher, kd.model_folder(kd.source_b, "nnUNetTrainerDomainAdversarial_tiny")],
                     kd.model_folder(kd.target, "nnUNetTrainerJointTeacher_tiny"),

@@ -1,6 +1,7 @@
 """The whole method through nnU-Net's own entry points: teachers -> joint teacher -> student -> stock tools."""
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -127,3 +128,14 @@ def test_missing_teacher_is_a_clear_error(kd, kd_pipeline):
                    "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], check=False)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr and "-tr nnUNetTrainerDomainAdversarial_tiny" in proc.stderr
+
+
+def test_seeded_student_runs_give_identical_first_epoch_losses(kd, kd_pipeline, tmp_path):
+    results = str(tmp_path / "results")
+    shutil.copytree(kd.results, results)
+    shutil.rmtree(kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny", results))
+    kd.train(kd.target, "nnUNetTrainerJointKD_tiny", 0, nnUNet_KD_SEED="0", nnUNet_results=results)
+    first = _ckpt(kd_pipeline.student)["logging"]
+    second = _ckpt(kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny", results))["logging"]
+    for key in ("train_losses", "task_losses", "feat_losses", "kd_losses"):
+        assert first[key][0] == second[key][0], key

@@ -1,0 +1,43 @@
+"""Smoke tests of the benchmarks on tiny sizes (their figures are not asserted: timings belong in benchmarks)."""
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_overhead_runs_the_real_train_steps(capsys, monkeypatch):
+    bench = _load("step_overhead")
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_compile"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))  # restored afterwards: the benchmark points them elsewhere
+    bench.main(["--teachers", "1", "2", "--steps", "1", "--warmup", "1"])
+    out = capsys.readouterr().out
+    table = out[out.index("| step |"):].splitlines()
+    assert [line.split("|")[1].strip() for line in table[2:]] == [
+        "vanilla nnU-Net step", "KD step, 1 teacher", "KD step, 2 teachers"]
+    assert all(float(line.split("|")[2]) > 0 for line in table[2:])
+
+
+def test_domain_shift_results_table():
+    bench = _load("domain_shift")
+    runs = [{"seed": s, "date": "2026-11-26", "machine": "m", "minutes": 1.0, "command": f"x --seed {s}",
+             "test_dice": {"baseline": 0.5 + s / 10, "student": 0.6}} for s in range(3)]
+    text = bench.render(runs)
+    assert "| 2 | 2026-11-26 | m | 1 | 0.7000 | 0.6000 |" in text
+    assert "| mean +/- std | | | | 0.6000 +/- 0.0816 | 0.6000 +/- 0.0000 |" in text
+    assert "mean +/- std" not in bench.render(runs[:2])
+
+
+@pytest.mark.parametrize("module", ["step_overhead", "domain_shift"])
+def test_benchmarks_have_a_help(module, capsys):
+    with pytest.raises(SystemExit) as e:
+        _load(module).main(["--help"])
+    assert e.value.code == 0 and "usage" in capsys.readouterr().out
