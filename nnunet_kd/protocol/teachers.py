@@ -123,12 +123,13 @@ def build_teacher_network(t: Teacher, checkpoint: Optional[dict] = None) -> nn.M
     return freeze(net)
 
 
-def load_checkpoint(path: str) -> dict:
+def load_checkpoint(path: str, fix: str = "Retrain that teacher.") -> dict:
+    """An nnU-Net checkpoint on the CPU; a truncated or foreign file is a KDError naming it and ``fix``."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise KDError(f"Cannot read teacher checkpoint {path} ({type(e).__name__}: {e}); it is truncated or not an "
-                      f"nnU-Net checkpoint. Retrain that teacher.") from None
+        raise KDError(f"Cannot read checkpoint {path} ({type(e).__name__}: {e}); it is truncated or not a PyTorch "
+                      f"file. {fix}") from None
     if not isinstance(ckpt, dict) or "network_weights" not in ckpt:
         raise KDError(f"{path} is not an nnU-Net checkpoint (no network_weights).")
     return ckpt

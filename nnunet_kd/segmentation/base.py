@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.config import kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import changed_teachers
+from nnunet_kd.protocol.teachers import changed_teachers, load_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -94,9 +94,14 @@ class KDTrainerMixin:
         if self.kd_log_keys:
             self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
 
+    #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
+    trains_on_target = False
+
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
         """Raise KDError for input this trainer cannot train on (called before anything is written)."""
+        if cls.trains_on_target:
+            require_target(cls, plans, kd_block)
 
     # ---- extras -------------------------------------------------------------------------------------------------
     def build_kd_modules(self) -> None:
@@ -244,13 +249,8 @@ class KDTrainerMixin:
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         if not isinstance(filename_or_checkpoint, str):
             raise TypeError("nnunet_kd trainers load checkpoints from a file path")
-        try:
-            checkpoint = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise KDError(f"Cannot read checkpoint {filename_or_checkpoint} ({type(e).__name__}: {e}). It is truncated "
-                          f"or not a PyTorch file; delete it and rerun without --c to restart this training.") from None
-        if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
-            raise KDError(f"{filename_or_checkpoint} is not an nnU-Net checkpoint (no network_weights).")
+        checkpoint = load_checkpoint(filename_or_checkpoint,
+                                     fix="Delete it and rerun without --c to restart this training.")
         super().load_checkpoint(filename_or_checkpoint)
         if "kd_state" in checkpoint:
             self.load_kd_state_dict(checkpoint["kd_state"])

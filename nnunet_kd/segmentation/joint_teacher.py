@@ -10,7 +10,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_kd.plans.shared import dataset_name
 from nnunet_kd.protocol.teachers import check_compatible, load_checkpoint, resolve_teachers, teacher_record
-from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
+from nnunet_kd.segmentation.base import KDTrainerMixin
 from nnunet_kd.segmentation.joint_network import joint_architecture
 
 
@@ -19,11 +19,12 @@ class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
     name the joint network by dotted path, so prediction needs no nnUNet_extTrainer."""
 
     requires_kd_block = True
+    trains_on_target = True
     kd_role = "joint"
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
-        require_target(cls, plans, kd_block)
+        super().check_inputs(plans, configuration, fold, kd_block)
         pm = PlansManager(copy.deepcopy(plans))
         dataset_json = load_json(join(nnUNet_preprocessed.get(), dataset_name(plans["dataset_name"]), "dataset.json"))
         cm = pm.get_configuration(configuration)

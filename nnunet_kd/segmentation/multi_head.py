@@ -16,7 +16,7 @@ from torch import autocast, nn
 from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.plans.shared import dataset_name
 from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
-from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
+from nnunet_kd.segmentation.base import KDTrainerMixin
 
 
 class SourceDecoders(nn.Module):
@@ -34,12 +34,9 @@ class SourceDecoders(nn.Module):
 
 class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
     requires_kd_block = True
+    trains_on_target = True
     kd_role = "multihead"
     kd_log_keys = ["target_losses", "source_losses"]
-
-    @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
-        require_target(cls, plans, kd_block)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

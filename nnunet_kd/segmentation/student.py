@@ -18,7 +18,7 @@ from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
 from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, load_checkpoint,
                                          resolve_teachers, teacher_record)
-from nnunet_kd.segmentation.base import KDTrainerMixin, require_target
+from nnunet_kd.segmentation.base import KDTrainerMixin
 from nnunet_kd.segmentation.joint_network import resolve_levels
 
 JOINT_TEACHER_TRAINER = "nnUNetTrainerJointTeacher"
@@ -33,12 +33,9 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     """The deployable student. Teachers load lazily in on_train_start, so --val and prediction never need them."""
 
     requires_kd_block = True
+    trains_on_target = True
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
-
-    @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
-        require_target(cls, plans, kd_block)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
