@@ -36,7 +36,20 @@ def test_domain_shift_results_table():
     assert "mean +/- std" not in bench.render(runs[:2])
 
 
-@pytest.mark.parametrize("module", ["step_overhead", "domain_shift"])
+def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
+    for k, v in kd.env.items():
+        monkeypatch.setenv(k, v)
+    _load("epoch_overhead").main(["-t", kd.target, "-s", kd.source_a, "-p", kd.plans, "-c", "2d", "--teachers",
+                                  "_tiny", "--device", "cpu", "--epochs", "1", "--iterations", "2",
+                                  "--roles", "vanilla", "student"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| vanilla") or line.startswith("| student")]
+    assert len(rows) == 2 and rows[0].split("|")[3].strip() == "1.00"
+    results = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d", "fold_0")
+    assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
+
+
+@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])

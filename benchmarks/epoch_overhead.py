@@ -1,0 +1,70 @@
+"""Whole epochs through `nnUNetv2_train` with the real data loader, and without it, per role, in one run.
+
+    python benchmarks/epoch_overhead.py --experiment DIR -t 1 -s 901 902 -p PLANS -c 2d --teachers _demo
+        [--device cuda] [--epochs 5] [--iterations 250] [--roles vanilla source joint student]
+
+DIR holds nnUNet_raw / nnUNet_preprocessed / nnUNet_results of an experiment whose teachers are trained (e.g. the
+output of `nnunet_kd demo`); --teachers is the suffix of those trainers. Each role trains with the benchmark variants
+of benchmarks/trainers (no checkpoints, no final validation) and reports its fastest epoch; the table, printed last,
+gives the ratio to the vanilla epoch with and without data loading.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+
+ROLES = {"vanilla": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
+         "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_role(env: dict, dataset: str, fold: str, plans: str, configuration: str, trainer: str, device: str) -> float:
+    subprocess.run(["nnUNetv2_train", dataset, configuration, fold, "-p", plans, "-tr", trainer, "-device", device],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    from nnunet_kd.plans.shared import dataset_name
+    folder = join(env["nnUNet_results"], dataset_name(dataset), f"{trainer}__{plans}__{configuration}", f"fold_{fold}")
+    return load_json(join(folder, "benchmark_result.json"))["fastest_epoch"]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default=None,
+                        help="Folder with nnUNet_raw/_preprocessed/_results. Default: the nnUNet_* variables")
+    parser.add_argument("-t", required=True, help="Target dataset id or name")
+    parser.add_argument("-s", required=True, help="One source dataset (id or name) for the source-teacher role")
+    parser.add_argument("-p", required=True, help="Shared plans name")
+    parser.add_argument("-c", default="3d_fullres")
+    parser.add_argument("-f", default="0", help="Target fold. Default: 0")
+    parser.add_argument("--teachers", default="", help="Suffix of the trained teachers, e.g. _demo. Default: none")
+    parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=250)
+    parser.add_argument("--roles", nargs="+", default=list(ROLES), choices=list(ROLES))
+    args = parser.parse_args(argv)
+    from nnunet_kd import trainer_path
+    env = dict(os.environ)
+    if args.experiment:
+        env.update({k: join(args.experiment, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
+    env.update(nnUNet_extTrainer=os.pathsep.join([trainer_path(), join(HERE, "trainers")]),
+               NNUNET_KD_BENCH_EPOCHS=str(args.epochs), NNUNET_KD_BENCH_ITERS=str(args.iterations),
+               NNUNET_KD_BENCH_TEACHERS=args.teachers)
+    rows = {}
+    for role in ["vanilla"] + [r for r in args.roles if r != "vanilla"]:
+        dataset, fold = (args.s, "all") if role == "source" else (args.t, args.f)
+        rows[role] = [run_role(env, dataset, fold, args.p, args.c, ROLES[role] + variant, args.device)
+                      for variant in ("_BenchmarkEpochs", "_BenchmarkEpochs_noDataLoading")]
+        print(f"{role}: fastest epoch {rows[role][0]:.2f} s with data loading, {rows[role][1]:.2f} s without",
+              flush=True)
+    base = rows["vanilla"]
+    print(f"\nEpoch overhead, {args.device}, {args.epochs} epochs x {args.iterations} iterations, "
+          f"configuration {args.c}, python {sys.version.split()[0]}\n")
+    print("| role | epoch s (data loading) | x vanilla | epoch s (no data loading) | x vanilla |")
+    print("|---|---|---|---|---|")
+    for role, (with_dl, without_dl) in rows.items():
+        print(f"| {role} | {with_dl:.2f} | {with_dl / base[0]:.2f} | {without_dl:.2f} | {without_dl / base[1]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

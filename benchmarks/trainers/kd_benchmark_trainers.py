@@ -1,0 +1,72 @@
+# Epoch-benchmark variants of the plugin's trainers, in the style of nnU-Net's nnUNetTrainerBenchmark_5epochs (which
+# asserts CUDA). Put this folder on nnUNet_extTrainer beside `nnunet_kd trainer-path`; benchmarks/epoch_overhead.py
+# does. NNUNET_KD_BENCH_EPOCHS / _ITERS set the length, NNUNET_KD_BENCH_TEACHERS the suffix of the trained teachers.
+import itertools
+import os
+import platform
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import join, save_json
+
+from nnunet_kd.data.loaders import shutdown
+from nnunet_kd.segmentation.trainers import BASES
+
+
+class _EpochBenchmark:
+    variant_suffix = os.environ.get("NNUNET_KD_BENCH_TEACHERS", "")
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = int(os.environ.get("NNUNET_KD_BENCH_EPOCHS", 5))
+        self.num_iterations_per_epoch = int(os.environ.get("NNUNET_KD_BENCH_ITERS", 250))
+        self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
+        self.disable_checkpointing = True
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        pass
+
+    def save_checkpoint(self, filename: str) -> None:
+        pass
+
+    def on_train_end(self):
+        super().on_train_end()
+        if self.local_rank == 0:
+            starts = self.logger.get_value("epoch_start_timestamps", step=None)
+            ends = self.logger.get_value("epoch_end_timestamps", step=None)
+            times = [e - s for s, e in zip(starts, ends)]
+            device = torch.cuda.get_device_name() if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+            save_json({"fastest_epoch": min(times), "epoch_times": times, "device": device, "host": platform.node(),
+                       "iterations_per_epoch": self.num_iterations_per_epoch, "torch": torch.__version__},
+                      join(self.output_folder, "benchmark_result.json"))
+
+
+class _NoDataLoading(_EpochBenchmark):
+    """One fixed batch on the device instead of nnU-Net's loaders (and the source teacher's target-domain loader)."""
+
+    def get_dataloaders(self):
+        batch = self._dummy_batch()
+        return itertools.repeat(batch), itertools.repeat(batch)
+
+    def _dummy_batch(self):
+        self._set_batch_size_and_oversample()
+        patch = self.configuration_manager.patch_size
+        channels = len(self.dataset_json["channel_names"])
+        data = torch.rand((self.batch_size, channels, *patch), device=self.device)
+        target = [torch.round(torch.rand((self.batch_size, 1, *[int(i * j) for i, j in zip(patch, s)]),
+                                         device=self.device) * max(self.label_manager.all_labels))
+                  for s in self._get_deep_supervision_scales()]
+        return {"data": data, "target": target}
+
+    def on_train_start(self):
+        super().on_train_start()
+        if getattr(self, "dataloader_target", None) is not None:
+            shutdown(self.dataloader_target)
+            self.dataloader_target = itertools.repeat({"data": self._dummy_batch()["data"]})
+
+
+for _name, _base in BASES.items():
+    if _name == "nnUNetTrainerMultiHead":
+        continue
+    for _suffix, _mixin in (("_BenchmarkEpochs", _EpochBenchmark), ("_BenchmarkEpochs_noDataLoading", _NoDataLoading)):
+        globals()[_name + _suffix] = type(_name + _suffix, (_mixin, _base), {"__module__": __name__})
