@@ -3,7 +3,6 @@
 import hashlib
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -49,7 +48,8 @@ class KDSetup:
         env.update(env_overrides)
         if ext_trainer:
             env["nnUNet_extTrainer"] = trainer_path()
-        proc = subprocess.run(args, env=env, capture_output=True, text=True)
+        # run outside the checkout, so that `python -c` never imports the source tree instead of the installed package
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=self.root)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
         return proc
@@ -63,8 +63,8 @@ class KDSetup:
 
 
 def trainer_path() -> str:
-    return subprocess.run([sys.executable, "-m", "nnunet_kd.cli", "trainer-path"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    from nnunet_kd import trainer_path as installed
+    return installed()
 
 
 def set_nnunet_env(setup: KDSetup) -> None:

@@ -120,6 +120,6 @@ def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_pa
                            "fold_0")
     shutil.rmtree(student)
     proc = subprocess.run(["bash", "-c", by_id["student:0"][2]], env=dict(os.environ, PATH=run_env["PATH"]),
-                          capture_output=True, text=True)
+                          cwd=kd.root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.path.isfile(os.path.join(student, "checkpoint_final.pth"))
