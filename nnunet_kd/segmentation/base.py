@@ -68,6 +68,8 @@ class KDTrainerMixin:
     kd_log_keys: List[str] = []
     #: whether this trainer cannot run without the KD block
     requires_kd_block = False
+    #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
+    trains_on_target = False
     #: the stage name used by failpoints (NNUNET_KD_FAILPOINT=<role>:<point>)
     kd_role = "target"
     #: consecutive steps with a non-finite loss term after which training stops
@@ -93,9 +95,6 @@ class KDTrainerMixin:
         self.nonfinite_steps = self.nonfinite_in_a_row = 0
         if self.kd_log_keys:
             self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
-
-    #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
-    trains_on_target = False
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
