@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     parser.add_argument("--roles", nargs="+", default=list(ROLES), choices=list(ROLES))
     args = parser.parse_args(argv)
     from nnunet_kd import trainer_path
-    env = dict(os.environ)
+    env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     if args.experiment:
         env.update({k: join(args.experiment, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     env.update(nnUNet_extTrainer=os.pathsep.join([trainer_path(), join(HERE, "trainers")]),

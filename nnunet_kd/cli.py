@@ -29,7 +29,7 @@ def _plan(args) -> None:
     name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.p, preset=args.preset,
                 channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                 derived_ids=args.derived_id, num_processes=args.np or default_num_processes,
-                verbose=not args.quiet)
+                verbose=not args.quiet, extra_target_images=args.extra_target_images)
     if not args.quiet:
         print(f"Shared plans: {name}  (train with -p {name})")
     print(name)
@@ -56,8 +56,8 @@ def _run_spec(args):
     return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl, plans=args.p,
                    preset=args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
-                   derived_ids=args.derived_id, suffix=args.suffix, device=args.device, num_gpus=args.num_gpus,
-                   with_baselines=args.with_baselines)
+                   derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
+                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines)
 
 
 def _run(args) -> None:
@@ -91,6 +91,9 @@ def _add_dataset_args(p) -> None:
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
     p.add_argument("--derived-id", type=int, nargs="+", default=None,
                    help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: 900 + position in -s.")
+    p.add_argument("--extra-target-images", default=None, metavar="DIR",
+                   help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
+                        "teachers' domain loss uses beside the labelled target training images.")
 
 
 def build_parser() -> argparse.ArgumentParser:

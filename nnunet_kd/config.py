@@ -25,6 +25,7 @@ DEFAULT_SETTINGS = {
         "hidden": 256,
         "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1
         "target_batch_size": None,  # None = the source batch size
+        "extra_target_images": None,  # set by `plan --extra-target-images`: unlabelled target images also used
     },
     "fusion": {"levels": "encoder", "adapter_norm": False},
     "distill": {

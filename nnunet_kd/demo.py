@@ -1,6 +1,7 @@
 """`nnunet_kd demo`: a small multi-domain benchmark, the whole pipeline on CPU, test-set evaluation, results table."""
 import os
 import subprocess
+import sys
 from typing import Dict
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
@@ -39,7 +40,9 @@ def evaluate_test_set(pipeline: Pipeline, trainer: str, out_dir: str) -> str:
     subprocess.run(["nnUNetv2_predict", "-i", join(raw, "imagesTs"), "-o", out_dir, "-d", pipeline.target, "-c",
                     pipeline.spec.configuration, "-f", *pipeline.spec.folds, "-p", pipeline.plans_name, "-tr", trainer,
                     "-device", pipeline.spec.device, "--disable_progress_bar"],
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+                   env={**os.environ, **env, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
+                                                                      os.environ.get("PATH", "")])},
+                   check=True, stdout=subprocess.DEVNULL)
     example = next(f for f in os.listdir(join(raw, "labelsTs")) if f.endswith(dataset_json["file_ending"]))
     reader = determine_reader_writer_from_dataset_json(dataset_json, join(raw, "labelsTs", example))
     labels = [v for k, v in dataset_json["labels"].items() if k != "background" and k != "ignore"]

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -54,6 +55,7 @@ class RunSpec:
     preset: str = "default"
     channel_map: Optional[dict] = None
     derived_ids: Optional[List[int]] = None
+    extra_target_images: Optional[str] = None
     suffix: str = ""
     device: str = "cuda"
     num_gpus: int = 1
@@ -68,6 +70,8 @@ def _plan_argv(spec: RunSpec) -> List[str]:
         argv += ["--channel-map", json.dumps(spec.channel_map)]
     if spec.derived_ids:
         argv += ["--derived-id", *map(str, spec.derived_ids)]
+    if spec.extra_target_images:
+        argv += ["--extra-target-images", os.path.abspath(spec.extra_target_images)]
     return argv
 
 
@@ -116,7 +120,7 @@ class Pipeline:
         self.spec, self.force, self.log = spec, force, log
         self.env = command_env()
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
-                         spec.channel_map, spec.derived_ids)
+                         spec.channel_map, spec.derived_ids, spec.extra_target_images)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
         folds = [f for f in spec.folds if f != "all"]
         splits = join(self.env["nnUNet_preprocessed"], self.target, "splits_final.json")
@@ -182,7 +186,9 @@ class Pipeline:
         return [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{env} {shlex.join(s.argv)}" for s in self.stages]
 
     def _execute(self, argv: List[str]) -> None:
-        proc = subprocess.run(argv, env={**os.environ, **self.env})
+        # the nnU-Net and nnunet_kd commands of this interpreter's environment, also when it is not activated
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        proc = subprocess.run(argv, env={**os.environ, **self.env, "PATH": path})
         if proc.returncode != 0:
             raise KDError(f"`{shlex.join(argv)}` failed with exit status {proc.returncode} (its output is above). "
                           f"Fix the cause and rerun the same `nnunet_kd run`: finished stages are skipped and this "

@@ -32,6 +32,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.config import KD_BLOCK_KEY, load_preset
 from nnunet_kd.errors import KDError
+from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
 
 SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
@@ -231,6 +232,7 @@ class SharedPlansSpec:
     derived: List[tuple]  # (index in sources, derived dataset name, its dataset.json)
     configurations: List[str]
     settings: dict
+    unlabelled: Optional[dict] = None  # case -> files of the opt-in unlabelled target images
 
     @property
     def source_names(self) -> List[str]:
@@ -243,7 +245,7 @@ class SharedPlansSpec:
 
 def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
             plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
-            derived_ids: Optional[Sequence[int]] = None) -> SharedPlansSpec:
+            derived_ids: Optional[Sequence[int]] = None, extra_target_images: Optional[str] = None) -> SharedPlansSpec:
     """Checks the inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
     configurations = list(dict.fromkeys(configurations))
@@ -282,9 +284,15 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     if derived_ids is not None and len(derived_ids) != len(derived):
         raise KDError(f"--derived-id got {len(derived_ids)} ids but {len(derived)} sources need a derived dataset "
                       f"({[srcs[i].name for i, _ in derived]}).")
+    unlabelled = None
+    if extra_target_images is not None:
+        extra_target_images = os.path.abspath(extra_target_images)
+        unlabelled = find_cases(extra_target_images, tgt.json)
+        settings["dann"]["extra_target_images"] = extra_target_images
     name = shared_plans_name(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
                              planner=None if plans else planner, plans=plans, preset=preset,
-                             channel_map=channel_map, derived_ids=list(derived_ids or []))
+                             channel_map=channel_map, derived_ids=list(derived_ids or []),
+                             **({"extra_target_images": extra_target_images} if extra_target_images else {}))
     derived_specs = []
     for k, (i, order) in enumerate(derived):
         did = derived_ids[k] if derived_ids else 900 + i + 1
@@ -296,16 +304,17 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
                           f"Choose free ids with --derived-id.")
         derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
                                                              srcs[i].json, tgt.json, order)))
-    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings)
+    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled)
 
 
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
          plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
          derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
-         verbose: bool = True) -> str:
+         verbose: bool = True, extra_target_images: Optional[str] = None) -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
-    spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids)
+    spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
+                   extra_target_images)
     name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
         spec.settings
 
@@ -368,4 +377,9 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         if todo:
             log(f"preprocessing {d.name} {todo}")
             preprocess_dataset(d.id, name, todo, [num_processes] * len(todo), verbose=False, show_progress_bar=False)
+    if spec.unlabelled:
+        for c in configurations:
+            folder = unlabelled_folder(tgt.preprocessed_folder, target_plans["configurations"][c]["data_identifier"])
+            log(f"preprocessing {len(spec.unlabelled)} unlabelled target images into {folder}")
+            preprocess_unlabelled(spec.unlabelled, target_plans, c, tgt.json, folder)
     return name

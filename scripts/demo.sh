@@ -6,4 +6,5 @@ set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh "$venv"
-"$venv/bin/nnunet_kd" demo --out nnunet_kd_demo
+. "$venv/bin/activate"
+nnunet_kd demo --out nnunet_kd_demo

@@ -4,4 +4,5 @@ set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh "$venv"
-"$venv/bin/pytest" -q tests
+. "$venv/bin/activate"
+pytest -q tests

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -39,7 +40,8 @@ class KDSetup:
     def env(self) -> dict:
         env = dict(os.environ)
         env.update(nnUNet_raw=self.raw, nnUNet_preprocessed=self.preprocessed, nnUNet_results=self.results,
-                   nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0", nnUNet_compile="f", PYTHONUNBUFFERED="1")
+                   nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0", nnUNet_compile="f", PYTHONUNBUFFERED="1",
+                   PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
         env.pop("nnUNet_extTrainer", None)
         return env
 

@@ -5,11 +5,23 @@ from batchgenerators.dataloading.single_threaded_augmenter import SingleThreaded
 from batchgenerators.utilities.file_and_folder_operations import isdir, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nnUNetDatasetBlosc2
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.plans.unlabelled import unlabelled_folder, unlabelled_identifiers
+
+
+class _UnionDataset:
+    """The cases of several nnU-Net datasets, as nnUNetDataLoader reads them (identifiers + load_case)."""
+
+    def __init__(self, datasets):
+        self._owner = {i: d for d in datasets for i in d.identifiers}
+        self.identifiers = list(self._owner)
+
+    def load_case(self, identifier):
+        return self._owner[identifier].load_case(identifier)
 
 
 def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = False):
@@ -33,6 +45,9 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
                       f"it preprocesses what is missing.")
     dataset_class = infer_dataset_class(folder)
     dataset = dataset_class(folder, dataset_class.get_identifiers(folder))
+    extra = unlabelled_folder(base, cm.data_identifier)
+    if not with_labels and trainer.kd_block["dann"]["extra_target_images"] and unlabelled_identifiers(extra):
+        dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
     label_manager = plans.get_label_manager(load_json(join(base, "dataset.json")))
     rotation, dummy_2d, initial_patch_size, mirror_axes = \
         trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()

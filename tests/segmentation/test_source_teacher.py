@@ -111,3 +111,27 @@ def test_bad_input_stops_before_anything_is_written(kd, dataset_attr, variants, 
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-3000:]
     assert _results_snapshot(kd) == before
+
+
+def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet_env, monkeypatch):
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunet_kd.data.loaders import dataset_loader
+    from nnunet_kd.plans.shared import plan
+    images = os.path.join(kd.raw, kd.target, "imagesTs")
+    name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}}, num_processes=2, verbose=False,
+                extra_target_images=images)
+    assert name != kd.plans
+    target_plans = load_json(os.path.join(kd.preprocessed, kd.target, name + ".json"))
+    assert target_plans[KD_BLOCK_KEY]["dann"]["extra_target_images"] == images
+    folder = os.path.join(kd.preprocessed, kd.target, target_plans["configurations"]["2d"]["data_identifier"]
+                          + "_unlabelled")
+    assert len([f for f in os.listdir(folder) if f.endswith(".pkl")]) == 4
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", name,
+                                    device=torch.device("cpu"))
+    trainer.initialize()
+    loader = dataset_loader(trainer, kd.target, 2)
+    ids = loader.data_loader.indices
+    assert len(ids) == 10 + 4 and sum(i.startswith("unlabelled_") for i in ids) == 4
+    assert next(loader)["data"].shape == (2, 1, 64, 64)

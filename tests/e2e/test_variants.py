@@ -1,0 +1,54 @@
+"""Variants beyond the fixture's 2D default: a 3D region-based target, a half-width student with decoder levels."""
+import json
+import os
+import shutil
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+from nnunet_kd.plans.shared import plan
+
+
+def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
+    kd = nnunet_env
+    target = write_dataset(kd.raw, DatasetSpec(10, "Regions3D", {"T1": Scanner()}, 5, 0, (16, 24, 24),
+                                               extra_labels=["core"]))
+    dj = load_json(os.path.join(target, "dataset.json"))
+    dj["labels"] = {"background": 0, "whole": [1, 2], "core": 2}
+    dj["regions_class_order"] = [1, 2]
+    with open(os.path.join(target, "dataset.json"), "w") as f:
+        json.dump(dj, f)
+    write_dataset(kd.raw, DatasetSpec(11, "Source3D", {"t1": Scanner(organ=0.3, lesion=0.9, noise=0.08)}, 6, 0,
+                                      (16, 24, 24), spacing=(1.5, 1.0, 1.0)))
+    name = plan(10, [11], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
+    conf = load_json(os.path.join(kd.preprocessed, "Dataset011_Source3D", name + ".json"))["configurations"]
+    assert conf["3d_fullres"]["architecture"]["arch_kwargs"]["conv_op"].endswith("Conv3d")
+    kd.run(["nnUNetv2_train", "11", "3d_fullres", "all", "-p", name, "-tr", "nnUNetTrainerDomainAdversarial_tiny",
+            "-device", "cpu"])
+    folder = os.path.join(kd.results, "Dataset011_Source3D",
+                          f"nnUNetTrainerDomainAdversarial_tiny__{name}__3d_fullres", "fold_all")
+    ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert ckpt["kd_state"]["step"] == 4 and len(ckpt["logging"]["domain_losses"]) == 2
+
+
+def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
+    half = kd.plans + "_half"
+    plans = load_json(os.path.join(kd.preprocessed, kd.target, kd.plans + ".json"))
+    plans["plans_name"] = half
+    plans["nnunet_kd"]["student"]["width"] = 0.5
+    plans["nnunet_kd"]["distill"]["decoder_levels"] = True
+    with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
+        json.dump(plans, f)
+    # the student distils from the fixture's joint teacher, found under this plans name
+    shutil.copytree(kd_pipeline.joint_teacher, kd_pipeline.joint_teacher.replace(kd.plans, half))
+    kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"])
+    folder = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
+    arch = load_json(os.path.join(folder, "plans.json"))["configurations"]["2d"]["architecture"]["arch_kwargs"]
+    assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
+    ckpt = torch.load(os.path.join(folder, "fold_0", "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert len([k for k in ckpt["kd_state"]["modules"] if k.endswith("weight")]) == 5  # 3 encoder + 2 decoder levels
+    out = tmp_path / "pred"
+    kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
+            "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], ext_trainer=False)
+    assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
