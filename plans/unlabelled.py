@@ -6,7 +6,6 @@ with the nonzero mask nnU-Net derives for unlabelled cases as their (never used)
 import os
 from typing import List
 
-import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import isdir, join, maybe_mkdir_p
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
@@ -51,9 +50,7 @@ def preprocess_unlabelled(cases: dict, plans: dict, configuration: str, dataset_
     for case, files in cases.items():
         if PREFIX + case in done:
             continue
-        data, seg, properties = preprocessor.run_case(files, None, pm, cm, dataset_json)
-        nnUNetDatasetBlosc2.save_case(data.astype(np.float32, copy=False), seg.astype(np.int16, copy=False),
-                                      properties, join(out_folder, PREFIX + case))
+        preprocessor.run_case_save(join(out_folder, PREFIX + case), files, None, pm, cm, dataset_json)
 
 
 def unlabelled_identifiers(folder: str) -> List[str]:
