@@ -7,7 +7,6 @@ import os
 from typing import List
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, join, maybe_mkdir_p
-from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
@@ -40,13 +39,22 @@ def find_cases(images_folder: str, dataset_json: dict) -> dict:
     return dict(zip(ids, files))
 
 
+def _unlabelled(preprocessor_class):
+    """The plans' preprocessor, marking cases as having no foreground to sample (nnU-Net's loader reads the key)."""
+    def run_case(self, *args, **kwargs):
+        data, seg, properties = preprocessor_class.run_case(self, *args, **kwargs)
+        properties["class_locations"] = {}
+        return data, seg, properties
+    return type("Unlabelled" + preprocessor_class.__name__, (preprocessor_class,), {"run_case": run_case})
+
+
 def preprocess_unlabelled(cases: dict, plans: dict, configuration: str, dataset_json: dict, out_folder: str) -> None:
     """Preprocesses the cases that are not in out_folder yet."""
     pm = PlansManager(plans)
     cm = pm.get_configuration(configuration)
     maybe_mkdir_p(out_folder)
     done = set(nnUNetDatasetBlosc2.get_identifiers(out_folder))
-    preprocessor = DefaultPreprocessor(verbose=False)
+    preprocessor = _unlabelled(cm.preprocessor_class)(verbose=False)
     for case, files in cases.items():
         if PREFIX + case in done:
             continue

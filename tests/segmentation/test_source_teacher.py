@@ -134,4 +134,8 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     loader = dataset_loader(trainer, kd.target, 2)
     ids = loader.data_loader.indices
     assert len(ids) == 10 + 4 and sum(i.startswith("unlabelled_") for i in ids) == 4
+    unlabelled = [i for i in ids if i.startswith("unlabelled_")]
+    data, seg, _, properties = loader.data_loader._data.load_case(unlabelled[0])
+    assert properties["class_locations"] == {}
+    loader.data_loader.indices = unlabelled  # draw only unlabelled cases through the real loader and augmentation
     assert next(loader)["data"].shape == (2, 1, 64, 64)
