@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a virtual environment (default .venv) and runs the test suite (CPU, ~15 min on 2 cores).
+# Sets up a virtual environment (default .venv) and runs the test suite (CPU, under 20 min on 2 cores).
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
