@@ -90,7 +90,7 @@ def _add_dataset_args(p) -> None:
                    help='JSON (string or file) mapping source id -> {target channel: source channel}, e.g. '
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
     p.add_argument("--derived-id", type=int, nargs="+", default=None,
-                   help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: 900 + position in -s.")
+                   help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: the lowest free ids from 901 (reused on reruns).")
     p.add_argument("--extra-target-images", default=None, metavar="DIR",
                    help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
                         "teachers' domain loss uses beside the labelled target training images.")

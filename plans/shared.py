@@ -293,18 +293,38 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
                              planner=None if plans else planner, plans=plans, preset=preset,
                              channel_map=channel_map, derived_ids=list(derived_ids or []),
                              **({"extra_target_images": extra_target_images} if extra_target_images else {}))
-    derived_specs = []
+    derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
-        did = derived_ids[k] if derived_ids else 900 + i + 1
-        dname = f"Dataset{did:03d}_{srcs[i].name[11:]}For{tgt.name[11:]}"
-        others = [c for root in (nnUNet_raw.get(), nnUNet_preprocessed.get(), os.environ.get("nnUNet_results"))
-                  if root and isdir(root) for c in subdirs(root, prefix=f"Dataset{did:03d}_", join=False) if c != dname]
-        if others:
-            raise KDError(f"Dataset id {did} for the channel-mapped copy of {srcs[i].name} is taken by {others}. "
-                          f"Choose free ids with --derived-id.")
+        suffix = f"_{srcs[i].name[11:]}For{tgt.name[11:]}"
+        if derived_ids:
+            did = derived_ids[k]
+            others = sorted(set(_datasets_with_id(did)) - {f"Dataset{did:03d}{suffix}"})
+            if others:
+                raise KDError(f"Dataset id {did} for the channel-mapped copy of {srcs[i].name} is taken by {others}. "
+                              f"Choose free ids with --derived-id.")
+        else:
+            did = _default_derived_id(suffix, chosen)
+        chosen.add(did)
+        dname = f"Dataset{did:03d}{suffix}"
         derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
                                                              srcs[i].json, tgt.json, order)))
     return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled)
+
+
+def _datasets_with_id(did: int) -> List[str]:
+    roots = (nnUNet_raw.get(), nnUNet_preprocessed.get(), os.environ.get("nnUNet_results"))
+    return [c for root in roots if root and isdir(root) for c in subdirs(root, prefix=f"Dataset{did:03d}_", join=False)]
+
+
+def _default_derived_id(suffix: str, chosen: set) -> int:
+    """The id of an earlier derived copy with this name, else the lowest id from 901 that no dataset uses."""
+    existing = [int(c[7:10]) for c in subdirs(nnUNet_raw.get(), prefix="Dataset9", join=False) if c.endswith(suffix)]
+    if existing:
+        return min(existing)
+    for did in range(901, 1000):
+        if did not in chosen and not _datasets_with_id(did):
+            return did
+    raise KDError("Dataset ids 901-999 are all taken; choose free ids for the channel-mapped sources with --derived-id.")
 
 
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",

@@ -4,6 +4,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import uuid
 
 import pytest
 import torch
@@ -15,10 +16,15 @@ RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--
        str(CHANNEL_MAP).replace("'", '"'), "--suffix", "_tiny", "--device", "cpu"]
 
 
+SOAK_MARK = "NNUNET_KD_TEST_RUN"
+
+
 @pytest.fixture(scope="module")
 def run_env(kd, kd_pipeline, tmp_path_factory):
-    """The fixture's datasets and plans, a fresh nnUNet_results: every training stage runs."""
-    return dict(kd.env, nnUNet_results=str(tmp_path_factory.mktemp("run_results")))
+    """The fixture's datasets and plans, a fresh nnUNet_results: every training stage runs. Its own TMPDIR and a marker
+    variable, which every process started by a run inherits, let the soak test find what a run leaves behind."""
+    return dict(kd.env, nnUNet_results=str(tmp_path_factory.mktemp("run_results")),
+                TMPDIR=str(tmp_path_factory.mktemp("run_tmp")), **{SOAK_MARK: uuid.uuid4().hex})
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +62,55 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
 def test_second_run_skips_every_stage(kd, run_env, first_run):
     lines = _stage_lines(kd.run(RUN, env=run_env))
     assert len(lines) == 6 and all(": skipped (" in line for line in lines), lines
+
+
+def _marked_processes(mark: str) -> list:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"{SOAK_MARK}={mark}".encode() in f.read().split(b"\0"):
+                    found.append(pid)
+        except OSError:  # exited meanwhile, or not ours
+            pass
+    return found
+
+
+def _leftover_temp(tmpdir: str) -> list:
+    """Files below tmpdir, and folders other than torch's (empty) compile cache folder `torchinductor_<user>`."""
+    files = [os.path.join(d, f) for d, _, fs in os.walk(tmpdir) for f in fs]
+    return files + [d for d in os.listdir(tmpdir) if not d.startswith("torchinductor_")]
+
+
+def _own_resources() -> tuple:
+    children = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    children.append(pid)
+        except OSError:
+            pass
+    return sorted(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), children
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc")
+def test_nothing_is_left_behind(kd, run_env, first_run, monkeypatch):
+    from nnunet_kd.cli import main
+    # the full pipeline and a skip-everything run finished as subprocesses: no process of theirs is left
+    kd.run(RUN, env=run_env)
+    assert _marked_processes(run_env[SOAK_MARK]) == []
+    assert _leftover_temp(run_env["TMPDIR"]) == []
+    for root in (run_env["nnUNet_results"], kd.preprocessed):
+        assert not [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if ".tmp" in f]
+    # a skip-everything run in this process (fingerprints, plan checks, report) keeps no file, thread or child
+    for k, v in run_env.items():
+        monkeypatch.setenv(k, v)
+    main(RUN[1:])  # warm-up: imports and lazily created pools may stay for good
+    before = _own_resources()
+    assert main(RUN[1:]) == 0
+    assert _own_resources() == before
+    assert _leftover_temp(run_env["TMPDIR"]) == []
 
 
 def test_changed_teacher_is_refused_until_force(kd, run_env, first_run):

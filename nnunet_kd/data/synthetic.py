@@ -85,6 +85,7 @@ def _write(arr: np.ndarray, path: str, spacing, dtype):
 def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
     """Writes imagesTr/labelsTr (and imagesTs/labelsTs) plus dataset.json; returns the dataset folder."""
     folder = os.path.join(raw_root, f"Dataset{spec.dataset_id:03d}_{spec.name}")
+    os.makedirs(folder, exist_ok=True)
     ending = ".png" if len(spec.shape) == 2 else ".nii.gz"
     rng = np.random.RandomState(seed * 1000 + spec.dataset_id)
     n_labels = 1 + len(spec.extra_labels)

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -117,6 +118,43 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(kd, args, messages):
         assert m in proc.stderr
     assert tree_digest(kd.raw) == before_raw
     assert tree_digest(kd.preprocessed) == before_pre
+
+
+@pytest.fixture(scope="module")
+def broken_datasets(kd):
+    """Datasets 71 (no labels), 72 (no cases) and 73 (3 cases) beside the fixture's, removed afterwards."""
+    folders = [write_dataset(kd.raw, DatasetSpec(71, "NoLabels", {"T1": Scanner()}, 3)),
+               write_dataset(kd.raw, DatasetSpec(72, "Empty", {"T1": Scanner()}, 0)),
+               write_dataset(kd.raw, DatasetSpec(73, "FewCases", {"T1": Scanner()}, 3))]
+    shutil.rmtree(os.path.join(folders[0], "labelsTr"))
+    os.makedirs(os.path.join(folders[1], "imagesTr"))
+    yield
+    for f in folders:
+        shutil.rmtree(f)
+
+
+@pytest.mark.parametrize("args, messages", [
+    (["plan", "-t", "71", "-s", "2", "-c", "2d"],
+     ["Dataset071_NoLabels lacks label files for 3 of 3 training cases", "labelsTr"]),
+    (["plan", "-t", "1", "-s", "72", "-c", "2d"], ["Dataset072_Empty has no training cases", "imagesTr"]),
+    (["run", "-t", "73", "-s", "2", "-c", "2d", "-f", "0", "--preset", "tiny", "--device", "cpu"],
+     ["Dataset073_FewCases has 3 labelled cases, too few for nnU-Net's 5-fold", "Use -f all", "splits_final.json"]),
+])
+def test_bad_datasets_are_clear_errors_and_write_nothing(kd, broken_datasets, args, messages):
+    before = [tree_digest(d) for d in (kd.raw, kd.preprocessed, kd.results)]
+    proc = kd.run(["nnunet_kd", *args], check=False, ext_trainer=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for m in messages:
+        assert m in proc.stderr
+    assert [tree_digest(d) for d in (kd.raw, kd.preprocessed, kd.results)] == before
+
+
+def test_few_target_cases_run_with_fold_all(kd, broken_datasets):
+    proc = kd.run(["nnunet_kd", "run", "-t", "73", "-s", "2", "-c", "2d", "-f", "all", "--preset", "tiny",
+                   "--device", "cpu", "--dry-run"], ext_trainer=False)
+    assert "student:all" in proc.stdout
+    # source 2's channel-mapped copy for this target takes a free id: 901 belongs to the fixture's target
+    assert "_KDSourceAForFewCases" in proc.stdout and "Dataset901_KDSourceAForFewCases" not in proc.stdout
 
 
 def test_existing_target_plans_are_reused_untouched(nnunet_env):
