@@ -36,7 +36,9 @@ DEFAULT_SETTINGS = {
         "levels": "encoder",
         "decoder_levels": False,
     },
-    "student": {"width": 1.0, "init_from_target_teacher": False},
+    # joint_teacher_plans: plans name the joint teacher was trained under (None = the student's own plans), so that a
+    # student variant in a copy of the shared plans (other width or weights) distils from the existing joint teacher
+    "student": {"width": 1.0, "init_from_target_teacher": False, "joint_teacher_plans": None},
 }
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
@@ -93,6 +95,9 @@ def validate_settings(settings: dict, where: str) -> None:
     w = settings["student"]["width"]
     if not isinstance(w, (int, float)) or not 0 < w <= 4:
         raise KDError(f"{where}: student.width must be in (0, 4], got {w!r}.")
+    jtp = settings["student"]["joint_teacher_plans"]
+    if jtp is not None and (not isinstance(jtp, str) or not jtp):
+        raise KDError(f"{where}: student.joint_teacher_plans must be a plans name or null, got {jtp!r}.")
     tbs = settings["dann"]["target_batch_size"]
     if tbs is not None and (not isinstance(tbs, int) or tbs < 1):
         raise KDError(f"{where}: dann.target_batch_size must be a positive integer or null, got {tbs!r}.")

@@ -9,7 +9,7 @@ from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
 from nnunet_kd.data.synthetic import demo_benchmark, write_dataset
-from nnunet_kd.pipeline import Pipeline, RunSpec
+from nnunet_kd.pipeline import Pipeline, RunSpec, command_env
 from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
 
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
@@ -32,14 +32,14 @@ def write_demo_data(raw: str, seed: int = 0) -> None:
             write_dataset(raw, spec, seed=seed)
 
 
-def evaluate_test_set(pipeline: Pipeline, trainer: str, out_dir: str) -> str:
+def evaluate_test_set(target: str, configuration: str, folds, plans: str, trainer: str, device: str,
+                      out_dir: str) -> str:
     """Predicts the target's imagesTs with stock nnUNetv2_predict and scores it with compute_metrics_on_folder."""
-    env = pipeline.env
-    raw = join(env["nnUNet_raw"], pipeline.target)
+    env = command_env()
+    raw = join(env["nnUNet_raw"], target)
     dataset_json = load_json(join(raw, "dataset.json"))
-    subprocess.run(["nnUNetv2_predict", "-i", join(raw, "imagesTs"), "-o", out_dir, "-d", pipeline.target, "-c",
-                    pipeline.spec.configuration, "-f", *pipeline.spec.folds, "-p", pipeline.plans_name, "-tr", trainer,
-                    "-device", pipeline.spec.device, "--disable_progress_bar"],
+    subprocess.run(["nnUNetv2_predict", "-i", join(raw, "imagesTs"), "-o", out_dir, "-d", target, "-c", configuration,
+                    "-f", *folds, "-p", plans, "-tr", trainer, "-device", device, "--disable_progress_bar"],
                    env={**os.environ, **env, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
                                                                       os.environ.get("PATH", "")])},
                    check=True, stdout=subprocess.DEVNULL)
@@ -63,7 +63,8 @@ def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu"
     for label, trainer in MODELS.items():
         pred = join(out_dir, "test_predictions", trainer + suffix)
         print(f"test set: predicting with {label} ({trainer + suffix})", flush=True)
-        test_folders[label] = evaluate_test_set(pipeline, trainer + suffix, pred)
+        test_folders[label] = evaluate_test_set(pipeline.target, spec.configuration, spec.folds, pipeline.plans_name,
+                                                trainer + suffix, device, pred)
     return report(folders["nnUNet_results"], pipeline.target, pipeline.plans_name, spec.configuration,
                   {label: trainer + suffix for label, trainer in MODELS.items()}, test_folders,
                   join(out_dir, "report"))

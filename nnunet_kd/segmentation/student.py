@@ -56,9 +56,9 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     def joint_teacher_spec(self) -> Teacher:
         ds = self.plans_manager.dataset_name
         trainer = JOINT_TEACHER_TRAINER + self.variant_suffix
-        folder = join(nnUNet_results.get(), ds, f"{trainer}__{self.plans_manager.plans_name}__{self.configuration_name}")
-        return Teacher("joint", ds, trainer, self.plans_manager.plans_name, self.configuration_name, str(self.fold),
-                       folder)
+        plans = self.kd_block["student"]["joint_teacher_plans"] or self.plans_manager.plans_name
+        folder = join(nnUNet_results.get(), ds, f"{trainer}__{plans}__{self.configuration_name}")
+        return Teacher("joint", ds, trainer, plans, self.configuration_name, str(self.fold), folder)
 
     def build_kd_modules(self) -> None:
         net = self.stock_network()

@@ -49,7 +49,23 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
 
-@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead"])
+def test_student_width_on_the_fixture(kd, kd_pipeline, tmp_path, monkeypatch):
+    for k, v in kd.env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "width.md"
+    _load("student_width").main(["-t", "1", "-p", kd.plans, "-f", "0", "--suffix", "_tiny", "--repeats", "2",
+                                 "--out", str(out)])
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 ")
+            or line.startswith("| 0.5 ")]
+    assert [r[0].strip() for r in rows] == ["1", "0.5"]
+    params = [int(r[1].replace(",", "")) for r in rows]
+    assert params[1] < params[0] / 2  # half the channels: about a quarter of the weights
+    assert all(0 <= float(r[4]) <= 1 for r in rows)
+    narrow = kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny").replace(kd.plans, kd.plans + "_w05")
+    assert os.path.isfile(os.path.join(narrow, "fold_0", "checkpoint_final.pth"))
+
+
+@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])

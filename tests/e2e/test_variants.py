@@ -1,7 +1,6 @@
 """Variants beyond the fixture's 2D default: a 3D region-based target, a half-width student with decoder levels."""
 import json
 import os
-import shutil
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
@@ -38,16 +37,17 @@ def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
     plans["plans_name"] = half
     plans["nnunet_kd"]["student"]["width"] = 0.5
     plans["nnunet_kd"]["distill"]["decoder_levels"] = True
+    plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the fixture's joint teacher
     with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
         json.dump(plans, f)
-    # the student distils from the fixture's joint teacher, found under this plans name
-    shutil.copytree(kd_pipeline.joint_teacher, kd_pipeline.joint_teacher.replace(kd.plans, half))
     kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"])
     folder = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
     arch = load_json(os.path.join(folder, "plans.json"))["configurations"]["2d"]["architecture"]["arch_kwargs"]
     assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
     ckpt = torch.load(os.path.join(folder, "fold_0", "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     assert len([k for k in ckpt["kd_state"]["modules"] if k.endswith("weight")]) == 5  # 3 encoder + 2 decoder levels
+    assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == [
+        os.path.join(kd_pipeline.joint_teacher, "fold_0", "checkpoint_final.pth")]
     out = tmp_path / "pred"
     kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
             "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], ext_trainer=False)
