@@ -21,6 +21,8 @@ setup(
         "numpy",
         "pandas",
         "matplotlib",
+        "scikit-learn",
+        "Pillow",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["nnunet_kd=nnunet_kd.cli:main"]},

@@ -29,7 +29,7 @@ def _plan(args) -> None:
     name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.p, preset=args.preset,
                 channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                 derived_ids=args.derived_id, num_processes=args.np or default_num_processes,
-                verbose=not args.quiet, extra_target_images=args.extra_target_images)
+                verbose=not args.quiet, extra_target_images=args.extra_target_images, task=args.task)
     if not args.quiet:
         print(f"Shared plans: {name}  (train with -p {name})")
     print(name)
@@ -37,11 +37,11 @@ def _plan(args) -> None:
 
 def _report(args) -> None:
     from nnunet_kd.plans.shared import dataset_name
-    from nnunet_kd.report import DEFAULT_MODELS, report
+    from nnunet_kd.report import models_for, report
     results = os.environ.get("nnUNet_results")
     if not results:
         raise KDError("nnUNet_results is not set: export it to the folder holding the trained models.")
-    models = {label: trainer + args.suffix for label, trainer in DEFAULT_MODELS.items()}
+    models = {label: trainer + args.suffix for label, trainer in models_for(args.task).items()}
     test_folders = {}
     for item in args.test_dir:
         label, sep, folder = item.partition("=")
@@ -57,24 +57,41 @@ def _run_spec(args):
                    preset=args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
-                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines)
+                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task)
 
 
 def _run(args) -> None:
     from nnunet_kd.pipeline import Pipeline
-    from nnunet_kd.report import DEFAULT_MODELS, report
+    from nnunet_kd.report import models_for, report
     pipeline = Pipeline(_run_spec(args), force=args.force)
     if args.dry_run:
         print("\n".join(pipeline.dry_run_lines()))
         return
     pipeline.run()
-    models = {label: trainer + args.suffix for label, trainer in DEFAULT_MODELS.items()}
+    models = {label: trainer + args.suffix for label, trainer in models_for(args.task).items()}
     report(pipeline.env["nnUNet_results"], pipeline.target, pipeline.plans_name, args.c, models)
 
 
 def _demo(args) -> None:
     from nnunet_kd.demo import demo
     demo(args.out, seed=args.seed, device=args.device)
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _predict_cls(args) -> None:
+    from nnunet_kd.classification.predict import predict_cls
+    predict_cls(args.i, args.o, args.m, args.f, args.chk, args.c, args.device)
+    print(args.o)
+
+
+def _convert_cls(args) -> None:
+    from nnunet_kd.classification.convert import convert_cls
+    print(convert_cls(args.images, args.labels, args.d, args.n, classes=args.classes, id_column=args.id_column,
+                      class_column=args.class_column))
 
 
 def _add_dataset_args(p) -> None:
@@ -91,6 +108,9 @@ def _add_dataset_args(p) -> None:
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
     p.add_argument("--derived-id", type=int, nargs="+", default=None,
                    help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: the lowest free ids from 901 (reused on reruns).")
+    p.add_argument("--task", default="seg", choices=["seg", "cls"],
+                   help="seg: segmentation; cls: image classification (datasets made with `nnunet_kd convert-cls`: "
+                        "'classes' in dataset.json and a labels.csv). Default: seg.")
     p.add_argument("--extra-target-images", default=None, metavar="DIR",
                    help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
                         "teachers' domain loss uses beside the labelled target training images.")
@@ -133,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
     p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
+    p.add_argument("--task", default="seg", choices=["seg", "cls"],
+                   help="seg: Dice of the segmentation trainers; cls: balanced accuracy of the classification trainers.")
     p.add_argument("-o", default=None, help="Output folder. Default: "
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
     p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER",
@@ -170,6 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="Seed of the generated data. Default: 0.")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="Default: cpu.")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("convert-cls", help="Convert a folder of images and a CSV of classes to an nnU-Net dataset.",
+                       description="Write $nnUNet_raw/DatasetXXX_NAME from a folder of images (PNG, JPEG, NIfTI, "
+                                   "single-file DICOM) and a CSV with one row per image: its file name (with or "
+                                   "without ending) and class name. Images become imagesTr (RGB as channels R, G, B; "
+                                   "JPEG as PNG), labelsTr holds all-ones masks, the classes go to labels.csv and "
+                                   "dataset.json's 'classes'. Everything is checked first: on any problem, or if the "
+                                   "id is taken, nothing is written. Prints the dataset folder.")
+    p.add_argument("--images", required=True, metavar="DIR", help="Folder holding the images.")
+    p.add_argument("--labels", required=True, metavar="CSV", help="CSV with a header line and one row per image.")
+    p.add_argument("-d", type=int, required=True, help="Dataset id of the new dataset (1-999, not yet used).")
+    p.add_argument("-n", required=True, help="Dataset name, e.g. ChestXray: the folder is DatasetXXX_NAME.")
+    p.add_argument("--classes", nargs="+", default=None,
+                   help="Class names in class-index order. Default: the sorted names found in the CSV.")
+    p.add_argument("--id-column", default=None, help="CSV column of the image file names. Default: the first.")
+    p.add_argument("--class-column", default=None, help="CSV column of the class names. Default: the second.")
+    p.set_defaults(func=_convert_cls)
+
+    p = sub.add_parser("predict-cls", help="Class probabilities of images from a classification model folder.",
+                       description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "
+                                   "image to the patch size, averages the softmax of the given folds and writes a CSV: "
+                                   "case, p_<class> for every class, predicted class.")
+    p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
+    p.add_argument("-o", required=True, help="Output CSV file.")
+    p.add_argument("-m", required=True, help="Model folder (TRAINER__PLANS__CONFIGURATION) of a classification trainer.")
+    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
+    p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
+    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
+                   help="Default: cuda when available, else cpu.")
+    p.set_defaults(func=_predict_cls)
     return parser
 
 

@@ -16,6 +16,7 @@ SEED_ENV = "nnUNet_KD_SEED"
 
 # Settings a preset may change; `plan` fills in the dataset part (target, sources, teachers, ...).
 DEFAULT_SETTINGS = {
+    "task": "seg",  # seg (segmentation) or cls (image classification); set by `plan --task`
     "seed": None,
     # caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)
     "architecture": {"max_stages": None, "max_features": None},
@@ -38,7 +39,18 @@ DEFAULT_SETTINGS = {
     },
     # joint_teacher_plans: plans name the joint teacher was trained under (None = the student's own plans), so that a
     # student variant in a copy of the shared plans (other width or weights) distils from the existing joint teacher
+    # classification trainers: class-weighted CE, class-balanced sampling, an optional 2D timm backbone (random init,
+    # or weights from a local file; never downloaded)
+    "classification": {"class_weights": True, "balanced_sampling": False, "backbone": None, "backbone_weights": None},
     "student": {"width": 1.0, "init_from_target_teacher": False, "joint_teacher_plans": None},
+}
+# the trainer of each role, per task
+ROLE_TRAINERS = {
+    "seg": {"target": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
+            "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD", "multihead": "nnUNetTrainerMultiHead"},
+    "cls": {"target": "nnUNetTrainerCls", "source": "nnUNetTrainerClsDomainAdversarial",
+            "joint": "nnUNetTrainerClsJointTeacher", "student": "nnUNetTrainerClsJointKD",
+            "multihead": "nnUNetTrainerClsMultiHead"},
 }
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
@@ -95,6 +107,8 @@ def validate_settings(settings: dict, where: str) -> None:
     w = settings["student"]["width"]
     if not isinstance(w, (int, float)) or not 0 < w <= 4:
         raise KDError(f"{where}: student.width must be in (0, 4], got {w!r}.")
+    if settings["task"] not in ROLE_TRAINERS:
+        raise KDError(f"{where}: task must be one of {list(ROLE_TRAINERS)}, got {settings['task']!r}.")
     jtp = settings["student"]["joint_teacher_plans"]
     if jtp is not None and (not isinstance(jtp, str) or not jtp):
         raise KDError(f"{where}: student.joint_teacher_plans must be a plans name or null, got {jtp!r}.")

@@ -20,7 +20,7 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, save_json
 
 from nnunet_kd import trainer_path
-from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import file_sha256
 
@@ -58,6 +58,7 @@ class RunSpec:
     extra_target_images: Optional[str] = None
     suffix: str = ""
     device: str = "cuda"
+    task: str = "seg"
     num_gpus: int = 1
     with_baselines: bool = False
 
@@ -72,6 +73,8 @@ def _plan_argv(spec: RunSpec) -> List[str]:
         argv += ["--derived-id", *map(str, spec.derived_ids)]
     if spec.extra_target_images:
         argv += ["--extra-target-images", os.path.abspath(spec.extra_target_images)]
+    if spec.task != "seg":
+        argv += ["--task", spec.task]
     return argv
 
 
@@ -81,25 +84,25 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]
                 "-device", spec.device]
         return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else [])
 
+    role = ROLE_TRAINERS[spec.task]
     stages = [Stage("plan", "shared plans", _plan_argv(spec))]
     source_ids = []
     for s in sources:
         sid = f"source:{s}"
-        stages.append(Stage(sid, f"source teacher {s}", train(s, "nnUNetTrainerDomainAdversarial", "all"), ["plan"],
-                            s, "nnUNetTrainerDomainAdversarial" + spec.suffix, "all"))
+        stages.append(Stage(sid, f"source teacher {s}", train(s, role["source"], "all"), ["plan"], s,
+                            role["source"] + spec.suffix, "all"))
         source_ids.append(sid)
     for f in spec.folds:
-        stages.append(Stage(f"target:{f}", f"target teacher fold {f}", train(target, "nnUNetTrainer", f), ["plan"],
-                            target, "nnUNetTrainer" + spec.suffix, f))
+        stages.append(Stage(f"target:{f}", f"target teacher fold {f}", train(target, role["target"], f), ["plan"],
+                            target, role["target"] + spec.suffix, f))
     for f in spec.folds:
-        stages.append(Stage(f"joint:{f}", f"joint teacher fold {f}", train(target, "nnUNetTrainerJointTeacher", f),
-                            [f"target:{f}"] + source_ids, target, "nnUNetTrainerJointTeacher" + spec.suffix, f))
-        stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, "nnUNetTrainerJointKD", f),
-                            [f"joint:{f}"], target, "nnUNetTrainerJointKD" + spec.suffix, f))
+        stages.append(Stage(f"joint:{f}", f"joint teacher fold {f}", train(target, role["joint"], f),
+                            [f"target:{f}"] + source_ids, target, role["joint"] + spec.suffix, f))
+        stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, role["student"], f),
+                            [f"joint:{f}"], target, role["student"] + spec.suffix, f))
         if spec.with_baselines:
-            stages.append(Stage(f"multihead:{f}", f"multi-head baseline fold {f}",
-                                train(target, "nnUNetTrainerMultiHead", f), ["plan"], target,
-                                "nnUNetTrainerMultiHead" + spec.suffix, f))
+            stages.append(Stage(f"multihead:{f}", f"multi-head baseline fold {f}", train(target, role["multihead"], f),
+                                ["plan"], target, role["multihead"] + spec.suffix, f))
     return stages
 
 
@@ -120,7 +123,8 @@ class Pipeline:
         self.spec, self.force, self.log = spec, force, log
         self.env = command_env()
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
-                         spec.channel_map, spec.derived_ids, spec.extra_target_images)
+                         spec.channel_map, spec.derived_ids, spec.extra_target_images,
+                         spec.task)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
         folds = [f for f in spec.folds if f != "all"]
         splits = join(self.env["nnUNet_preprocessed"], self.target, "splits_final.json")

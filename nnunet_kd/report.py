@@ -1,4 +1,5 @@
-"""Results table of a KD experiment: the Dice of nnU-Net's summary.json of every model -> report.md/json/png."""
+"""Results table of a KD experiment: the Dice of nnU-Net's summary.json of every model (the balanced accuracy for
+classification) -> report.md/json/png."""
 import json
 import os
 import re
@@ -6,10 +7,19 @@ from typing import Optional
 
 import numpy as np
 
+from nnunet_kd.config import ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 
-DEFAULT_MODELS = {"dataset-specific (target teacher)": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHead",
-                  "joint teacher": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD"}
+
+
+def models_for(task: str) -> dict:
+    """{row label: trainer} of a task's four models; the first is the baseline."""
+    role = ROLE_TRAINERS[task]
+    return {"dataset-specific (target teacher)": role["target"], "multi-head": role["multihead"],
+            "joint teacher": role["joint"], "student": role["student"]}
+
+
+DEFAULT_MODELS = models_for("seg")
 
 
 def _stats(values) -> dict:
@@ -21,14 +31,18 @@ def _stats(values) -> dict:
 
 
 def _dice(summary_file: str) -> dict:
-    """summary.json -> {"foreground": mean Dice over the classes, NaN ignored, "per_class": {class: Dice}}."""
+    """summary.json -> {"foreground": mean Dice over the classes, NaN ignored, "per_class": {class: Dice}}; of a
+    classification summary: {"foreground": balanced accuracy, "per_class": {}}."""
     try:
         with open(summary_file, encoding="utf-8") as f:
-            dice = {c: float(m["Dice"]) for c, m in json.load(f)["mean"].items() if c != "0"}
+            summary = json.load(f)
+        if "balanced_accuracy" in summary:
+            return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
+        dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KDError(f"Cannot read the Dice of {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
     return {"foreground": _stats(dice.values())["mean"],
-            "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}}
+            "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}, "metric": "Dice"}
 
 
 def _changed_teachers(fold_folder: str) -> list:
@@ -89,8 +103,10 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
         row["delta_vs_baseline"] = None if label == baseline else {
             "validation": _diff(row["validation"]["foreground"]["mean"], base["validation"]["foreground"]["mean"]),
             "test": _diff(row["test"] and row["test"]["foreground"], base["test"] and base["test"]["foreground"])}
+    metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
+    metric = "balanced accuracy" if "balanced accuracy" in metrics else "Dice"
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
-            "baseline": baseline, "models": rows}
+            "baseline": baseline, "metric": metric, "models": rows}
 
 
 def _fmt(x: Optional[float], sign: bool = False) -> str:
@@ -116,11 +132,15 @@ def _plot(report: dict, path: str) -> None:
     ax.set_xticks(x, list(rows), rotation=15, ha="right")
     ax.set_ylim(0, 1.15)  # room for the legend above the bars
     ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("foreground Dice")
+    ax.set_ylabel(_metric_label(report))
     ax.set_title(f"{report['target']}  {report['plans']}  {report['configuration']}")
     ax.legend(loc="upper center", ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def _metric_label(report: dict) -> str:
+    return "balanced accuracy" if report.get("metric") == "balanced accuracy" else "fg Dice"
 
 
 def write_report(report: dict, out_dir: str) -> str:
@@ -129,8 +149,9 @@ def write_report(report: dict, out_dir: str) -> str:
     rows = report["models"]
     classes = list(dict.fromkeys(c for r in rows.values() for c in r["validation"]["per_class"]))
     has_test = any(r["test"] for r in rows.values())
-    header = ["Model", "Trainer", "Folds", "Val fg Dice (mean ± std)", *(f"Val Dice {c}" for c in classes),
-              *(["Test fg Dice"] if has_test else []), "Δ val vs baseline", *(["Δ test vs baseline"] if has_test else [])]
+    m = _metric_label(report)
+    header = ["Model", "Trainer", "Folds", f"Val {m} (mean ± std)", *(f"Val Dice {c}" for c in classes),
+              *([f"Test {m}"] if has_test else []), "Δ val vs baseline", *(["Δ test vs baseline"] if has_test else [])]
     lines = [f"# {report['target']}  {report['plans']}  {report['configuration']}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, r in rows.items():
@@ -144,8 +165,9 @@ def write_report(report: dict, out_dir: str) -> str:
         if has_test:
             cells.append("(baseline)" if label == report["baseline"] else _fmt(delta["test"], sign=True))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored; "
-                  "± = population std over the folds."]
+    source = ("Balanced accuracy from the classification summary.json (scikit-learn)" if m == "balanced accuracy"
+              else "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored")
+    lines += ["", source + "; ± = population std over the folds."]
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]
     lines += ["", "Notes:", *notes] if notes else []
     text = "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.config import KD_BLOCK_KEY, load_preset
+from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.errors import KDError
 from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
@@ -245,7 +245,8 @@ class SharedPlansSpec:
 
 def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
             plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
-            derived_ids: Optional[Sequence[int]] = None, extra_target_images: Optional[str] = None) -> SharedPlansSpec:
+            derived_ids: Optional[Sequence[int]] = None, extra_target_images: Optional[str] = None,
+            task: str = "seg") -> SharedPlansSpec:
     """Checks the inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
     configurations = list(dict.fromkeys(configurations))
@@ -260,11 +261,18 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     if target in sources or len(set(sources)) != len(sources):
         raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets.")
     settings = load_preset(preset)
+    if task not in ROLE_TRAINERS:
+        raise KDError(f"--task must be one of {list(ROLE_TRAINERS)}, got {task!r}.")
+    settings["task"] = task
     channel_map = {str(k): v for k, v in (channel_map or {}).items()}
 
     # 1. inputs, before anything is written
     tgt = _Dataset(dataset_name(target))
     srcs = [_Dataset(dataset_name(s)) for s in sources]
+    if task == "cls":  # class labels are checked before anything is written; class sets may differ
+        from nnunet_kd.classification.labels import read_case_classes
+        for d in [tgt] + srcs:
+            read_case_classes(d.raw_folder, d.json)
     unknown = set(channel_map) - {str(s) for s in sources} - {s.name for s in srcs}
     if unknown:
         raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources {list(sources)}.")
@@ -292,7 +300,8 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     name = shared_plans_name(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
                              planner=None if plans else planner, plans=plans, preset=preset,
                              channel_map=channel_map, derived_ids=list(derived_ids or []),
-                             **({"extra_target_images": extra_target_images} if extra_target_images else {}))
+                             **({"extra_target_images": extra_target_images} if extra_target_images else {}),
+                             **({"task": task} if task != "seg" else {}))
     derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
         suffix = f"_{srcs[i].name[11:]}For{tgt.name[11:]}"
@@ -330,11 +339,11 @@ def _default_derived_id(suffix: str, chosen: set) -> int:
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
          plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
          derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
-         verbose: bool = True, extra_target_images: Optional[str] = None) -> str:
+         verbose: bool = True, extra_target_images: Optional[str] = None, task: str = "seg") -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
-                   extra_target_images)
+                   extra_target_images, task)
     name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
         spec.settings
 
@@ -364,9 +373,9 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         "sources": [{"dataset": s.name, "derived_from": s.json.get("nnunet_kd_derived_from", {}).get("dataset")}
                     for s in srcs],
         "configurations": configurations,
-        "teachers": [{"role": "target", "dataset": tgt.name, "trainer": "nnUNetTrainer", "plans": name,
+        "teachers": [{"role": "target", "dataset": tgt.name, "trainer": ROLE_TRAINERS[task]["target"], "plans": name,
                       "configuration": None, "fold": None}] +
-                    [{"role": "source", "dataset": s.name, "trainer": "nnUNetTrainerDomainAdversarial", "plans": name,
+                    [{"role": "source", "dataset": s.name, "trainer": ROLE_TRAINERS[task]["source"], "plans": name,
                       "configuration": None, "fold": "all"} for s in srcs],
     })
     target_plans[KD_BLOCK_KEY] = block

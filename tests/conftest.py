@@ -60,6 +60,14 @@ class KDSetup:
         return self.run(["nnUNetv2_train", str(dataset), "2d", str(fold), "-p", self.plans, "-tr", trainer,
                          "-device", "cpu", *extra], **kw)
 
+    @classmethod
+    def create(cls, root: str) -> "KDSetup":
+        """Empty nnU-Net folders raw, preprocessed and results under root."""
+        setup = cls(root, *(os.path.join(root, d) for d in ("raw", "preprocessed", "results")))
+        for d in (setup.raw, setup.preprocessed, setup.results):
+            os.makedirs(d)
+        return setup
+
     def model_folder(self, dataset, trainer, results=None) -> str:
         return os.path.join(results or self.results, dataset, f"{trainer}__{self.plans}__2d")
 
@@ -76,10 +84,7 @@ def set_nnunet_env(setup: KDSetup) -> None:
 
 @pytest.fixture(scope="session")
 def kd(tmp_path_factory) -> KDSetup:
-    root = str(tmp_path_factory.mktemp("kd"))
-    setup = KDSetup(root, *(os.path.join(root, d) for d in ("raw", "preprocessed", "results")))
-    for d in (setup.raw, setup.preprocessed, setup.results):
-        os.makedirs(d)
+    setup = KDSetup.create(str(tmp_path_factory.mktemp("kd")))
     for spec in tiny_benchmark():
         write_dataset(setup.raw, spec)
     setup.raw_digest_before = tree_digest(setup.raw)

@@ -48,6 +48,7 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
     extra = unlabelled_folder(base, cm.data_identifier)
     if not with_labels and trainer.kd_block["dann"]["extra_target_images"] and unlabelled_identifiers(extra):
         dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
+    dataset = trainer.loader_dataset(dataset)
     label_manager = plans.get_label_manager(load_json(join(base, "dataset.json")))
     rotation, dummy_2d, initial_patch_size, mirror_axes = \
         trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()

@@ -55,7 +55,7 @@ def _phantom(rng: np.random.RandomState, shape, n_labels: int):
     return organ, seg
 
 
-def _render(rng, organ, seg, sc: Scanner):
+def render(rng, organ, seg, sc: Scanner):
     img = np.full(organ.shape, sc.background, dtype=np.float64)
     texture = ndimage.gaussian_filter(rng.randn(*organ.shape), 2) * 0.05
     img[organ] = sc.organ + texture[organ]
@@ -98,7 +98,7 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
             organ, seg = _phantom(rng, tuple(spec.shape), n_labels)
             for c, sc in enumerate(spec.channels.values()):
-                _write(_render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
+                _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
             _write(seg, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
     labels = {"background": 0, spec.lesion_label: 1}

@@ -126,6 +126,10 @@ class KDTrainerMixin:
         """The extras as called in a forward pass (DDP-wrapped under multi-GPU training)."""
         return getattr(self, "kd_modules_ddp", self.kd_modules)
 
+    def loader_dataset(self, dataset):
+        """A dataset as this trainer's loaders read it (classification trainers resize whole images)."""
+        return dataset
+
     def stock_network(self) -> nn.Module:
         mod = self.network.module if self.is_ddp else self.network
         return mod._orig_mod if isinstance(mod, OptimizedModule) else mod

@@ -40,12 +40,16 @@ class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
         check_compatible(self.teachers, self.configuration_manager.configuration["architecture"],
                          determine_num_input_channels(self.plans_manager, self.configuration_manager, dataset_json),
                          self.label_manager.num_segmentation_heads)
-        arch = joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
-                                  self.kd_block["fusion"])
+        arch = self.joint_architecture()
         # the model folder's plans.json (written in on_train_start) describes the joint network
         self.plans_manager.plans["configurations"][configuration]["architecture"] = arch
         self.configuration_manager.configuration["architecture"] = arch
         self.teacher_records = [teacher_record(t) for t in self.teachers]
+
+    def joint_architecture(self) -> dict:
+        """The plans ``architecture`` entry of the joint network."""
+        return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
+                                  self.kd_block["fusion"])
 
     def initialize(self):
         super().initialize()

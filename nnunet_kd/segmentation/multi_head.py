@@ -74,12 +74,17 @@ class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
             shutdown(loader)
         self.source_loaders = []
 
-    def train_step(self, batch: dict) -> dict:
+    def all_batches(self, batch: dict):
+        """This step's batches (the target's, then one per source), their images concatenated on the device and the
+        slice of each dataset in the concatenation."""
         batches = [batch] + [next(loader) for loader in self.source_loaders]
         sizes = [b["data"].shape[0] for b in batches]
         bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
         slices = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
-        x = torch.cat([b["data"] for b in batches]).to(self.device, non_blocking=True)
+        return batches, torch.cat([b["data"] for b in batches]).to(self.device, non_blocking=True), slices
+
+    def train_step(self, batch: dict) -> dict:
+        batches, x, slices = self.all_batches(batch)
         targets = [[t.to(self.device, non_blocking=True) for t in b["target"]] if isinstance(b["target"], list)
                    else b["target"].to(self.device, non_blocking=True) for b in batches]
 

@@ -13,6 +13,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
+from nnunet_kd.config import ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
@@ -21,7 +22,6 @@ from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_c
 from nnunet_kd.segmentation.base import KDTrainerMixin
 from nnunet_kd.segmentation.joint_network import resolve_levels
 
-JOINT_TEACHER_TRAINER = "nnUNetTrainerJointTeacher"
 
 
 def scale_widths(architecture: dict, width: float) -> None:
@@ -55,7 +55,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     @property
     def joint_teacher_spec(self) -> Teacher:
         ds = self.plans_manager.dataset_name
-        trainer = JOINT_TEACHER_TRAINER + self.variant_suffix
+        trainer = ROLE_TRAINERS[self.kd_block["task"]]["joint"] + self.variant_suffix
         plans = self.kd_block["student"]["joint_teacher_plans"] or self.plans_manager.plans_name
         folder = join(nnUNet_results.get(), ds, f"{trainer}__{plans}__{self.configuration_name}")
         return Teacher("joint", ds, trainer, plans, self.configuration_name, str(self.fold), folder)
@@ -81,10 +81,13 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
                           f"{spec.train_command}")
         spec.plans_dict = load_json(join(spec.model_folder, "plans.json"))
         spec.dataset_json = load_json(join(spec.model_folder, "dataset.json"))
-        self.attach_joint_teacher(build_teacher_network(spec, load_checkpoint(spec.checkpoint)))
+        self.attach_joint_teacher(self.build_joint_teacher(spec))
         self.teacher_records = [teacher_record(spec)]
         if self.kd_block["student"]["init_from_target_teacher"] and self.current_epoch == 0:
             self._init_from_target_teacher()
+
+    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+        return build_teacher_network(spec, load_checkpoint(spec.checkpoint))
 
     def attach_joint_teacher(self, joint: nn.Module) -> None:
         """The frozen joint teacher this student distils from (its decoder taps registered before compiling)."""

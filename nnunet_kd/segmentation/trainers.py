@@ -25,23 +25,25 @@ VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iter
             "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
 
 
-def _variant(base_name: str, suffix: str, settings: dict):
-    base = BASES[base_name]
+def make_variants(bases: dict, namespace: dict, skip=()) -> None:
+    """Defines ``<base name><suffix>`` for every base and variant in ``namespace`` (a module's globals)."""
+    for base_name, base in bases.items():
+        for suffix, settings in VARIANTS.items():
+            if base_name + suffix not in skip:
+                namespace[base_name + suffix] = _variant(base, base_name, suffix, settings, namespace["__name__"])
 
+
+def _variant(base, base_name: str, suffix: str, settings: dict, module: str):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         base.__init__(self, plans, configuration, fold, dataset_json, device)
         for k, v in settings.items():
             setattr(self, k, v)
 
-    return type(base_name + suffix, (base,), {"__init__": __init__, "variant_suffix": suffix, "__module__": __name__,
+    return type(base_name + suffix, (base,), {"__init__": __init__, "variant_suffix": suffix, "__module__": module,
                                 "__doc__": f"{base_name} with {settings}."})
 
 
-for _name in BASES:
-    for _suffix, _settings in VARIANTS.items():
-        if _name == "nnUNetTrainer" and _suffix == "_5epochs":
-            continue  # nnU-Net ships nnUNetTrainer_5epochs
-        globals()[_name + _suffix] = _variant(_name, _suffix, _settings)
+make_variants(BASES, globals(), skip=("nnUNetTrainer_5epochs",))  # nnU-Net ships nnUNetTrainer_5epochs
 
 __all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

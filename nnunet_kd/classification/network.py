@@ -1,0 +1,110 @@
+"""Classification networks: the plans' encoder (PlainConv or ResEnc, or a timm backbone) + pooling + a linear head,
+and the classification joint teacher (frozen teacher encoders, level-wise fusion, a head on every fused level)."""
+from typing import List, Optional, Sequence
+
+import torch
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from torch import nn
+
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.fusion import MultiLevelFusion
+from nnunet_kd.protocol.taps import encoder_spec
+from nnunet_kd.protocol.teachers import freeze
+
+JOINT_CLASS_NAME = f"{__name__}.ClsJointTeacherNetwork"
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2).mean(2)
+
+
+class ClsNetwork(nn.Module):
+    """encoder -> global average pooling of the bottleneck -> linear layer. ``encoder`` returns its stage outputs
+    (nnU-Net's skips) and has ``output_channels`` and ``conv_op``, so the protocol modules (taps, domain heads,
+    adapters) treat it like a segmentation encoder."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.output_channels[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(_pool(self.encoder(x)[-1]))
+
+
+class TimmEncoder(nn.Module):
+    """A 2D timm backbone (``features_only``), randomly initialised or loaded from a local file; never downloaded."""
+
+    def __init__(self, name: str, input_channels: int, weights: Optional[str] = None):
+        super().__init__()
+        import timm
+        try:
+            self.model = timm.create_model(name, pretrained=False, features_only=True, in_chans=input_channels)
+        except RuntimeError as e:
+            raise KDError(f"timm backbone '{name}': {e}. Names: timm.list_models().") from None
+        if weights:
+            state = torch.load(weights, map_location="cpu", weights_only=False)
+            missing, _ = self.model.load_state_dict(state.get("state_dict", state), strict=False)
+            if len(missing) == len(self.model.state_dict()):
+                raise KDError(f"{weights} holds no weights of timm backbone '{name}'.")
+        self.output_channels = list(self.model.feature_info.channels())
+        self.conv_op = nn.Conv2d
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return self.model(x)
+
+
+def plans_encoder(architecture: dict, input_channels: int) -> nn.Module:
+    """The encoder of the plans network (nnU-Net's own builder, He-initialised)."""
+    net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                 architecture["_kw_requires_import"], input_channels, 1, allow_init=True,
+                                 deep_supervision=False)
+    return net.encoder
+
+
+def build_cls_network(architecture: dict, input_channels: int, num_classes: int,
+                      backbone: Optional[dict] = None) -> nn.Module:
+    """The network a classification model folder's plans ``architecture`` describes."""
+    if architecture["network_class_name"] == JOINT_CLASS_NAME:
+        return ClsJointTeacherNetwork(input_channels, num_classes, **architecture["arch_kwargs"])
+    if backbone and backbone.get("name"):
+        return ClsNetwork(TimmEncoder(backbone["name"], input_channels, backbone.get("weights")), num_classes)
+    return ClsNetwork(plans_encoder(architecture, input_channels), num_classes)
+
+
+class ClsJointTeacherNetwork(nn.Module):
+    """Frozen teacher encoders -> level-wise fusion (the segmentation joint teacher's modules) -> pooled fused levels,
+    concatenated -> linear head. Every fused level feeds the head, so every level the student distils is trained."""
+
+    def __init__(self, input_channels: int, num_classes: int, teachers: Sequence[dict], shared: dict,
+                 fusion_levels: Sequence[int], adapter_norm: bool = False):
+        super().__init__()
+        self.teacher_encoders = nn.ModuleList(freeze(plans_encoder(t, input_channels)) for t in teachers)
+        spec = encoder_spec(shared["arch_kwargs"], shared["_kw_requires_import"])
+        self.fusion = MultiLevelFusion([list(e.output_channels) for e in self.teacher_encoders], spec.output_channels,
+                                       fusion_levels, conv_op=spec.conv_op, norm_op=spec.norm_op,
+                                       norm_op_kwargs=spec.norm_op_kwargs, nonlin=spec.nonlin,
+                                       nonlin_kwargs=spec.nonlin_kwargs, adapter_norm=adapter_norm)
+        self.head = nn.Linear(sum(spec.output_channels), num_classes)
+        InitWeights_He(1e-2)(self.fusion)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher_encoders.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        with torch.no_grad():
+            features = [enc(x) for enc in self.teacher_encoders]
+        fused = self.fusion(features)
+        logits = self.head(torch.cat([_pool(f) for f in fused], 1))
+        return (logits, fused) if return_features else logits
+
+
+def joint_architecture(teachers, shared_architecture: dict, fusion_levels: List[int], adapter_norm: bool) -> dict:
+    """The plans ``architecture`` entry of a classification joint teacher."""
+    return {"network_class_name": JOINT_CLASS_NAME,
+            "arch_kwargs": {"teachers": [t.arch for t in teachers], "shared": shared_architecture,
+                            "fusion_levels": fusion_levels, "adapter_norm": adapter_norm},
+            "_kw_requires_import": []}

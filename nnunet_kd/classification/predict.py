@@ -1,0 +1,69 @@
+"""`nnunet_kd predict-cls`: class probabilities of raw images, averaged over the folds of a classification model."""
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+
+from nnunet_kd.classification.labels import class_names
+from nnunet_kd.classification.network import build_cls_network
+from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
+from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.teachers import load_checkpoint
+
+
+def _configuration(model_folder: str, configuration) -> str:
+    if configuration:
+        return configuration
+    parts = os.path.basename(os.path.normpath(model_folder)).split("__")
+    if len(parts) != 3:
+        raise KDError(f"{model_folder} is not named TRAINER__PLANS__CONFIGURATION like an nnU-Net model folder; "
+                      f"give the configuration with -c.")
+    return parts[2]
+
+
+def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
+                checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu") -> np.ndarray:
+    """Writes case, p_<class>..., predicted to output_csv; returns the probabilities (cases x classes)."""
+    for f in ("plans.json", "dataset.json"):
+        if not isfile(join(model_folder, f)):
+            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
+    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    classes = class_names(dataset_json)
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(_configuration(model_folder, configuration))
+    settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
+    in_ch = determine_num_input_channels(pm, cm, dataset_json)
+    dev = torch.device(device)
+    networks = []
+    for fold in folds:
+        path = join(model_folder, f"fold_{fold}", checkpoint)
+        if not isfile(path):
+            raise KDError(f"{path} does not exist; train fold {fold} first or choose other folds with -f.")
+        net = build_cls_network(cm.configuration["architecture"], in_ch, len(classes),
+                                {"name": settings["backbone"], "weights": settings["backbone_weights"]})
+        net.load_state_dict(load_checkpoint(path)["network_weights"])
+        networks.append(net.to(dev))
+    if not isdir(images):
+        raise KDError(f"-i {images} is not a folder of images named CASE_0000{dataset_json['file_ending']}.")
+    files = create_lists_from_splitted_dataset_folder(images, dataset_json["file_ending"])
+    if not files:
+        raise KDError(f"-i {images} holds no images named CASE_0000{dataset_json['file_ending']}.")
+    cases = [os.path.basename(f[0])[:-len(dataset_json["file_ending"]) - 5] for f in files]
+    wrong = [c for c, f in zip(cases, files) if len(f) != in_ch]
+    if wrong:
+        raise KDError(f"-i {images}: cases {wrong[:5]} do not have one file per channel of "
+                      f"{list(dataset_json['channel_names'].values())} (CASE_0000, CASE_0001, ...).")
+    preprocessor = cm.preprocessor_class(verbose=False)
+    data = [resize_to_patch(preprocessor.run_case(f, None, pm, cm, dataset_json)[0], cm.patch_size) for f in files]
+    is_2d = len(cm.patch_size) == 2
+    probs = np.mean([predict_probabilities(net, data, is_2d, dev) for net in networks], 0)
+    os.makedirs(os.path.dirname(os.path.abspath(output_csv)), exist_ok=True)
+    write_predictions_csv(output_csv, cases, probs, classes)
+    return probs
+

@@ -1,0 +1,98 @@
+"""The method's roles for classification: the segmentation trainers' protocol (GRL domain heads, fusion, distillation
+losses, teacher loading) with the classification network, data and loss of :class:`ClsTrainerMixin`."""
+from typing import List
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast, nn
+
+from nnunet_kd.classification.labels import class_names
+from nnunet_kd.classification.network import build_cls_network, joint_architecture
+from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.taps import EncoderTap
+from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
+from nnunet_kd.segmentation.joint_network import resolve_levels
+from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
+from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
+from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
+from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+
+
+class nnUNetTrainerClsDomainAdversarial(ClsTrainerMixin, nnUNetTrainerDomainAdversarial):
+    """Source teacher: CE on source images + GRL domain heads on the encoder levels of source and target images."""
+
+
+class nnUNetTrainerClsJointTeacher(ClsTrainerMixin, nnUNetTrainerJointTeacher):
+    """Frozen teachers' encoders fused level by level; a new head on the pooled fused levels, trained on the target."""
+
+    def joint_architecture(self) -> dict:
+        shared = self.configuration_manager.configuration["architecture"]
+        return joint_architecture(self.teachers, shared,
+                                  resolve_levels(self.kd_block["fusion"]["levels"], shared["arch_kwargs"]["n_stages"]),
+                                  self.kd_block["fusion"]["adapter_norm"])
+
+
+class nnUNetTrainerClsJointKD(ClsTrainerMixin, nnUNetTrainerJointKD):
+    """Student: the classifier trained with CE + feature MSE on the encoder levels + logit KD from the joint teacher."""
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
+        super().check_inputs(plans, configuration, fold, kd_block)
+        if kd_block["distill"]["decoder_levels"]:
+            raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but classifiers have no "
+                          f"decoder. Set it to false in the KD block (or your preset).")
+
+    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+        arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]
+        net = build_cls_network(arch, spec.num_input_channels, len(class_names(spec.dataset_json)))
+        net.load_state_dict(load_checkpoint(spec.checkpoint)["network_weights"])
+        return freeze(net)
+
+
+class SourceHeads(nn.Module):
+    """One linear head per source dataset on the shared encoder's pooled bottleneck."""
+
+    def __init__(self, channels: int, num_classes: List[int]):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(channels, n) for n in num_classes)
+
+    def forward(self, bottleneck: torch.Tensor, slices: List[slice]) -> List[torch.Tensor]:
+        pooled = bottleneck.flatten(2).mean(2)
+        return [head(pooled[sl]) for head, sl in zip(self.heads, slices)]
+
+
+class nnUNetTrainerClsMultiHead(ClsTrainerMixin, nnUNetTrainerMultiHead):
+    """Multi-head baseline: one shared encoder, the target's head in ``self.network``, one head per source in
+    ``kd_state``; every step draws a batch of each dataset."""
+
+    supports_backbone = True
+
+    def build_kd_modules(self) -> None:
+        net = self.stock_network()
+        self.source_case_classes, counts = [], []
+        for s in self.sources:
+            dj = load_json(join(nnUNet_preprocessed.get(), s, "dataset.json"))
+            cc = case_classes_of(s, dj)
+            self.source_case_classes.append(cc)
+            counts.append(torch.bincount(torch.tensor(list(cc.values())), minlength=len(class_names(dj))).numpy())
+        self.kd_modules = SourceHeads(net.encoder.output_channels[-1], [len(c) for c in counts])
+        self.source_losses = [class_weighted_ce(c, self.cls_settings["class_weights"], self.device) for c in counts]
+        self.tap = EncoderTap(net)
+
+    def train_step(self, batch: dict) -> dict:
+        batches, x, slices = self.all_batches(batch)
+        targets = [self.class_targets(b["keys"], cc).to(self.device, non_blocking=True)
+                   for b, cc in zip(batches, [self.case_classes] + self.source_case_classes)]
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            logits = self.network(x)  # one forward of all datasets through the shared encoder
+            bottleneck = self.tap.pop()[-1]
+            target_loss = self.loss(logits[slices[0]], targets[0])
+            source_logits = self.extras(bottleneck, slices[1:])
+            source_loss = sum(loss(o, t) for loss, o, t in zip(self.source_losses, source_logits, targets[1:]))
+            loss = target_loss + source_loss
+        return self.backward_and_step(loss, {"loss": loss, "target_loss": target_loss, "source_loss": source_loss})

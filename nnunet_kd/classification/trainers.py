@@ -1,0 +1,14 @@
+"""The classification trainer classes nnU-Net finds through nnUNet_extTrainer, with the same short variants as the
+segmentation trainers (``_tiny``, ``_5epochs``, ``_demo``, ``_bench``)."""
+from nnunet_kd.classification.roles import (nnUNetTrainerClsDomainAdversarial, nnUNetTrainerClsJointKD,
+                                            nnUNetTrainerClsJointTeacher, nnUNetTrainerClsMultiHead)
+from nnunet_kd.classification.trainer import nnUNetTrainerCls
+from nnunet_kd.segmentation.trainers import make_variants
+
+BASES = {"nnUNetTrainerCls": nnUNetTrainerCls, "nnUNetTrainerClsDomainAdversarial": nnUNetTrainerClsDomainAdversarial,
+         "nnUNetTrainerClsJointTeacher": nnUNetTrainerClsJointTeacher, "nnUNetTrainerClsJointKD": nnUNetTrainerClsJointKD,
+         "nnUNetTrainerClsMultiHead": nnUNetTrainerClsMultiHead}
+
+make_variants(BASES, globals())
+
+__all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

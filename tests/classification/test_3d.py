@@ -1,0 +1,26 @@
+"""A 3D classification dataset: nnU-Net's 3d_fullres plans, the classifier and predict-cls."""
+import os
+
+import pandas as pd
+
+from conftest import KDSetup
+from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
+
+
+def test_3d_classifier_trains_and_predicts(tmp_path):
+    setup = KDSetup.create(str(tmp_path))
+    target, source, _ = cls_benchmark(dim=3, n_target=6, n_source=6, n_test=2, ids=(31, 32, 33))
+    for spec in (target, source):
+        write_cls_dataset(setup.raw, spec)
+    setup.plans = setup.run(["nnunet_kd", "plan", "--task", "cls", "-t", "31", "-s", "32", "-c", "3d_fullres",
+                             "--preset", "tiny", "--quiet"], ext_trainer=False).stdout.split()[-1]
+    for dataset, trainer in (("Dataset031_ClsTarget", "nnUNetTrainerCls_tiny"),
+                             ("Dataset032_ClsSourceA", "nnUNetTrainerClsDomainAdversarial_tiny")):
+        setup.run(["nnUNetv2_train", dataset, "3d_fullres", "all", "-p", setup.plans, "-tr", trainer,
+                   "-device", "cpu"])
+    folder = os.path.join(setup.results, "Dataset031_ClsTarget", f"nnUNetTrainerCls_tiny__{setup.plans}__3d_fullres")
+    assert os.path.isfile(os.path.join(folder, "fold_all", "validation", "summary.json"))
+    out = tmp_path / "p.csv"
+    setup.run(["nnunet_kd", "predict-cls", "-i", os.path.join(setup.raw, "Dataset031_ClsTarget", "imagesTs"), "-o",
+               str(out), "-m", folder, "-f", "all", "-device", "cpu"], ext_trainer=False)
+    assert len(pd.read_csv(out)) == 2
