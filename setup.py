@@ -23,6 +23,8 @@ setup(
         "matplotlib",
         "scikit-learn",
         "Pillow",
+        "pycocotools",
+        "torchvision",  # box IoU of the detection metrics; already pulled in by dynamic-network-architectures
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["nnunet_kd=nnunet_kd.cli:main"]},

@@ -94,6 +94,11 @@ def _convert_cls(args) -> None:
                       class_column=args.class_column))
 
 
+def _convert_det(args) -> None:
+    from nnunet_kd.detection.coco import convert_det
+    print(convert_det(args.coco, args.images, args.d, args.n))
+
+
 def _add_dataset_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-pl", default="ExperimentPlanner",
@@ -209,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-column", default=None, help="CSV column of the image file names. Default: the first.")
     p.add_argument("--class-column", default=None, help="CSV column of the class names. Default: the second.")
     p.set_defaults(func=_convert_cls)
+
+    p = sub.add_parser("convert-det", help="Convert a COCO box annotation file and its images to an nnU-Net dataset.",
+                       description="Write $nnUNet_raw/DatasetXXX_NAME from a COCO object detection JSON file and the "
+                                   "folder its images (PNG, JPEG) are in. Images become imagesTr (RGB as channels R, "
+                                   "G, B), the boxes of each image an instance map in labelsTr (smaller boxes painted "
+                                   "over larger ones) and boxes.json; the category names go to dataset.json's "
+                                   "'detection'. Everything is checked first: on any problem, or if the id is taken, "
+                                   "nothing is written. Prints the dataset folder.")
+    p.add_argument("--coco", required=True, metavar="JSON", help="COCO JSON file with images, annotations, categories.")
+    p.add_argument("--images", required=True, metavar="DIR", help="Folder the images' file_name entries are in.")
+    p.add_argument("-d", type=int, required=True, help="Dataset id of the new dataset (1-999, not yet used).")
+    p.add_argument("-n", required=True, help="Dataset name: the folder is DatasetXXX_NAME.")
+    p.set_defaults(func=_convert_det)
 
     p = sub.add_parser("predict-cls", help="Class probabilities of images from a classification model folder.",
                        description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "

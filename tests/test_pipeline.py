@@ -59,8 +59,13 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
     assert "student" in first_run.stdout and "Dice" in first_run.stdout  # the report table
 
 
-def test_second_run_skips_every_stage(kd, run_env, first_run):
-    lines = _stage_lines(kd.run(RUN, env=run_env))
+@pytest.fixture(scope="module")
+def second_run(kd, run_env, first_run):
+    return kd.run(RUN, env=run_env)
+
+
+def test_second_run_skips_every_stage(second_run):
+    lines = _stage_lines(second_run)
     assert len(lines) == 6 and all(": skipped (" in line for line in lines), lines
 
 
@@ -95,10 +100,9 @@ def _own_resources() -> tuple:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc")
-def test_nothing_is_left_behind(kd, run_env, first_run, monkeypatch):
+def test_nothing_is_left_behind(kd, run_env, second_run, monkeypatch):
     from nnunet_kd.cli import main
     # the full pipeline and a skip-everything run finished as subprocesses: no process of theirs is left
-    kd.run(RUN, env=run_env)
     assert _marked_processes(run_env[SOAK_MARK]) == []
     assert _leftover_temp(run_env["TMPDIR"]) == []
     for root in (run_env["nnUNet_results"], kd.preprocessed):

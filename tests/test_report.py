@@ -56,7 +56,8 @@ def test_per_fold_values_means_and_stds(experiment):
     teacher = rep["models"]["target teacher"]
     assert list(teacher["folds"]) == ["fold_0", "fold_1", "fold_2"]
     assert teacher["folds"]["fold_0"]["foreground"] == pytest.approx(0.7)
-    assert teacher["folds"]["fold_1"] == {"foreground": pytest.approx(0.9), "per_class": {"1": 0.9, "2": None}}
+    assert teacher["folds"]["fold_1"] == {"foreground": pytest.approx(0.9), "per_class": {"1": 0.9, "2": None},
+                                          "metric": "Dice"}
     assert teacher["folds"]["fold_2"]["per_class"] == {"1": 0.7, "2": 0.5}
     # foreground per fold 0.7, 0.9, 0.6
     mean = (0.7 + 0.9 + 0.6) / 3
@@ -103,8 +104,9 @@ def test_test_set_values(experiment):
     results, t, tests = experiment
     rep = collect(results, t, "P", "2d", MODELS, dict(tests, **{"joint teacher": str(os.path.dirname(results))}))
     assert rep["models"]["target teacher"]["test"] == {"foreground": pytest.approx(0.65),
-                                                       "per_class": {"1": 0.7, "2": 0.6}}
-    assert rep["models"]["student"]["test"] == {"foreground": pytest.approx(0.8), "per_class": {"1": 0.8, "2": None}}
+                                                       "per_class": {"1": 0.7, "2": 0.6}, "metric": "Dice"}
+    assert rep["models"]["student"]["test"] == {"foreground": pytest.approx(0.8), "per_class": {"1": 0.8, "2": None},
+                                                "metric": "Dice"}
     joint = rep["models"]["joint teacher"]  # test folder without summary.json
     assert joint["test"] is None and "no test-set summary" in joint["notes"][0]
     with pytest.raises(KDError, match="unknown models"):

@@ -65,7 +65,16 @@ def test_student_width_on_the_fixture(kd, kd_pipeline, tmp_path, monkeypatch):
     assert os.path.isfile(os.path.join(narrow, "fold_0", "checkpoint_final.pth"))
 
 
-@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width"])
+def test_cls_domain_shift_results_table():
+    runs = [{"seed": s, "date": "2026-11-26", "machine": "m", "minutes": 2.0, "command": f"x --seed {s}",
+             "test_balanced_accuracy": {"baseline": 0.4 + s / 10, "student": 0.5}} for s in range(3)]
+    text = _load("cls_domain_shift").render(runs)
+    assert "| 1 | 2026-11-26 | m | 2 | 0.5000 | 0.5000 |" in text
+    assert "| mean +/- std | | | | 0.5000 +/- 0.0816 | 0.5000 +/- 0.0000 |" in text
+
+
+@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width",
+                                    "cls_domain_shift"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])

@@ -1,11 +1,8 @@
 import os
-import subprocess
-import sys
 
 import numpy as np
 import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
-from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
 from conftest import tree_digest
 from nnunet_kd.classification.labels import TEST_LABELS_CSV, class_names, read_case_classes, read_label_rows
@@ -44,19 +41,3 @@ def test_3d_datasets_are_nifti(tmp_path):
     assert read_case_classes(folder).keys() == {f"clssourcea_train_{i:03d}" for i in range(3)}
     im = sitk.ReadImage(os.path.join(folder, "imagesTr", "clssourcea_train_000_0000.nii.gz"))
     assert im.GetSize() == (24, 24, 16) and np.allclose(im.GetSpacing(), (1.0, 1.0, 1.5))
-
-
-def test_nnunet_plans_and_preprocesses_a_generated_dataset(tmp_path):
-    target = cls_benchmark()[0]
-    folder = write_cls_dataset(str(tmp_path / "raw"), target)
-    env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"), nnUNet_preprocessed=str(tmp_path / "preprocessed"),
-               nnUNet_results=str(tmp_path / "results"), nnUNet_def_n_proc="2",
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-    verify_dataset_integrity(folder, 1)  # in-process: quicker than the entry point's --verify_dataset_integrity
-    proc = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", str(target.dataset_id), "-c", "2d", "-np", "1"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    preprocessed = tmp_path / "preprocessed" / os.path.basename(folder)
-    plans = load_json(str(preprocessed / "nnUNetPlans.json"))
-    data = preprocessed / plans["configurations"]["2d"]["data_identifier"]
-    assert len([f for f in os.listdir(data) if f.endswith(".pkl")]) == target.num_training

@@ -149,12 +149,14 @@ def test_bad_datasets_are_clear_errors_and_write_nothing(kd, broken_datasets, ar
     assert [tree_digest(d) for d in (kd.raw, kd.preprocessed, kd.results)] == before
 
 
-def test_few_target_cases_run_with_fold_all(kd, broken_datasets):
-    proc = kd.run(["nnunet_kd", "run", "-t", "73", "-s", "2", "-c", "2d", "-f", "all", "--preset", "tiny",
-                   "--device", "cpu", "--dry-run"], ext_trainer=False)
-    assert "student:all" in proc.stdout
-    # source 2's channel-mapped copy for this target takes a free id: 901 belongs to the fixture's target
-    assert "_KDSourceAForFewCases" in proc.stdout and "Dataset901_KDSourceAForFewCases" not in proc.stdout
+def test_derived_copies_take_free_ids_and_keep_them(nnunet_env):
+    from nnunet_kd.plans.shared import _default_derived_id
+    kd = nnunet_env
+    assert _default_derived_id("_KDSourceAForKDTarget", set()) == 901  # the fixture's copy is reused
+    free = _default_derived_id("_KDSourceAForOtherTarget", set())  # 901 and 902 are the fixture's
+    assert free > 902 and not [d for root in (kd.raw, kd.preprocessed, kd.results) for d in os.listdir(root)
+                               if d.startswith(f"Dataset{free}_")]
+    assert _default_derived_id("_KDSourceBForOtherTarget", {free}) > free
 
 
 def test_existing_target_plans_are_reused_untouched(nnunet_env):

@@ -1,0 +1,93 @@
+"""Does distillation help a classifier? The generated classification benchmark, one seed per invocation.
+
+    python benchmarks/cls_domain_shift.py --seed 0 [--suffix _demo] [--out /tmp/nnunet_kd_cls_bench_0]
+
+Generates the classification benchmark with this seed (a target with few labelled cases and a held-out test set, two
+larger sources from other scanners, one with another class set), runs `nnunet_kd run --task cls` on CPU, predicts the
+target's test set with every model (`nnunet_kd predict-cls`) and appends the test-set balanced accuracy to
+benchmarks/results/cls_domain_shift.json; benchmarks/results/cls_domain_shift.md is rewritten from it.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def render(runs: list) -> str:
+    models = list(runs[0]["test_balanced_accuracy"])
+    lines = ["# Domain-shift benchmark (classification)", "",
+             "Target test-set balanced accuracy (scikit-learn) of every model, one row per seed; written by "
+             "`benchmarks/cls_domain_shift.py`.", "",
+             "| seed | date | machine | minutes | " + " | ".join(models) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in models) + " |"]
+    for r in runs:
+        lines.append(f"| {r['seed']} | {r['date']} | {r['machine']} | {r['minutes']:.0f} | "
+                     + " | ".join(f"{r['test_balanced_accuracy'][m]:.4f}" for m in models) + " |")
+    if len({r["seed"] for r in runs}) >= 3:
+        cells = [np.array([r["test_balanced_accuracy"][m] for r in runs]) for m in models]
+        lines.append("| mean +/- std | | | | " + " | ".join(f"{v.mean():.4f} +/- {v.std():.4f}" for v in cells) + " |")
+    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
+    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_cls_bench_<seed>")
+    args = parser.parse_args(argv)
+    from sklearn.metrics import balanced_accuracy_score
+    from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, cls_benchmark, write_cls_dataset
+    from nnunet_kd.report import models_for
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}")
+    env = dict(os.environ, nnUNet_KD_SEED=str(args.seed), nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0",
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+               **{k: os.path.join(out, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.makedirs(env[k], exist_ok=True)
+    specs = cls_benchmark(n_target=20, n_source=60, n_test=60)
+    for spec in specs:
+        if not os.path.isdir(os.path.join(env["nnUNet_raw"], f"Dataset{spec.dataset_id:03d}_{spec.name}")):
+            write_cls_dataset(env["nnUNet_raw"], spec, seed=args.seed)
+    start = datetime.datetime.now()
+    subprocess.run(["nnunet_kd", "run", "--task", "cls", "-t", "21", "-s", "22", "23", "-c", "2d", "-f", "0",
+                    "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu", "--with-baselines"],
+                   env=env, check=True, cwd=out)
+    target = os.path.join(env["nnUNet_raw"], "Dataset021_ClsTarget")
+    truth = pd.read_csv(os.path.join(target, TEST_LABELS_CSV), dtype=str).set_index("case")["class"]
+    scores = {}
+    for label, trainer in models_for("cls").items():
+        results = os.path.join(env["nnUNet_results"], "Dataset021_ClsTarget")
+        folder = next(os.path.join(results, f) for f in os.listdir(results) if f.startswith(trainer + args.suffix + "__"))
+        csv = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.csv")
+        subprocess.run(["nnunet_kd", "predict-cls", "-i", os.path.join(target, "imagesTs"), "-o", csv, "-m", folder,
+                        "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
+        pred = pd.read_csv(csv, dtype=str).set_index("case")["predicted"]
+        scores[label] = float(balanced_accuracy_score(truth[pred.index], pred))
+    minutes = (datetime.datetime.now() - start).total_seconds() / 60
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine, "minutes": minutes,
+           "command": "python benchmarks/cls_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+           "test_balanced_accuracy": scores}
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, "cls_domain_shift.json")
+    runs = json.load(open(path)) if os.path.isfile(path) else []
+    runs = [r for r in runs if not (r["seed"] == run["seed"] and r["command"] == run["command"])] + [run]
+    with open(path, "w") as f:
+        json.dump(runs, f, indent=1)
+    with open(os.path.join(RESULTS, "cls_domain_shift.md"), "w") as f:
+        f.write(render(runs))
+    print(render(runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The detection student's training step: Faster R-CNN losses + distillation from a frozen teacher detector.
+
+`student_step_losses` unrolls torchvision's ``GeneralizedRCNN.forward`` / ``RoIHeads.forward`` (torchvision 0.29) so
+that the teacher sees what the student sees: the student's transformed images and the ROIs the student's ROI head
+samples for its loss.
+"""
+from typing import Optional
+
+import torch
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.roi_heads import fastrcnn_loss
+
+from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
+
+
+def _roi_logits(model: FasterRCNN, features, proposals, image_sizes) -> tuple[torch.Tensor, torch.Tensor]:
+    heads = model.roi_heads
+    return heads.box_predictor(heads.box_head(heads.box_roi_pool(features, proposals, image_sizes)))
+
+
+def _pyramid(features) -> list[str]:
+    return [k for k in features if k != "pool"]
+
+
+def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],
+                        temperature: float, adapters: Optional[FeatureAdapters] = None) -> dict[str, torch.Tensor]:
+    """Losses of one training step of ``student`` (train mode) distilled from ``teacher`` (frozen, eval mode; the
+    same transform settings and FPN levels):
+
+    - loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg: the student's Faster R-CNN losses;
+    - feat: `feature_mse` of the student's FPN levels (without "pool"; through ``adapters`` if given) and the
+      teacher's, both computed on the student's transformed images;
+    - kd: `logit_kd` of the student's ROI class logits and the teacher's ROI head on the teacher's features and the
+      same ROIs (the student's sampled proposals).
+    """
+    if not student.training or teacher.training:
+        raise ValueError("student_step_losses: the student must be in train mode and the teacher in eval mode")
+    batch, targets = student.transform(images, targets)
+    s_features = student.backbone(batch.tensors)
+    proposals, losses = student.rpn(batch, s_features, targets)
+    rois, _, labels, regression_targets = student.roi_heads.select_training_samples(proposals, targets)
+    s_logits, s_boxes = _roi_logits(student, s_features, rois, batch.image_sizes)
+    losses["loss_classifier"], losses["loss_box_reg"] = fastrcnn_loss(s_logits, s_boxes, labels, regression_targets)
+    with torch.no_grad():
+        t_features = teacher.backbone(batch.tensors)
+        t_logits, _ = _roi_logits(teacher, t_features, rois, batch.image_sizes)
+    levels = _pyramid(s_features)
+    if levels != _pyramid(t_features):
+        raise ValueError(f"student FPN levels {levels} differ from the teacher's {_pyramid(t_features)}")
+    s_levels = [s_features[k] for k in levels]
+    losses["feat"] = feature_mse(adapters(s_levels) if adapters is not None else s_levels,
+                                 [t_features[k] for k in levels])
+    losses["kd"] = logit_kd(s_logits, t_logits, temperature)
+    return losses
+
+
+def detector_losses(model: FasterRCNN, images: list[torch.Tensor],
+                    targets: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The plain Faster R-CNN losses of a model in train mode: (their sum, the dict)."""
+    if not model.training:
+        raise ValueError("detector_losses: the model must be in train mode")
+    losses = model(images, targets)
+    return sum(losses.values()), losses

@@ -1,0 +1,111 @@
+"""Detection metrics of a set of 2D images: COCO mAP (pycocotools) and the FROC score (LUNA16 / nnDetection).
+
+`gt` maps every evaluated case to its boxes [(box, category index)], an empty list for images without boxes;
+`predictions` maps cases to [(box, category index, score)]. Boxes are (x0, y0, x1, y1) as in
+`nnunet_kd.detection.boxes`. The evaluated images are the cases of both.
+"""
+import contextlib
+import io
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import save_json
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_iou
+
+FROC_FPS_PER_IMAGE = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
+
+
+def _coco_box(box) -> list[float]:
+    x0, y0, x1, y1 = map(float, box)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def coco_map(gt: dict, predictions: dict, categories: list[str]) -> dict[str, float]:
+    """{"mAP": COCO mAP@[.5:.95], "mAP_50": mAP@0.5} from pycocotools' COCOeval (bbox, all areas, up to 100
+    detections per image and category, averaged over the categories that have boxes). 0.0 without predictions; NaN
+    without any ground-truth box, where precision is undefined."""
+    cases = sorted(set(gt) | set(predictions))
+    image_ids = {case: k for k, case in enumerate(cases)}
+    boxes = [(case, box, cat) for case in gt for box, cat in gt[case]]
+    # ids from 1: COCOeval takes a match with annotation id 0 for no match
+    annotations = [{"id": k, "image_id": image_ids[case], "category_id": cat, "bbox": _coco_box(box),
+                    "area": float((box[2] - box[0]) * (box[3] - box[1])), "iscrowd": 0}
+                   for k, (case, box, cat) in enumerate(boxes, start=1)]
+    if not annotations:
+        return {"mAP": float("nan"), "mAP_50": float("nan")}
+    detections = [{"image_id": image_ids[case], "category_id": cat, "bbox": _coco_box(box), "score": float(score)}
+                  for case in predictions for box, cat, score in predictions[case]]
+    if not detections:  # pycocotools cannot load an empty result list
+        return {"mAP": 0.0, "mAP_50": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and its table
+        truth = COCO()
+        truth.dataset = {"images": [{"id": i} for i in image_ids.values()], "annotations": annotations,
+                         "categories": [{"id": k, "name": n} for k, n in enumerate(categories)]}
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(detections), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {"mAP": float(evaluation.stats[0]), "mAP_50": float(evaluation.stats[1])}
+
+
+def _match(gt_boxes: np.ndarray, boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Whether each prediction (sorted by decreasing score) is a true positive: greedily, its unmatched ground-truth
+    box of highest IoU, if that IoU reaches the threshold."""
+    hits = np.zeros(len(boxes), dtype=bool)
+    if not len(gt_boxes) or not len(boxes):
+        return hits
+    iou = box_iou(torch.as_tensor(boxes, dtype=torch.float64), torch.as_tensor(gt_boxes, dtype=torch.float64)).numpy()
+    free = np.ones(len(gt_boxes), dtype=bool)
+    for k in range(len(boxes)):
+        candidates = np.where(free, iou[k], -1.0)
+        best = int(np.argmax(candidates))
+        if candidates[best] >= iou_threshold:
+            hits[k], free[best] = True, False
+    return hits
+
+
+def froc(gt: dict, predictions: dict, iou_threshold: float = 0.1,
+         fps_per_image=FROC_FPS_PER_IMAGE) -> dict:
+    """{"froc": mean sensitivity over fps_per_image, "sensitivity": {fp rate: sensitivity}}, class-agnostic. A
+    prediction is a true positive when it matches a ground-truth box of its image (greedy, in order of decreasing
+    score, each box matched once, IoU >= iou_threshold), else a false positive. Lowering the score threshold traces
+    sensitivity (true positives / ground-truth boxes) against false positives per image; the sensitivity at a rate is
+    the highest reached with at most that many false positives per image (predictions of equal score count
+    together). NaN without any ground-truth box."""
+    cases = sorted(set(gt) | set(predictions))
+    num_gt = sum(len(gt.get(case, [])) for case in cases)
+    if not num_gt:
+        return {"froc": float("nan"), "sensitivity": {fp: float("nan") for fp in fps_per_image}}
+    scores, hits = [], []
+    for case in cases:
+        preds = sorted(predictions.get(case, []), key=lambda p: -p[2])
+        boxes = np.asarray([p[0] for p in preds], dtype=np.float64).reshape(-1, 4)
+        gt_boxes = np.asarray([b for b, _ in gt.get(case, [])], dtype=np.float64).reshape(-1, 4)
+        scores += [p[2] for p in preds]
+        hits.append(_match(gt_boxes, boxes, iou_threshold))
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hits = np.concatenate(hits)[order]
+    scores = np.asarray(scores, dtype=np.float64)[order]
+    last_of_score = np.diff(scores, append=-np.inf) != 0  # operating points a score threshold can reach
+    sensitivity = np.concatenate([[0.0], (np.cumsum(hits) / num_gt)[last_of_score]])
+    fps = np.concatenate([[0.0], (np.cumsum(~hits) / len(cases))[last_of_score]])
+    at = {fp: float(sensitivity[fps <= fp].max()) for fp in fps_per_image}
+    return {"froc": float(np.mean(list(at.values()))), "sensitivity": at}
+
+
+def detection_summary(gt: dict, predictions: dict, categories: list[str]) -> dict:
+    """COCO mAP, mAP@0.5 and the FROC score at IoU 0.1 with its sensitivities, and the counts of images, boxes and
+    predictions."""
+    cases = set(gt) | set(predictions)
+    result = froc(gt, predictions)
+    return {**coco_map(gt, predictions, categories), "froc": result["froc"], "sensitivity": result["sensitivity"],
+            "num_images": len(cases), "num_boxes": sum(len(v) for v in gt.values()),
+            "num_predictions": sum(len(v) for v in predictions.values())}
+
+
+def write_summary(path: str, summary: dict) -> None:
+    """Writes summary.json; undefined metrics are written as NaN, as nnU-Net's summary.json does."""
+    save_json(summary, path, sort_keys=False)

@@ -1,0 +1,56 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from classification.test_network import ARCH
+from nnunet_kd.detection.distill import detector_losses, student_step_losses
+from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
+from nnunet_kd.protocol.distill import FeatureAdapters
+from nnunet_kd.protocol.teachers import freeze
+
+from .test_network import LOSSES, PATCH, SMALL, batch
+
+WIDE = {**ARCH, "arch_kwargs": {**ARCH["arch_kwargs"], "features_per_stage": [8, 24, 48]}}
+
+
+def student_and_teacher():
+    torch.manual_seed(1)
+    student = build_detector(ARCH, 1, 2, PATCH, **SMALL)
+    teacher = freeze(DetJointTeacherNetwork(1, 2, [WIDE, ARCH], ARCH, [-1], PATCH, fpn_channels=32, **SMALL))
+    return student, teacher
+
+
+def test_distillation_terms_and_gradients():
+    student, teacher = student_and_teacher()
+    adapters = FeatureAdapters([64, 64], [32, 32], nn.Conv2d)
+    rows = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        model.roi_heads.box_predictor.register_forward_hook(
+            lambda m, i, out, name=name: rows.__setitem__(name, out[0].shape))
+    losses = student_step_losses(student, teacher, *batch(), temperature=2.0, adapters=adapters)
+    assert set(losses) == LOSSES | {"feat", "kd"} and all(torch.isfinite(v) for v in losses.values())
+    assert losses["kd"] > 0 and losses["feat"] > 0
+    assert rows["teacher"] == rows["student"] == (2 * SMALL["box_batch_size_per_image"], 3)  # the same ROIs
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in student.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in adapters.parameters() if p.ndim > 1)
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_kd_vanishes_for_a_copy_of_the_student():
+    student, _ = student_and_teacher()
+    teacher = freeze(copy.deepcopy(student))
+    losses = student_step_losses(student, teacher, *batch(), temperature=3.0)
+    assert losses["kd"].abs() < 1e-6 and losses["feat"] == 0
+
+
+def test_modes_are_checked():
+    student, teacher = student_and_teacher()
+    with pytest.raises(ValueError):
+        student_step_losses(student, teacher.train(), *batch(), temperature=1.0)
+    total, losses = detector_losses(student, *batch())
+    assert set(losses) == LOSSES and torch.isclose(total, sum(losses.values()))
+    with pytest.raises(ValueError):
+        detector_losses(student.eval(), *batch())
