@@ -5,4 +5,4 @@ venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh "$venv"
 . "$venv/bin/activate"
-pytest -q tests
+pytest -q --durations=15 tests

@@ -1,0 +1,8 @@
+"""2D object detection sibling: COCO boxes as nnU-Net instance maps, Faster R-CNN on the plans' encoder, metrics.
+
+3D detection is not covered. The 2D design would need for it: a 3D detector (torchvision's anchors, RPN, RoIAlign and
+box coder are 2D only; nnDetection's Retina U-Net is the usual 3D choice), 3D boxes (z0, y0, x0, z1, y1, x1) in
+boxes.json and in the instance-map rasterisation/recomputation (which is per axis and extends directly), a 3D
+RoIAlign for the KD of ROI logits, FROC/mAP with 3D IoU (pycocotools is 2D only; nnDetection's matcher is 3D), and
+whole-volume inference by sliding windows with box merging (weighted box clustering) instead of one patch per image.
+"""

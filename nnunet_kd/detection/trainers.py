@@ -1,0 +1,9 @@
+"""The detection trainer classes nnU-Net finds through nnUNet_extTrainer, with the usual short variants."""
+from nnunet_kd.detection.trainer import nnUNetTrainerDet
+from nnunet_kd.segmentation.trainers import make_variants
+
+BASES = {"nnUNetTrainerDet": nnUNetTrainerDet}
+
+make_variants(BASES, globals())
+
+__all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]
