@@ -85,6 +85,8 @@ def main(argv=None) -> str:
     parser.add_argument("-c", default="2d")
     parser.add_argument("-f", default="0", help="Fold. Default: 0.")
     parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--narrow-plans", default=None, help="Plans name of an already trained narrow student to "
+                        "compare instead of writing and training the --width variant.")
     parser.add_argument("--suffix", default="_bench", help="Trainer variant of the students. Default: _bench.")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=50, help="Timed forward passes per network. Default: 50.")
@@ -96,14 +98,16 @@ def main(argv=None) -> str:
     from nnunet_kd.plans.shared import dataset_name
     target = dataset_name(args.t)
     plans = args.p or _only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
-    narrow = _variant_plans(target, plans, args.width)
+    narrow = args.narrow_plans or _variant_plans(target, plans, args.width)
     trainer = "nnUNetTrainerJointKD" + args.suffix
     folder = _model_folder(target, trainer, narrow, args.c)
     if not isfile(join(folder, f"fold_{args.f}", "checkpoint_final.pth")):
         subprocess.run(["nnUNetv2_train", target, args.c, args.f, "-p", narrow, "-tr", trainer, "-device",
                         args.device], env=_env(), check=True)
     rows = []
-    for width, p in ((1.0, plans), (args.width, narrow)):
+    narrow_width = load_json(join(os.environ["nnUNet_preprocessed"], target, narrow + ".json"))["nnunet_kd"]["student"][
+        "width"]
+    for width, p in ((1.0, plans), (narrow_width, narrow)):
         pred = join(os.path.dirname(_model_folder(target, trainer, p, args.c)), f"test_predictions_{trainer}__{p}")
         dice = _test_dice(target, trainer, p, args.c, args.f, args.device, pred)
         ms, params, patch = _ms_per_patch(_model_folder(target, trainer, p, args.c), args.c, args.f, args.device,

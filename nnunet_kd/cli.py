@@ -113,9 +113,10 @@ def _add_dataset_args(p) -> None:
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
     p.add_argument("--derived-id", type=int, nargs="+", default=None,
                    help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: the lowest free ids from 901 (reused on reruns).")
-    p.add_argument("--task", default="seg", choices=["seg", "cls"],
+    p.add_argument("--task", default="seg", choices=["seg", "cls", "det"],
                    help="seg: segmentation; cls: image classification (datasets made with `nnunet_kd convert-cls`: "
-                        "'classes' in dataset.json and a labels.csv). Default: seg.")
+                        "'classes' in dataset.json and a labels.csv); det: 2D object detection (datasets made with "
+                        "`nnunet_kd convert-det`). Default: seg.")
     p.add_argument("--extra-target-images", default=None, metavar="DIR",
                    help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
                         "teachers' domain loss uses beside the labelled target training images.")
@@ -158,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
     p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
-    p.add_argument("--task", default="seg", choices=["seg", "cls"],
-                   help="seg: Dice of the segmentation trainers; cls: balanced accuracy of the classification trainers.")
+    p.add_argument("--task", default="seg", choices=["seg", "cls", "det"],
+                   help="seg: Dice of the segmentation trainers; cls: balanced accuracy of the classification trainers; "
+                        "det: COCO mAP of the detection trainers.")
     p.add_argument("-o", default=None, help="Output folder. Default: "
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
     p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER",

@@ -51,6 +51,8 @@ ROLE_TRAINERS = {
     "cls": {"target": "nnUNetTrainerCls", "source": "nnUNetTrainerClsDomainAdversarial",
             "joint": "nnUNetTrainerClsJointTeacher", "student": "nnUNetTrainerClsJointKD",
             "multihead": "nnUNetTrainerClsMultiHead"},
+    "det": {"target": "nnUNetTrainerDet", "source": "nnUNetTrainerDetDomainAdversarial",
+            "joint": "nnUNetTrainerDetJointTeacher", "student": "nnUNetTrainerDetJointKD", "multihead": None},
 }
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used

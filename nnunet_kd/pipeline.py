@@ -100,7 +100,7 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]
                             [f"target:{f}"] + source_ids, target, role["joint"] + spec.suffix, f))
         stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, role["student"], f),
                             [f"joint:{f}"], target, role["student"] + spec.suffix, f))
-        if spec.with_baselines:
+        if spec.with_baselines and role["multihead"]:
             stages.append(Stage(f"multihead:{f}", f"multi-head baseline fold {f}", train(target, role["multihead"], f),
                                 ["plan"], target, role["multihead"] + spec.suffix, f))
     return stages
@@ -117,20 +117,27 @@ def command_env() -> Dict[str, str]:
     return env
 
 
+def _check_folds(spec: RunSpec, preprocessed: str) -> None:
+    from nnunet_kd.plans.shared import RawDataset, dataset_name
+    folds = [f for f in spec.folds if f != "all"]
+    if not folds:
+        return
+    target = RawDataset(dataset_name(spec.target))
+    splits = join(preprocessed, target.name, "splits_final.json")
+    if len(target.cases) < 5 and not isfile(splits):
+        raise KDError(f"{target.name} has {len(target.cases)} labelled cases, too few for nnU-Net's 5-fold "
+                      f"cross-validation (-f {' '.join(folds)}). Use -f all, or write your own split to {splits}.")
+
+
 class Pipeline:
     def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True)):
         from nnunet_kd.plans.shared import prepare
         self.spec, self.force, self.log = spec, force, log
         self.env = command_env()
+        _check_folds(spec, self.env["nnUNet_preprocessed"])  # before the (slower) planning checks
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
-                         spec.channel_map, spec.derived_ids, spec.extra_target_images,
-                         spec.task)
+                         spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
-        folds = [f for f in spec.folds if f != "all"]
-        splits = join(self.env["nnUNet_preprocessed"], self.target, "splits_final.json")
-        if folds and len(shared.target.cases) < 5 and not isfile(splits):
-            raise KDError(f"{self.target} has {len(shared.target.cases)} labelled cases, too few for nnU-Net's 5-fold "
-                          f"cross-validation (-f {' '.join(folds)}). Use -f all, or write your own split to {splits}.")
         self.stages = build_stages(spec, self.plans_name, self.target, self.source_names)
         self.by_id = {s.id: s for s in self.stages}
 

@@ -15,8 +15,9 @@ from nnunet_kd.errors import KDError
 def models_for(task: str) -> dict:
     """{row label: trainer} of a task's four models; the first is the baseline."""
     role = ROLE_TRAINERS[task]
-    return {"dataset-specific (target teacher)": role["target"], "multi-head": role["multihead"],
-            "joint teacher": role["joint"], "student": role["student"]}
+    models = {"dataset-specific (target teacher)": role["target"], "multi-head": role["multihead"],
+              "joint teacher": role["joint"], "student": role["student"]}
+    return {label: trainer for label, trainer in models.items() if trainer}
 
 
 DEFAULT_MODELS = models_for("seg")
@@ -38,6 +39,8 @@ def _dice(summary_file: str) -> dict:
             summary = json.load(f)
         if "balanced_accuracy" in summary:
             return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
+        if "mAP" in summary:
+            return {"foreground": float(summary["mAP"]), "per_class": {}, "metric": "mAP"}
         dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KDError(f"Cannot read the Dice of {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
@@ -104,7 +107,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             "validation": _diff(row["validation"]["foreground"]["mean"], base["validation"]["foreground"]["mean"]),
             "test": _diff(row["test"] and row["test"]["foreground"], base["test"] and base["test"]["foreground"])}
     metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
-    metric = "balanced accuracy" if "balanced accuracy" in metrics else "Dice"
+    metric = next((m for m in ("balanced accuracy", "mAP") if m in metrics), "Dice")
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
             "baseline": baseline, "metric": metric, "models": rows}
 
@@ -140,7 +143,7 @@ def _plot(report: dict, path: str) -> None:
 
 
 def _metric_label(report: dict) -> str:
-    return "balanced accuracy" if report.get("metric") == "balanced accuracy" else "fg Dice"
+    return "fg Dice" if report.get("metric", "Dice") == "Dice" else report["metric"]
 
 
 def write_report(report: dict, out_dir: str) -> str:
@@ -165,8 +168,9 @@ def write_report(report: dict, out_dir: str) -> str:
         if has_test:
             cells.append("(baseline)" if label == report["baseline"] else _fmt(delta["test"], sign=True))
         lines.append("| " + " | ".join(cells) + " |")
-    source = ("Balanced accuracy from the classification summary.json (scikit-learn)" if m == "balanced accuracy"
-              else "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored")
+    source = {"balanced accuracy": "Balanced accuracy from the classification summary.json (scikit-learn)",
+              "mAP": "COCO mAP@[.5:.95] from the detection summary.json (pycocotools)"}.get(
+        m, "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored")
     lines += ["", source + "; ± = population std over the folds."]
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]
     lines += ["", "Notes:", *notes] if notes else []

@@ -85,7 +85,7 @@ def _check_dataset(name: str, cases: dict, dataset_json: dict, num_processes: in
                       + "\n  ".join(problems))
 
 
-class _Dataset:
+class RawDataset:
     """What `plan` needs to know of one raw dataset."""
 
     def __init__(self, name: str):
@@ -135,7 +135,7 @@ def _cap_architecture(configuration: dict, max_stages: Optional[int], max_featur
         arch["features_per_stage"] = [min(f, max_features) for f in arch["features_per_stage"]]
 
 
-def _plan_target(target: _Dataset, name: str, planner: Optional[str], existing_plans: Optional[str]) -> dict:
+def _plan_target(target: RawDataset, name: str, planner: Optional[str], existing_plans: Optional[str]) -> dict:
     if existing_plans is not None:
         path = join(target.preprocessed_folder, existing_plans + ".json")
         if not isfile(path):
@@ -190,7 +190,7 @@ def _write_or_verify(path: str, plans: dict) -> bool:
     return True
 
 
-def _is_preprocessed(ds: _Dataset, data_identifier: str) -> bool:
+def _is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
     folder = join(ds.preprocessed_folder, data_identifier)
     if not isdir(folder) or not os.listdir(folder):
         return False
@@ -227,8 +227,8 @@ def verify_shared_plans(plans_by_dataset: Dict[str, dict], configurations: Seque
 class SharedPlansSpec:
     """What `plan` will produce, known before anything is written."""
     name: str
-    target: _Dataset
-    sources: List[_Dataset]  # as given on the command line
+    target: RawDataset
+    sources: List[RawDataset]  # as given on the command line
     derived: List[tuple]  # (index in sources, derived dataset name, its dataset.json)
     configurations: List[str]
     settings: dict
@@ -267,12 +267,17 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     channel_map = {str(k): v for k, v in (channel_map or {}).items()}
 
     # 1. inputs, before anything is written
-    tgt = _Dataset(dataset_name(target))
-    srcs = [_Dataset(dataset_name(s)) for s in sources]
+    tgt = RawDataset(dataset_name(target))
+    srcs = [RawDataset(dataset_name(s)) for s in sources]
     if task == "cls":  # class labels are checked before anything is written; class sets may differ
         from nnunet_kd.classification.labels import read_case_classes
         for d in [tgt] + srcs:
             read_case_classes(d.raw_folder, d.json)
+    if task == "det":  # so are the boxes and their categories
+        from nnunet_kd.detection.coco import categories, read_boxes
+        for d in [tgt] + srcs:
+            categories(d.json)
+            read_boxes(d.raw_folder)
     unknown = set(channel_map) - {str(s) for s in sources} - {s.name for s in srcs}
     if unknown:
         raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources {list(sources)}.")
@@ -352,7 +357,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         register_derived(nnUNet_raw.get(), dname, djson)
         log(f"{srcs[i].name} -> {dname} (channels {djson['nnunet_kd_derived_from']['source_channels']} as "
             f"{channel_list(tgt.json)})")
-        srcs[i] = _Dataset(dname)
+        srcs[i] = RawDataset(dname)
     for d in [tgt] + srcs:
         if not isfile(join(d.preprocessed_folder, "dataset_fingerprint.json")):
             _check_dataset(d.name, d.cases, d.json, num_processes)

@@ -1,8 +1,11 @@
 """The detection trainer classes nnU-Net finds through nnUNet_extTrainer, with the usual short variants."""
+from nnunet_kd.detection.roles import (nnUNetTrainerDetDomainAdversarial, nnUNetTrainerDetJointKD,
+                                       nnUNetTrainerDetJointTeacher)
 from nnunet_kd.detection.trainer import nnUNetTrainerDet
 from nnunet_kd.segmentation.trainers import make_variants
 
-BASES = {"nnUNetTrainerDet": nnUNetTrainerDet}
+BASES = {"nnUNetTrainerDet": nnUNetTrainerDet, "nnUNetTrainerDetDomainAdversarial": nnUNetTrainerDetDomainAdversarial,
+         "nnUNetTrainerDetJointTeacher": nnUNetTrainerDetJointTeacher, "nnUNetTrainerDetJointKD": nnUNetTrainerDetJointKD}
 
 make_variants(BASES, globals())
 

@@ -51,10 +51,16 @@ class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
         return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
                                   self.kd_block["fusion"])
 
+    #: where the encoder sits in a teacher's network_weights
+    teacher_encoder_prefix = "encoder."
+
+    def teacher_encoders(self):
+        return self.stock_network().teacher_encoders
+
     def initialize(self):
         super().initialize()
-        encoders = self.stock_network().teacher_encoders
-        for enc, t in zip(encoders, self.teachers):
+        prefix = self.teacher_encoder_prefix
+        for enc, t in zip(self.teacher_encoders(), self.teachers):
             weights = load_checkpoint(t.checkpoint)["network_weights"]
-            enc.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
+            enc.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
         self.print_to_log_file("nnunet_kd: joint teacher from " + ", ".join(r["checkpoint"] for r in self.teacher_records))

@@ -49,22 +49,6 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
 
-def test_student_width_on_the_fixture(kd, kd_pipeline, tmp_path, monkeypatch):
-    for k, v in kd.env.items():
-        monkeypatch.setenv(k, v)
-    out = tmp_path / "width.md"
-    _load("student_width").main(["-t", "1", "-p", kd.plans, "-f", "0", "--suffix", "_tiny", "--repeats", "2",
-                                 "--out", str(out)])
-    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 ")
-            or line.startswith("| 0.5 ")]
-    assert [r[0].strip() for r in rows] == ["1", "0.5"]
-    params = [int(r[1].replace(",", "")) for r in rows]
-    assert params[1] < params[0] / 2  # half the channels: about a quarter of the weights
-    assert all(0 <= float(r[4]) <= 1 for r in rows)
-    narrow = kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny").replace(kd.plans, kd.plans + "_w05")
-    assert os.path.isfile(os.path.join(narrow, "fold_0", "checkpoint_final.pth"))
-
-
 def test_cls_domain_shift_results_table():
     runs = [{"seed": s, "date": "2026-11-26", "machine": "m", "minutes": 2.0, "command": f"x --seed {s}",
              "test_balanced_accuracy": {"baseline": 0.4 + s / 10, "student": 0.5}} for s in range(3)]

@@ -1,4 +1,5 @@
 """Variants beyond the fixture's 2D default: a 3D region-based target, a half-width student with decoder levels."""
+import importlib.util
 import json
 import os
 
@@ -7,6 +8,8 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.plans.shared import plan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
@@ -52,3 +55,21 @@ def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
     kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
             "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], ext_trainer=False)
     assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
+
+
+def test_student_width_benchmark_on_the_half_width_student(kd, kd_pipeline, tmp_path, monkeypatch):
+    """benchmarks/student_width.py compares the student above with the full-width one (its figures not asserted)."""
+    spec = importlib.util.spec_from_file_location("student_width", os.path.join(ROOT, "benchmarks", "student_width.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for k, v in kd.env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "width.md"
+    bench.main(["-t", "1", "-p", kd.plans, "-f", "0", "--suffix", "_tiny", "--narrow-plans", kd.plans + "_half",
+                "--repeats", "2", "--out", str(out)])
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 ")
+            or line.startswith("| 0.5 ")]
+    assert [r[0].strip() for r in rows] == ["1", "0.5"]
+    params = [int(r[1].replace(",", "")) for r in rows]
+    assert params[1] < params[0] / 2  # half the channels: about a quarter of the weights
+    assert all(0 <= float(r[4]) <= 1 for r in rows)

@@ -1,0 +1,48 @@
+"""The detection roles through the real entry points (`nnunet_kd run --task det` -> nnUNetv2_train)."""
+import json
+import math
+import os
+
+import torch
+
+from conftest import KDSetup
+from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
+
+ROLES = {"nnUNetTrainerDet_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetDomainAdversarial_tiny": "Dataset042_DetSourceA",
+         "nnUNetTrainerDetJointTeacher_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny": "Dataset041_DetTarget"}
+
+
+def test_every_detection_role_trains_and_validates(tmp_path):
+    setup = KDSetup.create(str(tmp_path))
+    target, source, _ = det_benchmark(n_target=6, n_source=6, n_test=2)
+    for spec in (target, source):
+        write_det_dataset(setup.raw, spec)
+    proc = setup.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "-c", "2d", "-f", "all",
+                      "--preset", "tiny", "--suffix", "_tiny", "--device", "cpu"], ext_trainer=False)
+    assert "Val mAP (mean ± std)" in proc.stdout
+    setup.plans = next(line.split("-p ")[1].split()[0] for line in proc.stdout.splitlines() if "nnUNetv2_train" in line)
+    ckpts = {}
+    for trainer, dataset in ROLES.items():
+        folder = os.path.join(setup.model_folder(dataset, trainer), "fold_all")
+        with open(os.path.join(folder, "validation", "summary.json")) as f:
+            summary = json.load(f)
+        assert summary["num_images"] == 6 and summary["num_boxes"] > 0
+        assert 0 <= summary["mAP"] <= 1 and 0 <= summary["mAP_50"] <= 1 and 0 <= summary["froc"] <= 1
+        assert set(summary["sensitivity"]) == {"0.125", "0.25", "0.5", "1", "2", "4", "8"}
+        ckpts[trainer] = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu",
+                                    weights_only=False)
+        assert ckpts[trainer]["kd_trainer_name"] == trainer
+        assert all(math.isfinite(v) for v in ckpts[trainer]["logging"]["train_losses"])
+    source = ckpts["nnUNetTrainerDetDomainAdversarial_tiny"]
+    assert any(k.startswith("heads.") for k in source["kd_state"]["modules"])  # the domain classifier
+    assert len(source["logging"]["domain_losses"]) == 2
+    joint = ckpts["nnUNetTrainerDetJointTeacher_tiny"]
+    assert [t["role"] for t in joint["kd_state"]["teachers"]] == ["target", "source"]
+    target_enc = {k[len("backbone.encoder."):]: v for k, v in ckpts["nnUNetTrainerDet_tiny"]["network_weights"].items()
+                  if k.startswith("backbone.encoder.")}
+    for k, v in target_enc.items():  # the frozen target teacher's encoder, unchanged by the joint teacher's training
+        assert torch.equal(joint["network_weights"][f"backbone.encoder.teacher_encoders.0.{k}"], v)
+    student = ckpts["nnUNetTrainerDetJointKD_tiny"]
+    assert [t["role"] for t in student["kd_state"]["teachers"]] == ["joint"]
+    assert set(student["network_weights"]) == set(ckpts["nnUNetTrainerDet_tiny"]["network_weights"])
+    assert len(student["logging"]["kd_losses"]) == 2 and all(math.isfinite(v) for v in student["logging"]["kd_losses"])
