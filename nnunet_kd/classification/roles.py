@@ -14,7 +14,6 @@ from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, c
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
-from nnunet_kd.segmentation.joint_network import resolve_levels
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
@@ -29,10 +28,8 @@ class nnUNetTrainerClsJointTeacher(ClsTrainerMixin, nnUNetTrainerJointTeacher):
     """Frozen teachers' encoders fused level by level; a new head on the pooled fused levels, trained on the target."""
 
     def joint_architecture(self) -> dict:
-        shared = self.configuration_manager.configuration["architecture"]
-        return joint_architecture(self.teachers, shared,
-                                  resolve_levels(self.kd_block["fusion"]["levels"], shared["arch_kwargs"]["n_stages"]),
-                                  self.kd_block["fusion"]["adapter_norm"])
+        return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
+                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])
 
 
 class nnUNetTrainerClsJointKD(ClsTrainerMixin, nnUNetTrainerJointKD):

@@ -13,7 +13,6 @@ from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_ac
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
-from nnunet_kd.segmentation.joint_network import resolve_levels
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
@@ -58,10 +57,8 @@ class nnUNetTrainerDetJointTeacher(DetTrainerMixin, nnUNetTrainerJointTeacher):
         return self.stock_network().backbone.encoder.teacher_encoders
 
     def joint_architecture(self) -> dict:
-        shared = self.configuration_manager.configuration["architecture"]
-        return joint_architecture([t.arch for t in self.teachers], shared,
-                                  resolve_levels(self.kd_block["fusion"]["levels"], shared["arch_kwargs"]["n_stages"]),
-                                  self.kd_block["fusion"]["adapter_norm"])
+        return joint_architecture([t.arch for t in self.teachers], self.configuration_manager.configuration["architecture"],
+                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])
 
 
 class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):

@@ -11,7 +11,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunet_kd.plans.shared import dataset_name
 from nnunet_kd.protocol.teachers import check_compatible, load_checkpoint, resolve_teachers, teacher_record
 from nnunet_kd.segmentation.base import KDTrainerMixin
-from nnunet_kd.segmentation.joint_network import joint_architecture
+from nnunet_kd.segmentation.joint_network import joint_architecture, resolve_levels
 
 
 class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
@@ -45,6 +45,11 @@ class nnUNetTrainerJointTeacher(KDTrainerMixin, nnUNetTrainer):
         self.plans_manager.plans["configurations"][configuration]["architecture"] = arch
         self.configuration_manager.configuration["architecture"] = arch
         self.teacher_records = [teacher_record(t) for t in self.teachers]
+
+    def fused_levels(self) -> list:
+        """The encoder stages fused from every teacher (the KD block's fusion.levels resolved)."""
+        shared = self.configuration_manager.configuration["architecture"]
+        return resolve_levels(self.kd_block["fusion"]["levels"], shared["arch_kwargs"]["n_stages"])
 
     def joint_architecture(self) -> dict:
         """The plans ``architecture`` entry of the joint network."""
