@@ -88,6 +88,12 @@ def _predict_cls(args) -> None:
     print(args.o)
 
 
+def _predict_det(args) -> None:
+    from nnunet_kd.detection.predict import predict_det
+    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device)
+    print(args.o)
+
+
 def _convert_cls(args) -> None:
     from nnunet_kd.classification.convert import convert_cls
     print(convert_cls(args.images, args.labels, args.d, args.n, classes=args.classes, id_column=args.id_column,
@@ -243,6 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
                    help="Default: cuda when available, else cpu.")
     p.set_defaults(func=_predict_cls)
+
+    p = sub.add_parser("predict-det", help="Boxes of images from a detection model folder, as COCO result JSON.",
+                       description="Preprocesses the images like nnU-Net (the model folder's plans), detects on each "
+                                   "whole preprocessed image, pools the folds' boxes with class-wise NMS, maps them back "
+                                   "to the original pixels and writes COCO result entries: image_id (the case), "
+                                   "category_id (category index + 1), category, bbox [x, y, w, h], score.")
+    p.add_argument("-i", required=True, help="Folder of images named CASE_0000.png (one file per channel).")
+    p.add_argument("-o", required=True, help="Output JSON file.")
+    p.add_argument("-m", required=True, help="Model folder (TRAINER__PLANS__CONFIGURATION) of a detection trainer.")
+    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
+    p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
+    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
+                   help="Default: cuda when available, else cpu.")
+    p.set_defaults(func=_predict_det)
     return parser
 
 

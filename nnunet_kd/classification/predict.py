@@ -14,17 +14,7 @@ from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import load_checkpoint
-
-
-def _configuration(model_folder: str, configuration) -> str:
-    if configuration:
-        return configuration
-    parts = os.path.basename(os.path.normpath(model_folder)).split("__")
-    if len(parts) != 3:
-        raise KDError(f"{model_folder} is not named TRAINER__PLANS__CONFIGURATION like an nnU-Net model folder; "
-                      f"give the configuration with -c.")
-    return parts[2]
+from nnunet_kd.protocol.teachers import load_checkpoint, model_folder_configuration
 
 
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
@@ -36,7 +26,7 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
     plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
     classes = class_names(dataset_json)
     pm = PlansManager(plans)
-    cm = pm.get_configuration(_configuration(model_folder, configuration))
+    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
     settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
     in_ch = determine_num_input_channels(pm, cm, dataset_json)
     dev = torch.device(device)

@@ -166,3 +166,14 @@ def changed_teachers(records) -> List[str]:
             problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) changed after this model was trained "
                             f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(r['checkpoint'])[:12]} now)")
     return problems
+
+
+def model_folder_configuration(model_folder: str, configuration: Optional[str] = None) -> str:
+    """The configuration of an nnU-Net model folder TRAINER__PLANS__CONFIGURATION (or the given one)."""
+    if configuration:
+        return configuration
+    parts = os.path.basename(os.path.normpath(model_folder)).split("__")
+    if len(parts) != 3:
+        raise KDError(f"{model_folder} is not named TRAINER__PLANS__CONFIGURATION like an nnU-Net model folder; "
+                      f"give the configuration with -c.")
+    return parts[2]

@@ -46,3 +46,14 @@ def test_every_detection_role_trains_and_validates(tmp_path):
     assert [t["role"] for t in student["kd_state"]["teachers"]] == ["joint"]
     assert set(student["network_weights"]) == set(ckpts["nnUNetTrainerDet_tiny"]["network_weights"])
     assert len(student["logging"]["kd_losses"]) == 2 and all(math.isfinite(v) for v in student["logging"]["kd_losses"])
+    # the student predicts raw test images: COCO result entries in the original pixels
+    out = tmp_path / "results.json"
+    setup.run(["nnunet_kd", "predict-det", "-i", os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs"), "-o",
+               str(out), "-m", setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), "-f", "all",
+               "-device", "cpu"], ext_trainer=False)
+    results = json.loads(out.read_text())
+    assert {r["image_id"] for r in results} <= {"dettarget_test_000", "dettarget_test_001"}
+    for r in results:
+        x, y, w, h = r["bbox"]
+        assert r["category"] in ("nodule", "mass") and r["category_id"] in (1, 2) and 0 <= r["score"] <= 1
+        assert -1e-3 <= x and -1e-3 <= y and w > 0 and h > 0 and x + w <= 64 + 1e-3 and y + h <= 64 + 1e-3

@@ -1,0 +1,76 @@
+"""`nnunet_kd predict-det`: boxes of raw images from a detection model folder, as COCO result JSON."""
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+from torchvision.ops import batched_nms
+
+from nnunet_kd.detection.coco import categories
+from nnunet_kd.detection.network import build_det_network
+from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.teachers import load_checkpoint, model_folder_configuration
+
+
+def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, transpose_forward) -> np.ndarray:
+    """Boxes (x0, y0, x1, y1) on the preprocessed image -> pixels of the original image: undo nnU-Net's resampling
+    (scale by the shape ratio) and its crop to the nonzero region (add the crop's offset), and its axis transpose."""
+    cropped = properties["shape_after_cropping_and_before_resampling"][-2:]
+    sy, sx = cropped[0] / preprocessed_shape[0], cropped[1] / preprocessed_shape[1]
+    (y0, _), (x0, _) = properties["bbox_used_for_cropping"][-2:]
+    out = boxes * np.array([sx, sy, sx, sy]) + np.array([x0, y0, x0, y0])
+    if list(transpose_forward)[-2:] == [2, 1]:  # the preprocessed rows were the original columns
+        out = out[:, [1, 0, 3, 2]]
+    return out
+
+
+def predict_det(images: str, output_json: str, model_folder: str, folds: Sequence[str],
+                checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu",
+                nms_iou: float = 0.5) -> list:
+    """Writes COCO result entries {image_id (case), category_id (category index + 1), category, bbox [x, y, w, h],
+    score} for every image; folds are ensembled by pooling their boxes and class-wise NMS at ``nms_iou``."""
+    for f in ("plans.json", "dataset.json"):
+        if not isfile(join(model_folder, f)):
+            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
+    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    names = categories(dataset_json)
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
+    in_ch = determine_num_input_channels(pm, cm, dataset_json)
+    dev = torch.device(device)
+    networks = []
+    for fold in folds:
+        path = join(model_folder, f"fold_{fold}", checkpoint)
+        if not isfile(path):
+            raise KDError(f"{path} does not exist; train fold {fold} first or choose other folds with -f.")
+        net = build_det_network(cm.configuration["architecture"], in_ch, len(names), cm.patch_size)
+        net.load_state_dict(load_checkpoint(path)["network_weights"])
+        networks.append(net.to(dev).eval())
+    ending = dataset_json["file_ending"]
+    files = create_lists_from_splitted_dataset_folder(images, ending) if isdir(images) else []
+    if not files:
+        raise KDError(f"-i {images} holds no images named CASE_0000{ending}.")
+    preprocessor = cm.preprocessor_class(verbose=False)
+    results = []
+    for case_files in files:
+        case = os.path.basename(case_files[0])[:-len(ending) - 5]
+        data, _, properties = preprocessor.run_case(case_files, None, pm, cm, dataset_json)
+        image = torch.from_numpy(np.asarray(data, dtype=np.float32)[:, 0]).to(dev)
+        with torch.no_grad():
+            dets = [net([image])[0] for net in networks]
+        boxes, scores, labels = (torch.cat([d[k] for d in dets]) for k in ("boxes", "scores", "labels"))
+        keep = batched_nms(boxes, scores, labels, nms_iou)
+        boxes = to_original_pixels(boxes[keep].cpu().numpy(), properties, data.shape[-2:], pm.transpose_forward)
+        for b, s, c in zip(boxes, scores[keep].cpu().tolist(), labels[keep].cpu().tolist()):
+            results.append({"image_id": case, "category_id": int(c), "category": names[int(c) - 1],
+                            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                            "score": float(s)})
+    os.makedirs(os.path.dirname(os.path.abspath(output_json)), exist_ok=True)
+    with open(output_json, "w") as f:
+        json.dump(results, f, indent=1)
+    return results
