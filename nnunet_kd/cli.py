@@ -128,6 +128,17 @@ def _add_dataset_args(p) -> None:
                         "teachers' domain loss uses beside the labelled target training images.")
 
 
+def _add_predict_args(p, output: str, task: str) -> None:
+    p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
+    p.add_argument("-o", required=True, help=f"Output {output} file.")
+    p.add_argument("-m", required=True, help=f"Model folder (TRAINER__PLANS__CONFIGURATION) of a {task} trainer.")
+    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
+    p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
+    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
+                   help="Default: cuda when available, else cpu.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet_kd",
@@ -240,14 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "
                                    "image to the patch size, averages the softmax of the given folds and writes a CSV: "
                                    "case, p_<class> for every class, predicted class.")
-    p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
-    p.add_argument("-o", required=True, help="Output CSV file.")
-    p.add_argument("-m", required=True, help="Model folder (TRAINER__PLANS__CONFIGURATION) of a classification trainer.")
-    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
-    p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
-    p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
-    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
-                   help="Default: cuda when available, else cpu.")
+    _add_predict_args(p, "CSV", "classification")
     p.set_defaults(func=_predict_cls)
 
     p = sub.add_parser("predict-det", help="Boxes of images from a detection model folder, as COCO result JSON.",
@@ -255,14 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "whole preprocessed image, pools the folds' boxes with class-wise NMS, maps them back "
                                    "to the original pixels and writes COCO result entries: image_id (the case), "
                                    "category_id (category index + 1), category, bbox [x, y, w, h], score.")
-    p.add_argument("-i", required=True, help="Folder of images named CASE_0000.png (one file per channel).")
-    p.add_argument("-o", required=True, help="Output JSON file.")
-    p.add_argument("-m", required=True, help="Model folder (TRAINER__PLANS__CONFIGURATION) of a detection trainer.")
-    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
-    p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
-    p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
-    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
-                   help="Default: cuda when available, else cpu.")
+    _add_predict_args(p, "JSON", "detection")
     p.set_defaults(func=_predict_det)
     return parser
 

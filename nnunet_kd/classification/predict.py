@@ -4,9 +4,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
-from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.classification.labels import class_names
@@ -14,27 +12,18 @@ from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import load_checkpoint, model_folder_configuration
+from nnunet_kd.protocol.teachers import load_checkpoint, read_model_folder
 
 
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
                 checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu") -> np.ndarray:
     """Writes case, p_<class>..., predicted to output_csv; returns the probabilities (cases x classes)."""
-    for f in ("plans.json", "dataset.json"):
-        if not isfile(join(model_folder, f)):
-            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
-    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    plans, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
     classes = class_names(dataset_json)
-    pm = PlansManager(plans)
-    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
     settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
-    in_ch = determine_num_input_channels(pm, cm, dataset_json)
     dev = torch.device(device)
     networks = []
-    for fold in folds:
-        path = join(model_folder, f"fold_{fold}", checkpoint)
-        if not isfile(path):
-            raise KDError(f"{path} does not exist; train fold {fold} first or choose other folds with -f.")
+    for path in paths:
         net = build_cls_network(cm.configuration["architecture"], in_ch, len(classes),
                                 {"name": settings["backbone"], "weights": settings["backbone_weights"]})
         net.load_state_dict(load_checkpoint(path)["network_weights"])

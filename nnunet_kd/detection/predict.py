@@ -5,16 +5,14 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
-from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 from torchvision.ops import batched_nms
 
 from nnunet_kd.detection.coco import categories
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import load_checkpoint, model_folder_configuration
+from nnunet_kd.protocol.teachers import load_checkpoint, read_model_folder
 
 
 def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, transpose_forward) -> np.ndarray:
@@ -34,20 +32,11 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
                 nms_iou: float = 0.5) -> list:
     """Writes COCO result entries {image_id (case), category_id (category index + 1), category, bbox [x, y, w, h],
     score} for every image; folds are ensembled by pooling their boxes and class-wise NMS at ``nms_iou``."""
-    for f in ("plans.json", "dataset.json"):
-        if not isfile(join(model_folder, f)):
-            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
-    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    _, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
     names = categories(dataset_json)
-    pm = PlansManager(plans)
-    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
-    in_ch = determine_num_input_channels(pm, cm, dataset_json)
     dev = torch.device(device)
     networks = []
-    for fold in folds:
-        path = join(model_folder, f"fold_{fold}", checkpoint)
-        if not isfile(path):
-            raise KDError(f"{path} does not exist; train fold {fold} first or choose other folds with -f.")
+    for path in paths:
         net = build_det_network(cm.configuration["architecture"], in_ch, len(names), cm.patch_size)
         net.load_state_dict(load_checkpoint(path)["network_weights"])
         networks.append(net.to(dev).eval())

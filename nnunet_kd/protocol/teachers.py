@@ -168,6 +168,23 @@ def changed_teachers(records) -> List[str]:
     return problems
 
 
+def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: Optional[str] = None):
+    """plans, dataset.json, PlansManager, ConfigurationManager, input channel count and the fold checkpoints of a
+    trained nnU-Net model folder, with errors naming what is missing."""
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    for f in ("plans.json", "dataset.json"):
+        if not isfile(join(model_folder, f)):
+            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
+    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
+    paths = [join(model_folder, f"fold_{fold}", checkpoint) for fold in folds]
+    for fold, path in zip(folds, paths):
+        if not isfile(path):
+            raise KDError(f"{path} does not exist; train fold {fold} first or choose other folds with -f.")
+    return plans, dataset_json, pm, cm, determine_num_input_channels(pm, cm, dataset_json), paths
+
+
 def model_folder_configuration(model_folder: str, configuration: Optional[str] = None) -> str:
     """The configuration of an nnU-Net model folder TRAINER__PLANS__CONFIGURATION (or the given one)."""
     if configuration:
