@@ -4,6 +4,7 @@ import os
 import pandas as pd
 
 from conftest import KDSetup
+from nnunet_kd.classification.predict import predict_cls
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
 
 
@@ -19,6 +20,5 @@ def test_3d_classifier_trains_and_predicts(tmp_path):
     folder = os.path.join(setup.results, "Dataset031_ClsTarget", f"nnUNetTrainerCls_tiny__{setup.plans}__3d_fullres")
     assert os.path.isfile(os.path.join(folder, "fold_all", "validation", "summary.json"))
     out = tmp_path / "p.csv"
-    setup.run(["nnunet_kd", "predict-cls", "-i", os.path.join(setup.raw, "Dataset031_ClsTarget", "imagesTs"), "-o",
-               str(out), "-m", folder, "-f", "all", "-device", "cpu"], ext_trainer=False)
-    assert len(pd.read_csv(out)) == 2
+    probs = predict_cls(os.path.join(setup.raw, "Dataset031_ClsTarget", "imagesTs"), str(out), folder, ["all"])
+    assert probs.shape == (2, 3) and len(pd.read_csv(out)) == 2

@@ -6,6 +6,7 @@ import os
 import torch
 
 from conftest import KDSetup
+from nnunet_kd.detection.predict import predict_det
 from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
 
 ROLES = {"nnUNetTrainerDet_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetDomainAdversarial_tiny": "Dataset042_DetSourceA",
@@ -48,10 +49,9 @@ def test_every_detection_role_trains_and_validates(tmp_path):
     assert len(student["logging"]["kd_losses"]) == 2 and all(math.isfinite(v) for v in student["logging"]["kd_losses"])
     # the student predicts raw test images: COCO result entries in the original pixels
     out = tmp_path / "results.json"
-    setup.run(["nnunet_kd", "predict-det", "-i", os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs"), "-o",
-               str(out), "-m", setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), "-f", "all",
-               "-device", "cpu"], ext_trainer=False)
-    results = json.loads(out.read_text())
+    results = predict_det(os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs"), str(out),
+                          setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), ["all"])
+    assert json.loads(out.read_text()) == results
     assert {r["image_id"] for r in results} <= {"dettarget_test_000", "dettarget_test_001"}
     for r in results:
         x, y, w, h = r["bbox"]
