@@ -10,8 +10,6 @@ import io
 import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import save_json
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_iou
 
 FROC_FPS_PER_IMAGE = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
@@ -39,6 +37,8 @@ def coco_map(gt: dict, predictions: dict, categories: list[str]) -> dict[str, fl
                   for case in predictions for box, cat, score in predictions[case]]
     if not detections:  # pycocotools cannot load an empty result list
         return {"mAP": 0.0, "mAP_50": 0.0}
+    from pycocotools.coco import COCO  # here, not at import: every nnUNetv2_train imports the detection trainers
+    from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and its table
         truth = COCO()
         truth.dataset = {"images": [{"id": i} for i in image_ids.values()], "annotations": annotations,

@@ -4,14 +4,20 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 import torch
+import torch._dynamo
 from torch import nn
+
+# torch.compile skips guards on module hooks by default: a graph traced for an untapped network is then reused for a
+# tapped instance of the same class, and the tap never fires. Guarding on hooks makes dynamo retrace instead. Set at
+# import, because graphs traced before it is set keep no such guard.
+torch._dynamo.config.skip_nnmodule_hook_guards = False
 
 
 class EncoderTap:
     """Keeps the encoder stage outputs (nnU-Net's skips; the last one is the bottleneck) of the latest forward pass.
 
     A forward hook on ``network.encoder``: the network is still called as a whole, so DDP and torch.compile see the
-    usual single forward. Register it before compiling.
+    usual single forward.
     """
 
     def __init__(self, network: nn.Module):

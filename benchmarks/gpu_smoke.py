@@ -1,0 +1,48 @@
+"""The segmentation pipeline end to end on CUDA, with nnU-Net's default torch.compile and fp16 autocast.
+
+    python benchmarks/gpu_smoke.py [--out DIR] [--suffix _tiny]
+
+Demo data -> shared plans -> target and source teachers -> joint teacher -> student through `nnunet_kd run`
+(`nnUNetv2_train` for every stage), then stock `nnUNetv2_predict` of the student on the target's test images and
+`compute_metrics_on_folder`. Prints whether every stage compiled, the seconds per stage and the student's test Dice.
+"""
+import argparse
+import glob
+import os
+import tempfile
+import time
+
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=None)
+    p.add_argument("--suffix", default="_tiny")
+    p.add_argument("--device", default="cuda")
+    args = p.parse_args()
+    out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="nnunet_kd_gpu_smoke_"))
+    os.environ.setdefault("nnUNet_def_n_proc", str(os.cpu_count()))
+    from nnunet_kd.demo import DEMO_CHANNEL_MAP, evaluate_test_set, set_nnunet_folders, write_demo_data
+    from nnunet_kd.pipeline import Pipeline, RunSpec
+    folders = set_nnunet_folders(out)
+    write_demo_data(folders["nnUNet_raw"])
+    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
+                   channel_map=DEMO_CHANNEL_MAP, suffix=args.suffix, device=args.device)
+    pipeline = Pipeline(spec)
+    t0 = time.perf_counter()
+    pipeline.run()
+    print(f"pipeline: {time.perf_counter() - t0:.0f} s")
+    for log in sorted(glob.glob(join(folders["nnUNet_results"], "*", "*", "*", "training_log_*.txt"))):
+        text = open(log).read()
+        print(f"{os.path.relpath(log, folders['nnUNet_results'])}: compiled={'Using torch.compile' in text}")
+    student = "nnUNetTrainerJointKD" + args.suffix
+    t0 = time.perf_counter()
+    pred = evaluate_test_set(pipeline.target, "2d", ["0"], pipeline.plans_name, student, args.device,
+                             join(out, "test_predictions"))
+    dice = load_json(join(pred, "summary.json"))["foreground_mean"]["Dice"]
+    print(f"student test Dice (stock nnUNetv2_predict, {time.perf_counter() - t0:.0f} s): {dice:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
+
+
+def _unet():
+    return PlainConvUNet(1, 3, [4, 8, 16], torch.nn.Conv2d, 3, [1, 2, 2], 1, 2, [1, 1], True, torch.nn.InstanceNorm2d,
+                         {"affine": True}, nonlin=torch.nn.LeakyReLU, deep_supervision=True)
+
+
+def test_taps_record_under_compile_after_another_instance_was_compiled():
+    """A graph traced for an untapped network of the same class must not be reused for a tapped one."""
+    x = torch.randn(2, 1, 16, 16)
+    torch.compile(_unet(), backend="eager")(x)
+    net = _unet()
+    compiled = torch.compile(net, backend="eager")
+    tap, decoder_tap = EncoderTap(net), ModuleOutputTap(list(net.decoder.stages))
+    out = compiled(x)
+    skips = tap.pop()
+    assert [tuple(s.shape) for s in skips] == [(2, 4, 16, 16), (2, 8, 8, 8), (2, 16, 4, 4)]
+    torch.testing.assert_close(skips[-1], net.encoder(x)[-1])
+    assert [tuple(d.shape) for d in decoder_tap.pop()] == [(2, 8, 8, 8), (2, 4, 16, 16)]
+    assert out[0].shape == (2, 2, 16, 16)
