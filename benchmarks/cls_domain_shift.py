@@ -9,34 +9,18 @@ benchmarks/results/cls_domain_shift.json; benchmarks/results/cls_domain_shift.md
 """
 import argparse
 import datetime
-import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from seed_results import machine, record
 
-
-def render(runs: list) -> str:
-    models = list(runs[0]["test_balanced_accuracy"])
-    lines = ["# Domain-shift benchmark (classification)", "",
-             "Target test-set balanced accuracy (scikit-learn) of every model, one row per seed; written by "
-             "`benchmarks/cls_domain_shift.py`.", "",
-             "| seed | date | machine | minutes | " + " | ".join(models) + " |",
-             "| --- | --- | --- | --- | " + " | ".join("---" for _ in models) + " |"]
-    for r in runs:
-        lines.append(f"| {r['seed']} | {r['date']} | {r['machine']} | {r['minutes']:.0f} | "
-                     + " | ".join(f"{r['test_balanced_accuracy'][m]:.4f}" for m in models) + " |")
-    if len({r["seed"] for r in runs}) >= 3:
-        cells = [np.array([r["test_balanced_accuracy"][m] for r in runs]) for m in models]
-        lines.append("| mean +/- std | | | | " + " | ".join(f"{v.mean():.4f} +/- {v.std():.4f}" for v in cells) + " |")
-    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]
-    return "\n".join(lines) + "\n"
+TITLE = "Domain-shift benchmark (classification)"
+METRICS = {"test_balanced_accuracy": "Target test-set balanced accuracy (scikit-learn) of every model, one row per "
+                                     "seed; written by `benchmarks/cls_domain_shift.py`."}
 
 
 def main(argv=None) -> None:
@@ -74,19 +58,10 @@ def main(argv=None) -> None:
         pred = pd.read_csv(csv, dtype=str).set_index("case")["predicted"]
         scores[label] = float(balanced_accuracy_score(truth[pred.index], pred))
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine, "minutes": minutes,
+    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
            "command": "python benchmarks/cls_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_balanced_accuracy": scores}
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, "cls_domain_shift.json")
-    runs = json.load(open(path)) if os.path.isfile(path) else []
-    runs = [r for r in runs if not (r["seed"] == run["seed"] and r["command"] == run["command"])] + [run]
-    with open(path, "w") as f:
-        json.dump(runs, f, indent=1)
-    with open(os.path.join(RESULTS, "cls_domain_shift.md"), "w") as f:
-        f.write(render(runs))
-    print(render(runs))
+    print(record("cls_domain_shift", run, TITLE, METRICS))
 
 
 if __name__ == "__main__":

@@ -8,49 +8,21 @@ benchmarks/results/domain_shift.md is rewritten from it (mean +/- std per model 
 """
 import argparse
 import datetime
-import json
 import os
-import platform
 import shlex
 import sys
 
-import numpy as np
+from seed_results import machine, record
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def _machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}, Python {platform.python_version()}"
-
-
-def render(runs: list) -> str:
-    models = list(runs[0]["test_dice"])
-    lines = ["# Domain-shift benchmark (segmentation demo data)", "",
-             "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one row per "
-             "seed; written by `benchmarks/domain_shift.py`.", "",
-             "| seed | date | machine | minutes | " + " | ".join(models) + " |",
-             "| --- | --- | --- | --- | " + " | ".join("---" for _ in models) + " |"]
-    for r in runs:
-        lines.append(f"| {r['seed']} | {r['date']} | {r['machine']} | {r['minutes']:.0f} | "
-                     + " | ".join(f"{r['test_dice'][m]:.4f}" if r["test_dice"][m] is not None else "-" for m in models)
-                     + " |")
-    if len({r["seed"] for r in runs}) >= 3:
-        cells = []
-        for m in models:
-            v = np.array([r["test_dice"][m] for r in runs if r["test_dice"][m] is not None])
-            cells.append(f"{v.mean():.4f} +/- {v.std():.4f}")
-        lines.append("| mean +/- std | | | | " + " | ".join(cells) + " |")
-    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]
-    notes = [n for r in runs for n in r.get("notes", [])]
-    if notes:
-        lines += ["", "## Findings", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+TITLE = "Domain-shift benchmark (segmentation demo data)"
+METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one row "
+                        "per seed; written by `benchmarks/domain_shift.py`."}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--suffix", default="_bench", help="Trainer variant. Default: _bench (50 x 60 iterations).")
+    parser.add_argument("--suffix", default="_bench", help="Trainer variant. Default: _bench (40 x 40 iterations).")
     parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>")
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
@@ -58,18 +30,10 @@ def main(argv=None) -> None:
     start = datetime.datetime.now()
     report = demo(args.out or f"/tmp/nnunet_kd_bench_{args.seed}", seed=args.seed, suffix=args.suffix)
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
-    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": _machine(), "minutes": minutes,
+    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
            "command": "python benchmarks/domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_dice": {label: (m["test"] or {}).get("foreground") for label, m in report["models"].items()}}
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, "domain_shift.json")
-    runs = json.load(open(path)) if os.path.isfile(path) else []
-    runs = [r for r in runs if not (r["seed"] == run["seed"] and r["command"] == run["command"])] + [run]
-    with open(path, "w") as f:
-        json.dump(runs, f, indent=1)
-    with open(os.path.join(RESULTS, "domain_shift.md"), "w") as f:
-        f.write(render(runs))
-    print(render(runs))
+    print(record("domain_shift", run, TITLE, METRICS))
 
 
 if __name__ == "__main__":

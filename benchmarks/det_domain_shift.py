@@ -1,0 +1,79 @@
+"""Does distillation help a detector? The generated detection benchmark, one seed per invocation.
+
+    python benchmarks/det_domain_shift.py --seed 0 [--suffix _demo] [--out /tmp/nnunet_kd_det_bench_0]
+
+Generates the detection benchmark with this seed (a target with few labelled images and a held-out test set, two
+larger sources from other scanners, one with nodules only), runs `nnunet_kd run --task det` on CPU, predicts the
+target's test images with every model (`nnunet_kd predict-det`) and appends the test-set FROC score, COCO mAP and
+mAP@0.5 to benchmarks/results/det_domain_shift.json; benchmarks/results/det_domain_shift.md is rewritten from it.
+"""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from seed_results import machine, record
+
+TITLE = "Domain-shift benchmark (detection)"
+METRICS = {"test_froc": "Target test-set FROC score (IoU 0.1; mean sensitivity at 1/8-8 false positives per image) of "
+                        "every model, one row per seed; written by `benchmarks/det_domain_shift.py`.",
+           "test_map": "COCO mAP@[.5:.95] (pycocotools) on the same predictions.",
+           "test_map_50": "COCO mAP@0.5 on the same predictions."}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
+    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_det_bench_<seed>")
+    parser.add_argument("--sizes", type=int, nargs=3, default=(16, 40, 30), metavar=("TARGET", "SOURCE", "TEST"),
+                        help="Labelled target images, images per source, target test images. Default: 16 40 30.")
+    args = parser.parse_args(argv)
+    from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
+    from nnunet_kd.detection.metrics import detection_summary
+    from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
+    from nnunet_kd.report import models_for
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_det_bench_{args.seed}")
+    env = dict(os.environ, nnUNet_KD_SEED=str(args.seed), nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0",
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+               **{k: os.path.join(out, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.makedirs(env[k], exist_ok=True)
+    specs = det_benchmark(n_target=args.sizes[0], n_source=args.sizes[1], n_test=args.sizes[2])
+    for spec in specs:
+        if not os.path.isdir(os.path.join(env["nnUNet_raw"], f"Dataset{spec.dataset_id:03d}_{spec.name}")):
+            write_det_dataset(env["nnUNet_raw"], spec, seed=args.seed)
+    start = datetime.datetime.now()
+    subprocess.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "43", "-c", "2d", "-f", "0",
+                    "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu"], env=env, check=True, cwd=out)
+    target = os.path.join(env["nnUNet_raw"], "Dataset041_DetTarget")
+    names = specs[0].categories
+    gt = {case: [(b["bbox"], names.index(b["category"])) for b in boxes]
+          for case, boxes in read_boxes(target, TEST_BOXES_JSON).items()}
+    results = os.path.join(env["nnUNet_results"], "Dataset041_DetTarget")
+    scores = {"test_froc": {}, "test_map": {}, "test_map_50": {}}
+    for label, trainer in models_for("det").items():
+        folder = next(os.path.join(results, f) for f in os.listdir(results) if f.startswith(trainer + args.suffix + "__"))
+        path = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.json")
+        subprocess.run(["nnunet_kd", "predict-det", "-i", os.path.join(target, "imagesTs"), "-o", path, "-m", folder,
+                        "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
+        with open(path) as f:
+            pred = {case: [] for case in gt}
+            for r in json.load(f):
+                x, y, w, h = r["bbox"]
+                pred[r["image_id"]].append(([x, y, x + w, y + h], r["category_id"] - 1, r["score"]))
+        summary = detection_summary(gt, pred, names)
+        for key, metric in (("test_froc", "froc"), ("test_map", "mAP"), ("test_map_50", "mAP_50")):
+            scores[key][label] = summary[metric]
+    minutes = (datetime.datetime.now() - start).total_seconds() / 60
+    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
+           "command": "python benchmarks/det_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+           **scores}
+    print(record("det_domain_shift", run, TITLE, METRICS))
+
+
+if __name__ == "__main__":
+    main()
