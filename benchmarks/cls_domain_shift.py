@@ -16,7 +16,7 @@ import sys
 
 import pandas as pd
 
-from seed_results import machine, record
+from seed_runs import machine, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (classification)"
 METRICS = {"test_balanced_accuracy": "Target test-set balanced accuracy (scikit-learn) of every model, one row per "
@@ -33,15 +33,8 @@ def main(argv=None) -> None:
     from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, cls_benchmark, write_cls_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}")
-    env = dict(os.environ, nnUNet_KD_SEED=str(args.seed), nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0",
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-               **{k: os.path.join(out, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
-    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        os.makedirs(env[k], exist_ok=True)
     specs = cls_benchmark(n_target=20, n_source=60, n_test=60)
-    for spec in specs:
-        if not os.path.isdir(os.path.join(env["nnUNet_raw"], f"Dataset{spec.dataset_id:03d}_{spec.name}")):
-            write_cls_dataset(env["nnUNet_raw"], spec, seed=args.seed)
+    env = nnunet_env(out, args.seed, specs, write_cls_dataset)
     start = datetime.datetime.now()
     subprocess.run(["nnunet_kd", "run", "--task", "cls", "-t", "21", "-s", "22", "23", "-c", "2d", "-f", "0",
                     "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu", "--with-baselines"],

@@ -15,7 +15,7 @@ import shlex
 import subprocess
 import sys
 
-from seed_results import machine, record
+from seed_runs import machine, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (detection)"
 METRICS = {"test_froc": "Target test-set FROC score (IoU 0.1; mean sensitivity at 1/8-8 false positives per image) of "
@@ -37,15 +37,8 @@ def main(argv=None) -> None:
     from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_det_bench_{args.seed}")
-    env = dict(os.environ, nnUNet_KD_SEED=str(args.seed), nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0",
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-               **{k: os.path.join(out, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
-    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        os.makedirs(env[k], exist_ok=True)
     specs = det_benchmark(n_target=args.sizes[0], n_source=args.sizes[1], n_test=args.sizes[2])
-    for spec in specs:
-        if not os.path.isdir(os.path.join(env["nnUNet_raw"], f"Dataset{spec.dataset_id:03d}_{spec.name}")):
-            write_det_dataset(env["nnUNet_raw"], spec, seed=args.seed)
+    env = nnunet_env(out, args.seed, specs, write_det_dataset)
     start = datetime.datetime.now()
     subprocess.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "43", "-c", "2d", "-f", "0",
                     "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu"], env=env, check=True, cwd=out)

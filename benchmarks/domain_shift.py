@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 
-from seed_results import machine, record
+from seed_runs import machine, record
 
 TITLE = "Domain-shift benchmark (segmentation demo data)"
 METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one row "

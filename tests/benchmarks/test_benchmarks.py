@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,8 +31,8 @@ def test_step_overhead_runs_the_real_train_steps(capsys, monkeypatch):
     assert all(float(line.split("|")[2]) > 0 for line in table[2:])
 
 
-def test_seed_results_tables(tmp_path, monkeypatch):
-    results = _load("seed_results")
+def test_seed_runs_tables(tmp_path, monkeypatch):
+    results = _load("seed_runs")
     monkeypatch.setattr(results, "RESULTS", str(tmp_path))
     metrics = {"test_froc": "FROC.", "test_map": "mAP."}
     for s in range(3):
@@ -47,6 +48,23 @@ def test_seed_results_tables(tmp_path, monkeypatch):
     assert "| mean +/- std | | | | 0.6000 +/- 0.0816 | 0.6000 +/- 0.0000 |" in text
     assert "| 0 | 2026-11-26 | m | 1 | - | 0.2000 |" in text
     assert "| mean +/- std | | | | - | 0.2000 +/- 0.0000 |" in text
+
+
+def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
+    runs = _load("seed_runs")
+    written = []
+
+    def write(raw, spec, seed):
+        written.append((spec.name, seed))
+        os.makedirs(os.path.join(raw, f"Dataset{spec.dataset_id:03d}_{spec.name}"))
+
+    specs = [SimpleNamespace(dataset_id=7, name="A"), SimpleNamespace(dataset_id=8, name="B")]
+    env = runs.nnunet_env(str(tmp_path), 3, specs, write)
+    assert written == [("A", 3), ("B", 3)] and env["nnUNet_KD_SEED"] == "3"
+    assert all(os.path.isdir(env[k]) and env[k].startswith(str(tmp_path))
+               for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
+    runs.nnunet_env(str(tmp_path), 3, specs, write)
+    assert len(written) == 2
 
 
 def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):

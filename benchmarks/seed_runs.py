@@ -1,7 +1,9 @@
-"""Results of the benchmarks that run once per seed: kept in results/<name>.json, rendered to results/<name>.md."""
+"""The benchmarks that run once per seed: their environment, and their results kept in results/<name>.json and
+rendered to results/<name>.md."""
 import json
 import os
 import platform
+import sys
 
 import numpy as np
 
@@ -10,6 +12,20 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}, Python {platform.python_version()}"
+
+
+def nnunet_env(out: str, seed: int, specs, write) -> dict:
+    """The environment of a run in the work folder out (nnU-Net folders below it, created; training seeded; this
+    Python's scripts first on PATH), with each dataset of specs written by write(raw, spec, seed=seed) unless there."""
+    env = dict(os.environ, nnUNet_KD_SEED=str(seed), nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0",
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+               **{k: os.path.join(out, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.makedirs(env[k], exist_ok=True)
+    for spec in specs:
+        if not os.path.isdir(os.path.join(env["nnUNet_raw"], f"Dataset{spec.dataset_id:03d}_{spec.name}")):
+            write(env["nnUNet_raw"], spec, seed=seed)
+    return env
 
 
 def render(runs: list, title: str, metrics: dict) -> str:
