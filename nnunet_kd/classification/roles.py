@@ -11,7 +11,6 @@ from torch import autocast, nn
 from nnunet_kd.classification.labels import class_names
 from nnunet_kd.classification.network import build_cls_network, joint_architecture
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
-from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
@@ -35,12 +34,7 @@ class nnUNetTrainerClsJointTeacher(ClsTrainerMixin, nnUNetTrainerJointTeacher):
 class nnUNetTrainerClsJointKD(ClsTrainerMixin, nnUNetTrainerJointKD):
     """Student: the classifier trained with CE + feature MSE on the encoder levels + logit KD from the joint teacher."""
 
-    @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
-        super().check_inputs(plans, configuration, fold, kd_block)
-        if kd_block["distill"]["decoder_levels"]:
-            raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but classifiers have no "
-                          f"decoder. Set it to false in the KD block (or your preset).")
+    no_decoder = "classifier"
 
     def build_joint_teacher(self, spec: Teacher) -> nn.Module:
         arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from batchgenerators.utilities.file_and_folder_operations import save_json
 from PIL import Image
 
-from nnunet_kd.classification.convert import (NATURAL_ENDINGS, _check_images as _check_files, _check_target, _Image,
-                                              _natural_channels, _raw_root, _reason)
 from nnunet_kd.classification.labels import listing
+from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images, check_new_dataset, error_reason,
+                                       natural_channels, raw_root_folder)
 from nnunet_kd.detection.boxes import rasterise
 from nnunet_kd.errors import KDError
 
@@ -38,7 +38,7 @@ class _Entry:
     """One entry of the COCO `images` list whose file exists."""
     image_id: int
     coco: dict  # the entry itself
-    file: _Image
+    file: ImageFile
     size: tuple[int, int] | None = None  # (H, W) of the file, once readable
     boxes: list = field(default_factory=list)  # (annotation id, (x0, y0, x1, y1), category index)
 
@@ -116,7 +116,7 @@ def _images(entries: list, images_dir: str) -> tuple[dict[int, _Entry], list[str
             missing.append(f"image {e['id']}: {name}")
         else:
             stem = os.path.basename(name)[:-len(ending)]
-            images[e["id"]] = _Entry(e["id"], e, _Image(path, stem, re.sub(r"[^A-Za-z0-9_-]", "_", stem), True))
+            images[e["id"]] = _Entry(e["id"], e, ImageFile(path, stem, re.sub(r"[^A-Za-z0-9_-]", "_", stem), True))
     problems = _section("Image entries without an integer 'id' or a 'file_name'", malformed)
     problems += _section("Image entries with a duplicate id (keep one entry per id)", duplicates)
     problems += _section(f"Image entries that are not PNG or JPEG files ({', '.join(NATURAL_ENDINGS)}); convert "
@@ -129,7 +129,7 @@ def _images(entries: list, images_dir: str) -> tuple[dict[int, _Entry], list[str
     problems += _section("Image entries that give the same case id (the file name without folder and ending, "
                          "characters other than letters, digits, '_' and '-' replaced by '_'); rename or remove one "
                          "of each", [" and ".join(v) for v in by_case.values() if len(v) > 1])
-    file_problems = _check_files([e.file for e in images.values()]) if images else []
+    file_problems = check_images([e.file for e in images.values()]) if images else []
     if not file_problems:
         file_problems = _section("Image entries whose 'width' or 'height' differ from the file (fix or drop them)",
                                  _sizes(images))
@@ -215,8 +215,8 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
     """Writes <raw_root or $nnUNet_raw>/DatasetXXX_NAME from a COCO object detection file and the folder its
     'file_name's are relative to; returns the dataset folder. Refuses, writing nothing, on any problem with the inputs
     or when the dataset id is taken. Images without annotations are kept, with no boxes."""
-    raw_root = _raw_root(raw_root)
-    _check_target(raw_root, dataset_id, name)
+    raw_root = raw_root_folder(raw_root)
+    check_new_dataset(raw_root, dataset_id, name)
     coco = _load(coco_json)
     if not os.path.isdir(images_dir):
         raise KDError(f"Image folder {images_dir} does not exist. Pass the folder holding the images (--images).")
@@ -241,10 +241,10 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
         for entry in sorted(images.values(), key=lambda e: e.file.case):
             case = entry.file.case
             try:
-                for c, arr in enumerate(_natural_channels(entry.file.path)):
+                for c, arr in enumerate(natural_channels(entry.file.path)):
                     Image.fromarray(arr).save(os.path.join(images_tr, f"{case}_{c:04d}.png"))
             except (OSError, ValueError) as e:
-                raise KDError(f"Cannot convert {entry.file.path} ({_reason(e)}); nothing was written. Replace the "
+                raise KDError(f"Cannot convert {entry.file.path} ({error_reason(e)}); nothing was written. Replace the "
                               f"image or remove its entry and annotations, and rerun.") from None
             seg, _ = rasterise([b for _, b, _ in entry.boxes], entry.size)
             Image.fromarray(seg).save(os.path.join(labels_tr, f"{case}.png"))

@@ -7,7 +7,6 @@ from nnunet_kd.detection.coco import categories
 from nnunet_kd.detection.distill import detector_losses, student_step_losses
 from nnunet_kd.detection.network import build_det_network, joint_architecture
 from nnunet_kd.detection.trainer import DetTrainerMixin
-from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
 from nnunet_kd.protocol.grl import dann_lambda
@@ -64,12 +63,7 @@ class nnUNetTrainerDetJointTeacher(DetTrainerMixin, nnUNetTrainerJointTeacher):
 class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
-    @classmethod
-    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
-        super().check_inputs(plans, configuration, fold, kd_block)
-        if kd_block["distill"]["decoder_levels"]:
-            raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but detectors have no "
-                          f"U-Net decoder. Set it to false in the KD block (or your preset).")
+    no_decoder = "detector"
 
     def build_kd_modules(self) -> None:
         backbone = self.stock_network().backbone

@@ -4,7 +4,7 @@ Loss = w_task * nnU-Net's loss (deep supervision) + w_feat * sum_l MSE(A_l(F_S,l
 the KL averaged over voxels and computed in fp32. The checkpoint is a stock nnU-Net checkpoint (plus ``kd_state``).
 """
 import copy
-from typing import List
+from typing import List, Optional
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
@@ -36,6 +36,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     trains_on_target = True
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
+    no_decoder: Optional[str] = None  # what the network is instead, where it has no U-Net decoder to distil
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -51,6 +52,13 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         self.levels = resolve_levels(self.distill["levels"], n)
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
+
+    @classmethod
+    def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
+        super().check_inputs(plans, configuration, fold, kd_block)
+        if cls.no_decoder and kd_block["distill"]["decoder_levels"]:
+            raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
+                          f"no U-Net decoder. Set it to false in the KD block (or your preset).")
 
     @property
     def joint_teacher_spec(self) -> Teacher:
