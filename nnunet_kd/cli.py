@@ -90,7 +90,9 @@ def _predict_cls(args) -> None:
 
 def _predict_det(args) -> None:
     from nnunet_kd.detection.predict import predict_det
-    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device)
+    if not 0 < args.step_size <= 1:
+        raise KDError(f"-step_size {args.step_size} must be in (0, 1].")
+    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, tile_step_size=args.step_size)
     print(args.o)
 
 
@@ -255,11 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_predict_cls)
 
     p = sub.add_parser("predict-det", help="Boxes of images from a detection model folder, as COCO result JSON.",
-                       description="Preprocesses the images like nnU-Net (the model folder's plans), detects on each "
-                                   "whole preprocessed image, pools the folds' boxes with class-wise NMS, maps them back "
-                                   "to the original pixels and writes COCO result entries: image_id (the case), "
-                                   "category_id (category index + 1), category, bbox [x, y, w, h], score.")
+                       description="Preprocesses the images like nnU-Net (the model folder's plans), detects in "
+                                   "sliding windows of the patch size, pools the boxes of the tiles and folds with "
+                                   "class-wise NMS, maps them back to the original pixels and writes COCO result "
+                                   "entries: image_id (the case), category_id (category index + 1), category, bbox "
+                                   "[x, y, w, h], score.")
     _add_predict_args(p, "JSON", "detection")
+    p.add_argument("-step_size", type=float, default=0.5,
+                   help="Sliding-window step as a fraction of the patch size, as in nnUNetv2_predict. Default: 0.5.")
     p.set_defaults(func=_predict_det)
     return parser
 

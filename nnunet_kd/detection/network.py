@@ -7,7 +7,8 @@ category index k is label k + 1). Nothing is ever downloaded: all weights are ra
 
 Settings shared by every detector (`_rcnn_kwargs`):
 - transform: no normalisation (mean 0, std 1: nnU-Net has normalised the data) and min/max size = the patch's shorter
-  and longer side, so a patch is never resized (a larger image is scaled down to fit the patch);
+  and longer side, so a patch is never resized (whole images are detected in patch-sized tiles:
+  `nnunet_kd.detection.inference`);
 - FPN levels: encoder stages with isotropic strides that double from level to level (`_pyramid_levels`: for nnU-Net
   plans, the stages after the full-resolution one), plus torchvision's max-pool level "pool";
 - anchors: one size per level, 4 x the level's stride (small objects; at most the patch's longer side), aspect ratios

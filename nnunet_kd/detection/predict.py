@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
-from torchvision.ops import batched_nms
 
 from nnunet_kd.detection.coco import categories
+from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import load_checkpoint, read_model_folder
@@ -29,9 +29,10 @@ def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, 
 
 def predict_det(images: str, output_json: str, model_folder: str, folds: Sequence[str],
                 checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu",
-                nms_iou: float = 0.5) -> list:
+                nms_iou: float = 0.5, tile_step_size: float = 0.5) -> list:
     """Writes COCO result entries {image_id (case), category_id (category index + 1), category, bbox [x, y, w, h],
-    score} for every image; folds are ensembled by pooling their boxes and class-wise NMS at ``nms_iou``."""
+    score} for every image, detected by sliding windows of the patch size (`detect_image`); folds are ensembled by
+    pooling their boxes (and those of overlapping tiles) with class-wise NMS at ``nms_iou``."""
     _, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
     names = categories(dataset_json)
     dev = torch.device(device)
@@ -50,12 +51,9 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
         case = os.path.basename(case_files[0])[:-len(ending) - 5]
         data, _, properties = preprocessor.run_case(case_files, None, pm, cm, dataset_json)
         image = torch.from_numpy(np.asarray(data, dtype=np.float32)[:, 0]).to(dev)
-        with torch.no_grad():
-            dets = [net([image])[0] for net in networks]
-        boxes, scores, labels = (torch.cat([d[k] for d in dets]) for k in ("boxes", "scores", "labels"))
-        keep = batched_nms(boxes, scores, labels, nms_iou)
-        boxes = to_original_pixels(boxes[keep].cpu().numpy(), properties, data.shape[-2:], pm.transpose_forward)
-        for b, s, c in zip(boxes, scores[keep].cpu().tolist(), labels[keep].cpu().tolist()):
+        det = detect_image(networks, image, cm.patch_size, tile_step_size, nms_iou)
+        boxes = to_original_pixels(det["boxes"].cpu().numpy(), properties, data.shape[-2:], pm.transpose_forward)
+        for b, s, c in zip(boxes, det["scores"].cpu().tolist(), det["labels"].cpu().tolist()):
             results.append({"image_id": case, "category_id": int(c), "category": names[int(c) - 1],
                             "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                             "score": float(s)})

@@ -14,6 +14,7 @@ from torch import distributed as dist, nn
 from nnunet_kd.detection.boxes import boxes_from_instance_map
 from nnunet_kd.detection.coco import categories, read_boxes
 from nnunet_kd.detection.distill import detector_losses
+from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
@@ -113,7 +114,7 @@ class DetTrainerMixin:
             image = torch.from_numpy(np.asarray(data[:], dtype=np.float32)[:, 0]).to(self.device)
             seg = torch.from_numpy(np.asarray(seg[:])[:, 0].astype(np.int64))
             gt[k] = _gt(self.box_targets([k], seg[None])[0])
-            pred[k] = _pred(self._detect([image])[0])
+            pred[k] = _pred(detect_image([self.stock_network()], image, self.configuration_manager.patch_size))
         summary = detection_summary(gt, pred, self.categories)
         folder = join(self.output_folder, "validation")
         maybe_mkdir_p(folder)
