@@ -13,7 +13,8 @@ from typing import List
 import numpy as np
 import torch
 import torch.nn.functional as F
-from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkdir_p
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p, save_json
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, distributed as dist, nn
@@ -126,6 +127,29 @@ class ClsTrainerMixin:
 
     def loader_dataset(self, dataset, identifiers=None):
         return WholeImageDataset(dataset, self.configuration_manager.patch_size, identifiers)
+
+    def do_split(self):
+        if self.fold != "all":
+            self._write_stratified_split()
+        return super().do_split()
+
+    def _write_stratified_split(self) -> None:
+        """splits_final.json, where there is none yet: 5 folds stratified by class (cases shuffled within their class,
+        then dealt to the folds in turn), so that every validation fold holds each class in proportion, also for
+        classes of fewer than 5 cases. An existing split file is used as it is."""
+        path = join(self.preprocessed_dataset_folder_base, "splits_final.json")
+        if isfile(path):
+            return
+        keys = sorted(infer_dataset_class(self.preprocessed_dataset_folder).get_identifiers(
+            self.preprocessed_dataset_folder))
+        rng = np.random.RandomState(12345)
+        by_class = [k for c in sorted({self.case_classes[k] for k in keys})
+                    for k in rng.permutation([k for k in keys if self.case_classes[k] == c]).tolist()]
+        splits = [{"train": sorted(set(keys) - set(by_class[i::5])), "val": sorted(by_class[i::5])} for i in range(5)]
+        tmp = f"{path}.{os.getpid()}.tmp"  # several DDP ranks may write the same split
+        save_json(splits, tmp)
+        os.replace(tmp, path)
+        self.print_to_log_file("nnunet_kd: created a 5-fold cross-validation split stratified by class")
 
     def get_tr_and_val_datasets(self):
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
