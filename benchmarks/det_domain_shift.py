@@ -3,8 +3,9 @@
     python benchmarks/det_domain_shift.py --seed 0 [--suffix _demo] [--out /tmp/nnunet_kd_det_bench_0]
 
 Generates the detection benchmark with this seed (a target with few labelled images and a held-out test set, made hard
-by a low-contrast, noisy, blurred scanner; two larger sources from other scanners, one with nodules only), runs `nnunet_kd run --task det` on CPU, predicts the
-target's test images with every model (`nnunet_kd predict-det`) and appends the test-set FROC score, COCO mAP and
+by a low-contrast, noisy, blurred scanner; two larger sources from other scanners, one with nodules only), runs
+`nnunet_kd run --task det` on CPU, predicts the target's test images with every model (`nnunet_kd predict-det`) and
+appends the test-set FROC score, COCO mAP and
 mAP@0.5 to benchmarks/results/det_domain_shift.json; benchmarks/results/det_domain_shift.md is rewritten from it.
 """
 import argparse
@@ -54,7 +55,8 @@ def main(argv=None) -> None:
     results = os.path.join(env["nnUNet_results"], "Dataset041_DetTarget")
     scores = {"test_froc": {}, "test_map": {}, "test_map_50": {}}
     for label, trainer in models_for("det").items():
-        folder = next(os.path.join(results, f) for f in os.listdir(results) if f.startswith(trainer + args.suffix + "__"))
+        folder = next(os.path.join(results, f) for f in os.listdir(results)
+                      if f.startswith(trainer + args.suffix + "__"))
         path = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.json")
         subprocess.run(["nnunet_kd", "predict-det", "-i", os.path.join(target, "imagesTs"), "-o", path, "-m", folder,
                         "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
