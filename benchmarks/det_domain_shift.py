@@ -5,8 +5,8 @@
 Generates the detection benchmark with this seed (a target with few labelled images and a held-out test set, made hard
 by a low-contrast, noisy, blurred scanner; two larger sources from other scanners, one with nodules only), runs
 `nnunet_kd run --task det` on CPU, predicts the target's test images with every model (`nnunet_kd predict-det`) and
-appends the test-set FROC score, COCO mAP and
-mAP@0.5 to benchmarks/results/det_domain_shift.json; benchmarks/results/det_domain_shift.md is rewritten from it.
+appends the test-set FROC score, COCO mAP and mAP@0.5 to benchmarks/results/det_domain_shift.json;
+benchmarks/results/det_domain_shift.md is rewritten from it.
 """
 import argparse
 import dataclasses
