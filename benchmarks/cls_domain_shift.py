@@ -16,7 +16,7 @@ import sys
 
 import pandas as pd
 
-from seed_runs import machine, nnunet_env, record
+from seed_runs import machine, model_folder, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (classification)"
 METRICS = {"test_balanced_accuracy": "Target test-set balanced accuracy (scikit-learn) of every model, one row per "
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     scores = {}
     for label, trainer in models_for("cls").items():
         results = os.path.join(env["nnUNet_results"], "Dataset021_ClsTarget")
-        folder = next(os.path.join(results, f) for f in os.listdir(results) if f.startswith(trainer + args.suffix + "__"))
+        folder = model_folder(results, trainer + args.suffix)
         csv = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.csv")
         subprocess.run(["nnunet_kd", "predict-cls", "-i", os.path.join(target, "imagesTs"), "-o", csv, "-m", folder,
                         "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)

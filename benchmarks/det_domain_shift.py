@@ -17,7 +17,7 @@ import shlex
 import subprocess
 import sys
 
-from seed_runs import machine, nnunet_env, record
+from seed_runs import machine, model_folder, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (detection)"
 METRICS = {"test_froc": "Target test-set FROC score (IoU 0.1; mean sensitivity at 1/8-8 false positives per image) of "
@@ -55,8 +55,7 @@ def main(argv=None) -> None:
     results = os.path.join(env["nnUNet_results"], "Dataset041_DetTarget")
     scores = {"test_froc": {}, "test_map": {}, "test_map_50": {}}
     for label, trainer in models_for("det").items():
-        folder = next(os.path.join(results, f) for f in os.listdir(results)
-                      if f.startswith(trainer + args.suffix + "__"))
+        folder = model_folder(results, trainer + args.suffix)
         path = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.json")
         subprocess.run(["nnunet_kd", "predict-det", "-i", os.path.join(target, "imagesTs"), "-o", path, "-m", folder,
                         "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)

@@ -28,6 +28,12 @@ def nnunet_env(out: str, seed: int, specs, write) -> dict:
     return env
 
 
+def model_folder(dataset_results: str, trainer: str) -> str:
+    """The model folder TRAINER__PLANS__CONFIGURATION of trainer in a dataset's results folder."""
+    return next(os.path.join(dataset_results, f) for f in sorted(os.listdir(dataset_results))
+                if f.startswith(trainer + "__"))
+
+
 def render(runs: list, title: str, metrics: dict) -> str:
     """A table per metric ({run key: what it is}; each run holds {model: value or None} under that key), one row per
     seed, and mean +/- std per model once 3 seeds exist."""

@@ -65,6 +65,10 @@ def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
                for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
     runs.nnunet_env(str(tmp_path), 3, specs, write)
     assert len(written) == 2
+    os.makedirs(os.path.join(env["nnUNet_results"], "nnUNetTrainerX_demo__P__2d"))
+    os.makedirs(os.path.join(env["nnUNet_results"], "nnUNetTrainerX_demo2__P__2d"))
+    assert runs.model_folder(env["nnUNet_results"], "nnUNetTrainerX_demo") == os.path.join(
+        env["nnUNet_results"], "nnUNetTrainerX_demo__P__2d")
 
 
 def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
