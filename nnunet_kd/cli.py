@@ -47,7 +47,7 @@ def _report(args) -> None:
         label, sep, folder = item.partition("=")
         if not sep:
             raise KDError(f"--test-dir {item!r} must be LABEL=FOLDER with LABEL one of {list(models)}.")
-        test_folders[label] = folder
+        test_folders.setdefault(label, []).append(folder)
     report(results, dataset_name(args.t), args.p, args.c, models, test_folders, args.o)
 
 
@@ -169,11 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plan)
 
     from nnunet_kd.report import DEFAULT_MODELS
-    p = sub.add_parser("report", help="Tabulate the Dice of every model of a KD experiment.",
+    p = sub.add_parser("report", help="Tabulate every model of a KD experiment and its paired difference to the "
+                                      "baseline.",
                        description="Collect nnU-Net's fold_*/validation/summary.json of the target teacher "
-                                   "(nnUNetTrainer), multi-head, joint teacher and student of the target, and write "
-                                   "report.md (printed), report.json and report.png. Models not trained yet are "
-                                   "listed with a note.")
+                                   "(nnUNetTrainer, the baseline), multi-head, joint teacher and student of the target "
+                                   "(and test-set summaries given with --test-dir); compare every model with the "
+                                   "baseline on the same cases (mean difference, 95% paired-bootstrap CI, p-value, "
+                                   "verdict; per class for segmentation) and write report.md (printed), report.json "
+                                   "and report.png. Models not trained yet are listed with a note.")
     p.add_argument("-t", type=int, required=True, help="Target dataset id.")
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
@@ -185,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
     p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER",
                    help="Folder with the summary.json of a model's test-set predictions (nnU-Net's "
-                        "compute_metrics_on_folder), LABEL one of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ".")
+                        "compute_metrics_on_folder), LABEL one of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ". "
+                        "Repeat a LABEL for several runs (seeds, or folds predicting the test set one by one); "
+                        "run k of a model is paired with run k of the baseline.")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("run", help="Run the whole pipeline: plan, teachers, joint teacher, student, report.",

@@ -27,6 +27,7 @@ DEFAULT_SETTINGS = {
         "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1
         "target_batch_size": None,  # None = the source batch size
         "extra_target_images": None,  # set by `plan --extra-target-images`: unlabelled target images also used
+        "target_fold": None,  # None = every target training case as target-domain image; k = fold k's training keys
     },
     "fusion": {"levels": "encoder", "adapter_norm": False},
     "distill": {
@@ -117,6 +118,9 @@ def validate_settings(settings: dict, where: str) -> None:
     tbs = settings["dann"]["target_batch_size"]
     if tbs is not None and (not isinstance(tbs, int) or tbs < 1):
         raise KDError(f"{where}: dann.target_batch_size must be a positive integer or null, got {tbs!r}.")
+    fold = settings["dann"]["target_fold"]
+    if fold is not None and (not isinstance(fold, int) or isinstance(fold, bool) or fold < 0):
+        raise KDError(f"{where}: dann.target_fold must be a fold number (0-4) or null, got {fold!r}.")
     for k in ("max_stages", "max_features"):
         v = settings["architecture"][k]
         if v is not None and (not isinstance(v, int) or v < (2 if k == "max_stages" else 1)):

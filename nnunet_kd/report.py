@@ -1,5 +1,6 @@
-"""Results table of a KD experiment: the Dice of nnU-Net's summary.json of every model (the balanced accuracy for
-classification) -> report.md/json/png."""
+"""Results table of a KD experiment -> report.md/json/png: every model's metric from its summary.json (nnU-Net's Dice;
+balanced accuracy for classification; mAP and FROC for detection) and its paired difference to the dataset-specific
+baseline on the same cases, with a 95% interval, a p-value and a verdict (`nnunet_kd.stats`)."""
 import json
 import os
 import re
@@ -7,9 +8,11 @@ from typing import Optional
 
 import numpy as np
 
-from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd import stats
+from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 
+KD_MODELS = ("joint teacher", "student")  # their source teachers saw the target's training images, unlabelled
 
 
 def models_for(task: str) -> dict:
@@ -31,21 +34,72 @@ def _stats(values) -> dict:
     return {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))}
 
 
-def _dice(summary_file: str) -> dict:
+def _load(summary_file: str) -> dict:
+    try:
+        with open(summary_file, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise KDError(f"Cannot read {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
+
+
+def _dice(summary: dict, summary_file: str) -> dict:
     """summary.json -> {"foreground": mean Dice over the classes, NaN ignored, "per_class": {class: Dice}}; of a
     classification summary: {"foreground": balanced accuracy, "per_class": {}}."""
     try:
-        with open(summary_file, encoding="utf-8") as f:
-            summary = json.load(f)
         if "balanced_accuracy" in summary:
             return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
         if "mAP" in summary:
             return {"foreground": float(summary["mAP"]), "per_class": {}, "metric": "mAP"}
         dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise KDError(f"Cannot read the Dice of {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
     return {"foreground": _stats(dice.values())["mean"],
             "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}, "metric": "Dice"}
+
+
+def _froc(records) -> float:
+    from nnunet_kd.detection.metrics import froc_of_matches
+    return froc_of_matches(records)["froc"]
+
+
+def _map50(records) -> float:
+    from nnunet_kd.detection.metrics import map50_of_matches
+    return map50_of_matches(records)
+
+
+COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
+           "froc": lambda m, b: stats.compare_records(m, b, _froc),
+           "map50": lambda m, b: stats.compare_records(m, b, _map50)}
+
+
+def _per_case(summary: dict, summary_file: str) -> dict:
+    """{measure: (kind, {case: per-case result})} for the paired statistics; {} without per-case results. Seg: the
+    foreground (mean Dice over the classes of a case, NaN ignored) and every class (nnU-Net's metric_per_case, cases
+    keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
+    try:
+        if "balanced_accuracy" in summary:
+            cases = {r["case"]: (r["true"], r["predicted"]) for r in summary.get("per_case", [])}
+            return {"balanced accuracy": ("classes", cases)} if cases else {}
+        if "mAP" in summary:
+            if "per_case" not in summary:
+                return {}
+            from nnunet_kd.detection.metrics import image_matches
+            n = len(summary["categories"])
+            cases = {case: image_matches([(b[:4], b[4]) for b in r["boxes"]],
+                                         [(p[:4], p[4], p[5]) for p in r["predictions"]], n)
+                     for case, r in summary["per_case"].items()}
+            return {"FROC": ("froc", cases), "mAP@0.5": ("map50", cases)}
+        measures = {"foreground": {}}
+        for r in summary.get("metric_per_case", []):
+            case = os.path.basename(r["reference_file"])
+            dice = {c: float(m["Dice"]) for c, m in r["metrics"].items() if c != "0"}
+            for c, d in dice.items():
+                measures.setdefault(c, {})[case] = d
+            finite = [d for d in dice.values() if np.isfinite(d)]
+            measures["foreground"][case] = float(np.mean(finite)) if finite else None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise KDError(f"Cannot read the per-case results of {summary_file} ({e!r}).") from None
+    return {m: ("values", cases) for m, cases in measures.items()} if measures["foreground"] else {}
 
 
 def _changed_teachers(fold_folder: str) -> list:
@@ -66,68 +120,209 @@ def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a - b
 
 
+def _clean_folds(folder: str) -> list:
+    """Folds whose validation cases no source teacher of this model saw: the KD block's dann.target_fold."""
+    try:
+        with open(os.path.join(folder, "plans.json"), encoding="utf-8") as f:
+            fold = json.load(f)[KD_BLOCK_KEY]["dann"].get("target_fold")
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [] if fold is None else [f"fold_{fold}"]
+
+
+def _compare(model_runs: list, base_runs: list) -> dict:
+    """{measure: paired comparison} of the measures every run of both has."""
+    out = {}
+    for measure, (kind, _) in base_runs[0].items() if base_runs and model_runs else ():
+        if all(measure in r for r in model_runs + base_runs):
+            result = COMPARE[kind]([r[measure][1] for r in model_runs], [r[measure][1] for r in base_runs])
+            if result:
+                out[measure] = result
+    return out
+
+
+def _test_runs(folders) -> tuple:
+    """(metric values averaged over the runs, per-case results per run, notes) of the test folders of one model."""
+    values, runs, notes = [], [], []
+    for folder in [folders] if isinstance(folders, str) else folders:
+        summary_file = os.path.join(folder, "summary.json")
+        if not os.path.isfile(summary_file):
+            notes.append(f"no test-set summary {summary_file}")
+            continue
+        summary = _load(summary_file)
+        values.append(_dice(summary, summary_file))
+        runs.append(_per_case(summary, summary_file))
+        if not runs[-1]:
+            notes.append(f"{summary_file} has no per-case results: no paired statistics")
+    if not values:
+        return None, [], notes
+    classes = dict.fromkeys(c for v in values for c in v["per_class"])
+    test = {"foreground": _stats(v["foreground"] for v in values)["mean"],
+            "per_class": {c: _stats(v["per_class"].get(c) for v in values)["mean"] for c in classes},
+            "metric": values[0]["metric"], "runs": len(values)}
+    return test, [r for r in runs if r], notes
+
+
 def collect(results_root: str, target: str, plans: str, configuration: str, models: dict,
             test_folders: Optional[dict] = None) -> dict:
-    """The report of the models {row label: trainer}; the first one is the baseline. NaN is written as None."""
+    """The report of the models {row label: trainer}; the first one is the baseline. test_folders: {row label: folder
+    or [folders]} holding summary.json of the target's test set (several folders: several runs, e.g. seeds, paired with
+    the baseline's by position). NaN is written as None."""
     test_folders = test_folders or {}
     if not models:
         raise KDError("No models to report.")
     unknown = sorted(set(test_folders) - set(models))
     if unknown:
         raise KDError(f"Test folders given for unknown models {unknown}; the models are {list(models)}.")
-    rows = {}
+    rows, cases = {}, {}
     for label, trainer in models.items():
         folder = os.path.join(results_root, target, f"{trainer}__{plans}__{configuration}")
-        folds, notes = {}, []
+        folds, notes, val_cases = {}, [], {}
         for fold in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            summary = os.path.join(folder, fold, "validation", "summary.json")
-            if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary):
-                folds[fold] = _dice(summary)
+            summary_file = os.path.join(folder, fold, "validation", "summary.json")
+            if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary_file):
+                summary = _load(summary_file)
+                folds[fold] = _dice(summary, summary_file)
+                val_cases[fold] = _per_case(summary, summary_file)
                 notes += [f"{fold}: {p}" for p in _changed_teachers(os.path.join(folder, fold))]
         if not folds:
             notes.append(f"no fold_*/validation/summary.json in {folder}" if os.path.isdir(folder)
                          else f"no model folder {folder}")
         classes = dict.fromkeys(c for d in folds.values() for c in d["per_class"])
-        test = None
-        if label in test_folders:
-            summary = os.path.join(test_folders[label], "summary.json")
-            if os.path.isfile(summary):
-                test = _dice(summary)
-            else:
-                notes.append(f"no test-set summary {summary}")
+        test, test_cases, test_notes = _test_runs(test_folders[label]) if label in test_folders else (None, [], [])
+        cases[label] = {"validation": val_cases, "test": test_cases}
         rows[label] = {"trainer": trainer, "folder": folder, "folds": folds,
                        "validation": {"foreground": _stats(d["foreground"] for d in folds.values()),
                                       "per_class": {c: _stats(d["per_class"].get(c) for d in folds.values())
                                                     for c in classes}},
-                       "test": test, "notes": notes}
+                       "test": test, "notes": notes + test_notes}
     baseline = next(iter(models))
     base = rows[baseline]
     for label, row in rows.items():
         row["delta_vs_baseline"] = None if label == baseline else {
             "validation": _diff(row["validation"]["foreground"]["mean"], base["validation"]["foreground"]["mean"]),
             "test": _diff(row["test"] and row["test"]["foreground"], base["test"] and base["test"]["foreground"])}
+        row["paired"] = None if label == baseline else _paired_row(label, row, cases[label], cases[baseline])
     metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
     metric = next((m for m in ("balanced accuracy", "mAP") if m in metrics), "Dice")
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
-            "baseline": baseline, "metric": metric, "models": rows}
+            "baseline": baseline, "metric": metric, "class_names": _class_names(base["folder"]),
+            "method": stats.METHOD, "models": rows}
+
+
+def _paired_row(label: str, row: dict, mine: dict, base: dict) -> dict:
+    """Paired comparisons with the baseline: on the test set, and on the validation cases of the folds both have
+    (pooled; fold_all, which validates on training cases, left out)."""
+    folds = sorted(f for f in set(mine["validation"]) & set(base["validation"])
+                   if f != "fold_all" and mine["validation"][f] and base["validation"][f])
+
+    def pooled(per_fold):
+        return {m: (kind, {c: v for f in folds for c, v in per_fold[f][m][1].items()})
+                for m, (kind, _) in per_fold[folds[0]].items() if all(m in per_fold[f] for f in folds)}
+
+    validation = _compare([pooled(mine["validation"])], [pooled(base["validation"])]) if folds else {}
+    transductive = label in KD_MODELS and bool(set(folds) - set(_clean_folds(row["folder"])))
+    test = _compare(mine["test"], base["test"]) if len(mine["test"]) == len(base["test"]) else {}
+    if len(mine["test"]) != len(base["test"]):
+        row["notes"].append(f"{len(mine['test'])} test runs against the baseline's {len(base['test'])}: no paired "
+                            f"test-set statistics")
+    return {"test": test, "validation": validation, "validation_folds": folds, "validation_transductive": transductive}
+
+
+def _class_names(folder: str) -> dict:
+    """{label value as a string: name} from the model folder's dataset.json; {} if it has none."""
+    try:
+        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as f:
+            labels = json.load(f)["labels"]
+        return {str(v): k for k, v in labels.items() if isinstance(v, int)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _fmt(x: Optional[float], sign: bool = False) -> str:
+    if x is not None and sign and abs(x) < 5e-5:
+        x = 0.0  # no "-0.0000"
     return "" if x is None else f"{x:+.4f}" if sign else f"{x:.4f}"
 
 
+def _measure_label(report: dict, measure: str) -> str:
+    if measure == "foreground":
+        return "fg Dice"
+    if measure in ("balanced accuracy", "FROC", "mAP@0.5"):
+        return measure
+    name = report.get("class_names", {}).get(measure)
+    return f"Dice {measure}" + (f" ({name})" if name else "")
+
+
+def _headline(report: dict) -> tuple:
+    """(split, measure) of the verdict: the test set where paired test results exist, else validation."""
+    paired = [r["paired"] for r in report["models"].values() if r.get("paired")]
+    split = "test" if any(p["test"] for p in paired) else "validation"
+    measures = [m for p in paired for m in p[split]]
+    return split, (measures[0] if measures else None)
+
+
+def _paired_lines(report: dict) -> list:
+    rows = {label: r for label, r in report["models"].items() if r.get("paired")}
+    lines = []
+    for split in ("test", "validation"):
+        entries = [(label, m, c) for label, r in rows.items() for m, c in r["paired"][split].items()]
+        if not entries:
+            continue
+        title = {"test": "Test set (the headline)",
+                 "validation": "Validation (pooled over the folds both models have)"}[split]
+        lines += ["", f"### Paired difference to {report['baseline']}: {title}", "",
+                  "| Model | Measure | Δ mean | 95% CI | p | test | cases × runs | verdict |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, m, c in entries:
+            mark = " †" if split == "validation" and rows[label]["paired"]["validation_transductive"] else ""
+            lo, hi = c["ci95"]
+            ci = "" if lo is None else f"[{_fmt(lo, True)}, {_fmt(hi, True)}]"
+            p = "" if c["p"] is None else f"{c['p']:.3g}"
+            lines.append(f"| {label}{mark} | {_measure_label(report, m)} | {_fmt(c['mean'], True)} | {ci} | {p} "
+                         f"| {c['test']} | {c['n_cases']} × {c['n_runs']} | {c['verdict']} |")
+        if split == "validation" and any(r["paired"]["validation_transductive"] for r in rows.values()):
+            lines += ["", "† transductive: the source teachers behind this model drew unlabelled target images from "
+                          "these validation cases (set `dann.target_fold` in the KD preset for a clean fold)."]
+    if lines:
+        lines += ["", f"Method: {report['method']}; p-values: Wilcoxon signed-rank (per-case Dice), exact McNemar "
+                      f"(classification correctness), paired permutation test (detection)."]
+    return lines
+
+
+def verdict_line(report: dict, model: str = "student") -> str:
+    """One sentence: the model against the baseline on the headline split and measure."""
+    split, measure = _headline(report)
+    r = report["models"].get(model)
+    c = r and r.get("paired") and r["paired"][split].get(measure)
+    if not c:
+        return f"Verdict: no paired result for the {model} against {report['baseline']} (see the notes)."
+    lo, hi = c["ci95"]
+    ci = "no interval" if lo is None else f"95% CI [{_fmt(lo, True)}, {_fmt(hi, True)}]"
+    where = "test set" if split == "test" else "validation" + (
+        ", transductive" if r["paired"]["validation_transductive"] else "")
+    p = "" if c["p"] is None else f", p = {c['p']:.3g} ({c['test']})"
+    return (f"Verdict ({where}, {_measure_label(report, measure)}): {model} vs {report['baseline']}: "
+            f"{_fmt(c['mean'], True)}, {ci}{p}, {c['n_cases']} cases × {c['n_runs']} run(s): {c['verdict']}.")
+
+
 def _plot(report: dict, path: str) -> None:
+    """Left: each model's metric (validation mean ± std over folds, test set); right: paired differences to the
+    baseline with their 95% intervals, per model and measure (test set, else validation)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     rows = report["models"]
+    split, _ = _headline(report)
+    diffs = [(f"{label}: {_measure_label(report, m)}", c) for label, r in rows.items() if r.get("paired")
+             for m, c in r["paired"][split].items()]
+    fig = Figure(figsize=(max(6.0, 1.8 * len(rows)) + (6.5 if diffs else 0), max(4.5, 0.35 * len(diffs) + 1.5)))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2 if diffs else 1, 1)
     x = np.arange(len(rows))
     val = [r["validation"]["foreground"] for r in rows.values()]
     test = [r["test"]["foreground"] if r["test"] else None for r in rows.values()]
     has_test = any(t is not None for t in test)
     width = 0.4 if has_test else 0.6
-    fig = Figure(figsize=(max(6.0, 1.8 * len(rows)), 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     ax.bar(x - width / 2 if has_test else x, [np.nan if v["mean"] is None else v["mean"] for v in val], width,
            yerr=[v["std"] or 0.0 for v in val], capsize=4, label="validation (mean ± std over folds)")
     if has_test:
@@ -138,6 +333,21 @@ def _plot(report: dict, path: str) -> None:
     ax.set_ylabel(_metric_label(report))
     ax.set_title(f"{report['target']}  {report['plans']}  {report['configuration']}")
     ax.legend(loc="upper center", ncol=2, frameon=False)
+    if diffs:
+        ax = fig.add_subplot(1, 2, 2)
+        y = np.arange(len(diffs))[::-1]
+        means = np.array([c["mean"] for _, c in diffs])
+        lo = np.array([c["mean"] if c["ci95"][0] is None else c["ci95"][0] for _, c in diffs])
+        hi = np.array([c["mean"] if c["ci95"][1] is None else c["ci95"][1] for _, c in diffs])
+        colors = ["tab:green" if c["verdict"].startswith("better") else "tab:red" if c["verdict"].startswith("worse")
+                  else "tab:gray" for _, c in diffs]
+        ax.axvline(0, color="black", lw=0.8)
+        for k, color in enumerate(colors):
+            ax.errorbar(means[k], y[k], xerr=[[means[k] - lo[k]], [hi[k] - means[k]]], fmt="o", color=color,
+                        capsize=4)
+        ax.set_yticks(y, [name for name, _ in diffs])
+        ax.set_xlabel("difference to the baseline (95% CI)")
+        ax.set_title(f"paired differences, {'test set' if split == 'test' else 'validation'}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -172,8 +382,10 @@ def write_report(report: dict, out_dir: str) -> str:
               "mAP": "COCO mAP@[.5:.95] from the detection summary.json (pycocotools)"}.get(
         m, "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored")
     lines += ["", source + "; ± = population std over the folds."]
+    lines += _paired_lines(report)
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]
     lines += ["", "Notes:", *notes] if notes else []
+    lines += ["", verdict_line(report)]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -7,7 +7,7 @@ import pytest
 
 from nnunet_kd.cli import main
 from nnunet_kd.errors import KDError
-from nnunet_kd.report import collect, write_report
+from nnunet_kd.report import collect, verdict_line, write_report
 
 NAN = float("nan")
 MODELS = {"target teacher": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHead",
@@ -15,19 +15,21 @@ MODELS = {"target teacher": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHe
           "unfinished": "nnUNetTrainerUnfinished"}
 
 
-def write_summary(folder, dice1, dice2):
-    """A summary.json as nnU-Net writes it: its foreground_mean is NaN when a class is NaN."""
+def write_summary(folder, dice1, dice2, cases=()):
+    """A summary.json as nnU-Net writes it: its foreground_mean is NaN when a class is NaN. cases: (case, Dice of
+    class 1, Dice of class 2) per case."""
     os.makedirs(folder, exist_ok=True)
     summary = {"foreground_mean": {"Dice": (dice1 + dice2) / 2, "IoU": 0.5},
                "mean": {"1": {"Dice": dice1, "IoU": 0.5}, "2": {"Dice": dice2, "IoU": 0.5}},
-               "metric_per_case": []}
+               "metric_per_case": [{"reference_file": f"/gt/{c}.png", "prediction_file": f"/pred/{c}.png",
+                                    "metrics": {"1": {"Dice": d1}, "2": {"Dice": d2}}} for c, d1, d2 in cases]}
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump(summary, f)  # writes NaN as the bare NaN token, like nnU-Net
 
 
-def write_fold(results, target, trainer, fold, dice1, dice2, plans="P", configuration="2d"):
+def write_fold(results, target, trainer, fold, dice1, dice2, plans="P", configuration="2d", cases=()):
     write_summary(os.path.join(results, target, f"{trainer}__{plans}__{configuration}", fold, "validation"),
-                  dice1, dice2)
+                  dice1, dice2, cases)
 
 
 @pytest.fixture
@@ -104,9 +106,9 @@ def test_test_set_values(experiment):
     results, t, tests = experiment
     rep = collect(results, t, "P", "2d", MODELS, dict(tests, **{"joint teacher": str(os.path.dirname(results))}))
     assert rep["models"]["target teacher"]["test"] == {"foreground": pytest.approx(0.65),
-                                                       "per_class": {"1": 0.7, "2": 0.6}, "metric": "Dice"}
+                                                       "per_class": {"1": 0.7, "2": 0.6}, "metric": "Dice", "runs": 1}
     assert rep["models"]["student"]["test"] == {"foreground": pytest.approx(0.8), "per_class": {"1": 0.8, "2": None},
-                                                "metric": "Dice"}
+                                                "metric": "Dice", "runs": 1}
     joint = rep["models"]["joint teacher"]  # test folder without summary.json
     assert joint["test"] is None and "no test-set summary" in joint["notes"][0]
     with pytest.raises(KDError, match="unknown models"):
@@ -198,3 +200,76 @@ def test_cli_report_out_dir_and_errors(cli_env, tmp_path, capsys):
     assert "unknown models ['teacher']" in capsys.readouterr().err
     assert main(["report", "-t", "7", "-p", "P", "-c", "2d"]) == 2
     assert "Dataset 7 does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture
+def paired_experiment(tmp_path):
+    """Per-case results: on validation the student is better on class 1 by 0.01 * (k + 1) in case k, equal on class 2;
+    on the test set its two runs are +0.1 and -0.1 on class 1 (per-case mean: no difference)."""
+    results, t = str(tmp_path / "results"), "Dataset001_X"
+    val = [(f"v{k}", 0.6, 0.4) for k in range(8)]
+    write_fold(results, t, "nnUNetTrainer", "fold_0", 0.6, 0.4, cases=val)
+    write_fold(results, t, "nnUNetTrainer", "fold_all", 0.9, 0.9, cases=val)  # validates on training cases: unused
+    write_fold(results, t, "nnUNetTrainerJointKD", "fold_0", 0.645, 0.4,
+               cases=[(c, d1 + 0.01 * (k + 1), d2) for k, (c, d1, d2) in enumerate(val)])
+    with open(os.path.join(results, t, "nnUNetTrainer__P__2d", "dataset.json"), "w") as f:
+        json.dump({"labels": {"background": 0, "organ": 1, "lesion": 2}}, f)
+    test = [(f"t{k}", 0.5 + 0.02 * k, 0.3) for k in range(10)]
+    folders = {name: str(tmp_path / name) for name in ("base", "up", "down", "joint")}
+    write_summary(folders["base"], 0.6, 0.3, test)
+    write_summary(folders["up"], 0.7, 0.3, [(c, d1 + 0.1, d2) for c, d1, d2 in test])
+    write_summary(folders["down"], 0.5, 0.3, [(c, d1 - 0.1, d2) for c, d1, d2 in test])
+    write_summary(folders["joint"], 0.6, 0.3, test)
+    tests = {"target teacher": [folders["base"]] * 2, "student": [folders["up"], folders["down"]],
+             "joint teacher": [folders["joint"]]}
+    return results, t, tests
+
+
+def test_paired_differences_in_the_report(paired_experiment, tmp_path):
+    results, t, tests = paired_experiment
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    paired = rep["models"]["student"]["paired"]
+    assert paired["validation_folds"] == ["fold_0"] and paired["validation_transductive"]
+    organ = paired["validation"]["1"]
+    assert organ["mean"] == pytest.approx(0.045) and organ["p"] == pytest.approx(2 / 2 ** 8)
+    assert organ["verdict"] == "better (CI above 0)" and organ["n_cases"] == 8
+    assert paired["validation"]["2"]["ci95"] == pytest.approx([0.0, 0.0])
+    assert paired["validation"]["foreground"]["mean"] == pytest.approx(0.0225)
+    fg = paired["test"]["foreground"]
+    assert (fg["n_cases"], fg["n_runs"]) == (10, 2) and fg["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert fg["ci95"][0] <= 0 <= fg["ci95"][1] and fg["verdict"] == "no significant difference"
+    assert rep["models"]["student"]["test"]["runs"] == 2
+    joint = rep["models"]["joint teacher"]
+    assert joint["paired"]["test"] == {} and "1 test runs against the baseline's 2" in joint["notes"][-1]
+
+    md = write_report(rep, str(tmp_path / "out"))
+    assert "| student † | Dice 1 (organ) | +0.0450 |" in md
+    assert "| student | fg Dice | +0.0000 |" in md and "| 10 × 2 | no significant difference |" in md
+    assert "† transductive" in md
+    assert md.rstrip().splitlines()[-1].startswith("Verdict (test set, fg Dice): student vs target teacher: +0.0000")
+    assert md.rstrip().endswith("10 cases × 2 run(s): no significant difference.")
+    assert _strict((tmp_path / "out" / "report.json").read_text())["models"]["student"]["paired"]["test"]
+
+
+def test_a_clean_fold_is_not_transductive(paired_experiment):
+    results, t, _ = paired_experiment
+    with open(os.path.join(results, t, "nnUNetTrainerJointKD__P__2d", "plans.json"), "w") as f:
+        json.dump({"nnunet_kd": {"dann": {"target_fold": 0}}}, f)
+    rep = collect(results, t, "P", "2d", MODELS)
+    assert not rep["models"]["student"]["paired"]["validation_transductive"]
+    # without test sets the verdict reads the validation
+    assert verdict_line(rep).startswith("Verdict (validation, fg Dice): student vs target teacher: +0.0225")
+
+
+def test_cli_report_pairs_repeated_test_dirs(paired_experiment, tmp_path, monkeypatch, capsys):
+    results, t, tests = paired_experiment
+    for name in ("raw", "preprocessed"):
+        os.makedirs(tmp_path / name)
+        monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
+    monkeypatch.setenv("nnUNet_results", results)
+    os.makedirs(tmp_path / "raw" / t)
+    args = ["report", "-t", "1", "-p", "P", "-c", "2d", "-o", str(tmp_path / "o"), "--test-dir"]
+    args += [f"{label}={folder}" for label in ("target teacher", "student") for folder in tests[label]]
+    assert main([a.replace("target teacher", "dataset-specific (target teacher)") for a in args]) == 0
+    out = capsys.readouterr().out
+    assert "Verdict (test set, fg Dice): student vs dataset-specific (target teacher): +0.0000" in out

@@ -205,7 +205,7 @@ class ClsTrainerMixin:
         folder = join(self.output_folder, "validation")
         maybe_mkdir_p(folder)
         labels = [self.case_classes[k] for k in val_keys]
-        summary = classification_summary(labels, probs, self.classes)
+        summary = classification_summary(labels, probs, self.classes, val_keys)
         write_summary(join(folder, "summary.json"), summary)
         write_predictions_csv(join(folder, "predictions.csv"), val_keys, probs, self.classes, labels)
         self.print_to_log_file(f"Validation: balanced accuracy {summary['balanced_accuracy']:.4f}, accuracy "

@@ -2,10 +2,13 @@
 source teacher, labelled source batches for the multi-head baseline)."""
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
-from batchgenerators.utilities.file_and_folder_operations import isdir, join, load_json
+import os
+
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nnUNetDatasetBlosc2
+from nnunetv2.utilities.crossval_split import generate_crossval_split
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -44,7 +47,11 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
         raise KDError(f"{name} has no preprocessed data in {folder}. Run `nnunet_kd plan` again; "
                       f"it preprocesses what is missing.")
     dataset_class = infer_dataset_class(folder)
-    dataset = dataset_class(folder, dataset_class.get_identifiers(folder))
+    identifiers = dataset_class.get_identifiers(folder)
+    fold = trainer.kd_block["dann"].get("target_fold")
+    if not with_labels and fold is not None:
+        identifiers = fold_training_keys(base, identifiers, fold)
+    dataset = dataset_class(folder, identifiers)
     extra = unlabelled_folder(base, cm.data_identifier)
     if not with_labels and trainer.kd_block["dann"]["extra_target_images"] and unlabelled_identifiers(extra):
         dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
@@ -69,6 +76,21 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
         return SingleThreadedAugmenter(loader, None)
     return NonDetMultiThreadedAugmenter(loader, None, num_processes=max(1, n // 2), num_cached=max(2, n // 4),
                                         seeds=None, pin_memory=trainer.device.type == "cuda", wait_time=0.002)
+
+
+def fold_training_keys(preprocessed: str, identifiers, fold: int) -> list:
+    """The training keys of a fold in the dataset's splits_final.json; where it has none yet, nnU-Net's own default
+    5-fold split is written first (the one its trainers would write)."""
+    path = join(preprocessed, "splits_final.json")
+    if not isfile(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        save_json(generate_crossval_split(sorted(identifiers), seed=12345, n_splits=5), tmp)
+        os.replace(tmp, path)
+    splits = load_json(path)
+    if not 0 <= fold < len(splits):
+        raise KDError(f"dann.target_fold is {fold}, but {path} defines folds 0-{len(splits) - 1}. Set it to the fold "
+                      f"you validate on in your KD preset.")
+    return sorted(set(splits[fold]["train"]) & set(identifiers))
 
 
 def shutdown(loader) -> None:

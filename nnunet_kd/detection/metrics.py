@@ -67,6 +67,60 @@ def _match(gt_boxes: np.ndarray, boxes: np.ndarray, iou_threshold: float) -> np.
     return hits
 
 
+def image_matches(gt_boxes: list, predictions: list, num_categories: int) -> dict:
+    """The matches of one image that FROC and mAP@0.5 are computed from: class-agnostic at IoU 0.1 ("froc": ground-truth
+    count, scores, hits) and per category at IoU 0.5 ("ap50": one such triple per category index), predictions in order
+    of decreasing score, at most 100 per category (COCO's maxDets)."""
+    preds = sorted(predictions, key=lambda p: -p[2])
+
+    def triple(gts, ps, iou_threshold):
+        boxes = np.asarray([p[0] for p in ps], dtype=np.float64).reshape(-1, 4)
+        truth = np.asarray([b for b, _ in gts], dtype=np.float64).reshape(-1, 4)
+        return len(gts), np.asarray([p[2] for p in ps], dtype=np.float64), _match(truth, boxes, iou_threshold)
+
+    return {"froc": triple(gt_boxes, preds, 0.1),
+            "ap50": [triple([g for g in gt_boxes if g[1] == c], [p for p in preds if p[1] == c][:100], 0.5)
+                     for c in range(num_categories)]}
+
+
+def _pool(triples) -> tuple:
+    """Ground-truth count, and scores and hits sorted by decreasing score, of several images' triples."""
+    num_gt = sum(t[0] for t in triples)
+    scores = np.concatenate([t[1] for t in triples]) if triples else np.zeros(0)
+    hits = np.concatenate([t[2] for t in triples]) if triples else np.zeros(0, dtype=bool)
+    order = np.argsort(-scores, kind="mergesort")
+    return num_gt, scores[order], hits[order]
+
+
+def froc_of_matches(matches: list, fps_per_image=FROC_FPS_PER_IMAGE) -> dict:
+    """FROC (see `froc`) of the images whose `image_matches` are given; an image listed twice counts twice."""
+    num_gt, scores, hits = _pool([m["froc"] for m in matches])
+    if not num_gt:
+        return {"froc": float("nan"), "sensitivity": {fp: float("nan") for fp in fps_per_image}}
+    last_of_score = np.diff(scores, append=-np.inf) != 0  # operating points a score threshold can reach
+    sensitivity = np.concatenate([[0.0], (np.cumsum(hits) / num_gt)[last_of_score]])
+    fps = np.concatenate([[0.0], (np.cumsum(~hits) / len(matches))[last_of_score]])
+    at = {fp: float(sensitivity[fps <= fp].max()) for fp in fps_per_image}
+    return {"froc": float(np.mean(list(at.values()))), "sensitivity": at}
+
+
+def map50_of_matches(matches: list) -> float:
+    """COCO mAP@0.5 (101-point interpolated precision, averaged over the categories with boxes) of the images whose
+    `image_matches` are given, as pycocotools computes it; NaN without any ground-truth box."""
+    aps = []
+    for c in range(len(matches[0]["ap50"]) if matches else 0):
+        num_gt, _, hits = _pool([m["ap50"][c] for m in matches])
+        if not num_gt:
+            continue
+        tp, fp = np.cumsum(hits), np.cumsum(~hits)
+        recall = tp / num_gt
+        precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
+        at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+        aps.append(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean()
+                   if len(precision) else 0.0)
+    return float(np.mean(aps)) if aps else float("nan")
+
+
 def froc(gt: dict, predictions: dict, iou_threshold: float = 0.1,
          fps_per_image=FROC_FPS_PER_IMAGE) -> dict:
     """{"froc": mean sensitivity over fps_per_image, "sensitivity": {fp rate: sensitivity}}, class-agnostic. A
@@ -75,35 +129,28 @@ def froc(gt: dict, predictions: dict, iou_threshold: float = 0.1,
     sensitivity (true positives / ground-truth boxes) against false positives per image; the sensitivity at a rate is
     the highest reached with at most that many false positives per image (predictions of equal score count
     together). NaN without any ground-truth box."""
-    cases = sorted(set(gt) | set(predictions))
-    num_gt = sum(len(gt.get(case, [])) for case in cases)
-    if not num_gt:
-        return {"froc": float("nan"), "sensitivity": {fp: float("nan") for fp in fps_per_image}}
-    scores, hits = [], []
-    for case in cases:
+    matches = []
+    for case in sorted(set(gt) | set(predictions)):
         preds = sorted(predictions.get(case, []), key=lambda p: -p[2])
         boxes = np.asarray([p[0] for p in preds], dtype=np.float64).reshape(-1, 4)
         gt_boxes = np.asarray([b for b, _ in gt.get(case, [])], dtype=np.float64).reshape(-1, 4)
-        scores += [p[2] for p in preds]
-        hits.append(_match(gt_boxes, boxes, iou_threshold))
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    hits = np.concatenate(hits)[order]
-    scores = np.asarray(scores, dtype=np.float64)[order]
-    last_of_score = np.diff(scores, append=-np.inf) != 0  # operating points a score threshold can reach
-    sensitivity = np.concatenate([[0.0], (np.cumsum(hits) / num_gt)[last_of_score]])
-    fps = np.concatenate([[0.0], (np.cumsum(~hits) / len(cases))[last_of_score]])
-    at = {fp: float(sensitivity[fps <= fp].max()) for fp in fps_per_image}
-    return {"froc": float(np.mean(list(at.values()))), "sensitivity": at}
+        matches.append({"froc": (len(gt_boxes), np.asarray([p[2] for p in preds], dtype=np.float64),
+                                 _match(gt_boxes, boxes, iou_threshold))})
+    return froc_of_matches(matches, fps_per_image)
 
 
 def detection_summary(gt: dict, predictions: dict, categories: list[str]) -> dict:
-    """COCO mAP, mAP@0.5 and the FROC score at IoU 0.1 with its sensitivities, and the counts of images, boxes and
-    predictions."""
-    cases = set(gt) | set(predictions)
+    """COCO mAP, mAP@0.5 and the FROC score at IoU 0.1 with its sensitivities, the counts of images, boxes and
+    predictions, and every image's boxes [x0, y0, x1, y1, category] and predictions [..., score] (for paired
+    statistics)."""
+    cases = sorted(set(gt) | set(predictions))
     result = froc(gt, predictions)
     return {**coco_map(gt, predictions, categories), "froc": result["froc"], "sensitivity": result["sensitivity"],
             "num_images": len(cases), "num_boxes": sum(len(v) for v in gt.values()),
-            "num_predictions": sum(len(v) for v in predictions.values())}
+            "num_predictions": sum(len(v) for v in predictions.values()), "categories": list(categories),
+            "per_case": {case: {"boxes": [[*map(float, b), int(c)] for b, c in gt.get(case, [])],
+                                "predictions": [[*map(float, b), int(c), float(s)]
+                                                for b, c, s in predictions.get(case, [])]} for case in cases}}
 
 
 def write_summary(path: str, summary: dict) -> None:
