@@ -1,4 +1,5 @@
-"""`nnunet_kd demo`: a small multi-domain benchmark, the whole pipeline on CPU, test-set evaluation, results table."""
+"""`nnunet_kd demo`: a small multi-domain scenario, the whole pipeline on CPU, test-set evaluation, paired results table
+and verdict. `run_scenario` also serves the segmentation benchmark."""
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
-from nnunet_kd.data.synthetic import demo_benchmark, write_dataset
+from nnunet_kd.data.synthetic import lesion_demo, write_dataset
+from nnunet_kd.errors import KDError
 from nnunet_kd.pipeline import Pipeline, RunSpec, command_env
 from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
 
@@ -25,11 +27,18 @@ def set_nnunet_folders(out_dir: str) -> Dict[str, str]:
     return folders
 
 
-def write_demo_data(raw: str, seed: int = 0) -> None:
-    for spec in demo_benchmark():
+def write_demo_data(raw: str, specs, seed: int = 0) -> None:
+    """Writes each dataset of specs unless there; one there with other labels (an older demo) is an error."""
+    for spec in specs:
         folder = join(raw, f"Dataset{spec.dataset_id:03d}_{spec.name}")
         if not isfile(join(folder, "dataset.json")):
             write_dataset(raw, spec, seed=seed)
+            continue
+        labels = load_json(join(folder, "dataset.json"))["labels"]
+        expected = ["background"] + (["organ"] if spec.organ_label else []) + [spec.lesion_label] + spec.extra_labels
+        if list(labels) != expected:
+            raise KDError(f"{folder} holds the data of another scenario (labels {list(labels)}, this one has "
+                          f"{expected}), e.g. of an older demo. Use a new --out folder, or delete that one.")
 
 
 def evaluate_test_set(target: str, configuration: str, folds, plans: str, trainer: str, device: str,
@@ -52,9 +61,16 @@ def evaluate_test_set(target: str, configuration: str, folds, plans: str, traine
 
 
 def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
+    """The built-in demo (`lesion_demo`): an organ and faint small lesions in the target, clear in the sources."""
+    return run_scenario(out_dir, lesion_demo(), seed, suffix, device)
+
+
+def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
+    """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them, predicts the
+    target's test set with every model and reports (out_dir/report); returns the report."""
     out_dir = os.path.abspath(out_dir)
     folders = set_nnunet_folders(out_dir)
-    write_demo_data(folders["nnUNet_raw"], seed)
+    write_demo_data(folders["nnUNet_raw"], specs, seed)
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
                    channel_map=DEMO_CHANNEL_MAP, suffix=suffix, device=device, with_baselines=True)
     pipeline = Pipeline(spec)

@@ -1,7 +1,9 @@
 """Small multi-domain segmentation datasets in nnU-Net raw format, for tests and the demo.
 
 Every dataset shows the same kind of anatomy (a textured organ with lesions inside); what differs between datasets is
-the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names.
+the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names. Two scenarios: the demo
+(`lesion_demo`: organ and small lesions labelled, the lesions faint in the target and clear in the sources) and the
+segmentation benchmark (`shift_benchmark`: lesions labelled, a low-contrast noisy target).
 """
 import json
 import os
@@ -37,9 +39,11 @@ class DatasetSpec:
     spacing: Sequence[float] = (1.0, 1.0, 1.0)  # 3D only
     lesion_label: str = "lesion"
     extra_labels: List[str] = field(default_factory=list)  # drawn as further lesion types
+    organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
+    lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
 
 
-def _phantom(rng: np.random.RandomState, shape, n_labels: int):
+def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.12, 0.25)):
     """Organ mask and label map (0 background, 1..n_labels lesions inside the organ)."""
     grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
     radii = rng.uniform(0.55, 0.8, len(shape))
@@ -48,7 +52,7 @@ def _phantom(rng: np.random.RandomState, shape, n_labels: int):
     seg = np.zeros(shape, dtype=np.uint8)
     for _ in range(rng.randint(1, 4)):
         label = rng.randint(1, n_labels + 1)
-        r = rng.uniform(0.12, 0.25, len(shape))
+        r = rng.uniform(*lesion_radius, len(shape))
         c = center + rng.uniform(-0.4, 0.4, len(shape)) * radii
         blob = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grid, c, r)) < 1
         seg[blob & organ] = label
@@ -96,13 +100,15 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
         os.makedirs(os.path.join(folder, f"labels{split}"), exist_ok=True)
         for i in range(n):
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
-            organ, seg = _phantom(rng, tuple(spec.shape), n_labels)
+            organ, seg = _phantom(rng, tuple(spec.shape), n_labels, spec.lesion_radius)
             for c, sc in enumerate(spec.channels.values()):
                 _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
-            _write(seg, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
-    labels = {"background": 0, spec.lesion_label: 1}
-    labels.update({name: i + 2 for i, name in enumerate(spec.extra_labels)})
+            label = np.where(seg > 0, seg + 1, organ).astype(np.uint8) if spec.organ_label else seg
+            _write(label, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
+    first = 2 if spec.organ_label else 1
+    labels = {"background": 0, **({"organ": 1} if spec.organ_label else {}), spec.lesion_label: first}
+    labels.update({name: i + first + 1 for i, name in enumerate(spec.extra_labels)})
     dataset_json = {
         "channel_names": {str(i): name for i, name in enumerate(spec.channels)},
         "labels": labels,
@@ -116,10 +122,22 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
     return folder
 
 
-def demo_benchmark() -> List[DatasetSpec]:
-    """The built-in demo: few labelled target cases with a held-out test set, larger sources from other scanners."""
-    target, source_a, source_b = tiny_benchmark(n_target=8, n_source=40, n_test=20)
-    # the target's scanner shows lesions with little contrast to the organ, under noise and a bias field
+def lesion_demo() -> List[DatasetSpec]:
+    """The built-in demo, the situation the method is for: a target with 8 labelled cases (30 test cases) whose scanner
+    shows the organ well but small lesions only faintly, and two sources of 40 cases from other scanners that show the
+    lesions clearly. Labels: organ and lesion in all three."""
+    specs = tiny_benchmark(n_target=8, n_source=40, n_test=30)
+    for spec in specs:
+        spec.organ_label, spec.lesion_radius = True, (0.07, 0.14)
+    # lesions 0.08 brighter than the organ, under noise of 0.07 and a bias field
+    specs[0].channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.53, noise=0.07, bias=0.2)}
+    return specs
+
+
+def shift_benchmark(n_test: int = 40) -> List[DatasetSpec]:
+    """The segmentation domain-shift benchmark: 8 labelled target cases (n_test test cases) under a low-contrast, noisy
+    scanner with a bias field, two sources of 40 cases from other scanners; lesions labelled."""
+    target, source_a, source_b = tiny_benchmark(n_target=8, n_source=40, n_test=n_test)
     target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.12, bias=0.3)}
     return [target, source_a, source_b]
 

@@ -2,11 +2,16 @@ import os
 
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from nnunet_kd.data.synthetic import demo_benchmark, tiny_benchmark, write_dataset
+import numpy as np
+import pytest
+from skimage.io import imread
+
+from nnunet_kd.data.synthetic import lesion_demo, shift_benchmark, tiny_benchmark, write_dataset
 
 
-def test_demo_benchmark_layout(tmp_path):
-    specs = demo_benchmark()
+@pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark])
+def test_scenario_layout(tmp_path, scenario):
+    specs = scenario()
     target, *sources = specs
     assert target.num_test > 0 and all(s.num_training > target.num_training for s in sources)
     assert len({tuple(s.channels) for s in specs}) == 3  # the scanners name their channels differently
@@ -30,3 +35,25 @@ def test_generation_is_seeded(tmp_path):
     b = write_dataset(str(tmp_path / "b"), spec, seed=3)
     for f in os.listdir(os.path.join(a, "imagesTr")):
         assert open(os.path.join(a, "imagesTr", f), "rb").read() == open(os.path.join(b, "imagesTr", f), "rb").read()
+
+
+def test_demo_labels_an_organ_and_small_faint_lesions(tmp_path):
+    specs = lesion_demo()
+    for spec in specs:
+        spec.num_training, spec.num_test = 4, 0
+    target = write_dataset(str(tmp_path), specs[0])
+    assert load_json(os.path.join(target, "dataset.json"))["labels"] == {"background": 0, "organ": 1, "lesion": 2}
+    seg = np.stack([imread(os.path.join(target, "labelsTr", f)) for f in sorted(os.listdir(
+        os.path.join(target, "labelsTr")))])
+    assert set(np.unique(seg)) == {0, 1, 2} and (seg == 2).sum() < 0.2 * (seg == 1).sum()  # lesions are small
+
+    def contrast(folder, channel):  # lesion minus organ mean intensity, in units of the organ's std
+        gaps = []
+        for f in sorted(os.listdir(os.path.join(folder, "labelsTr"))):
+            label = imread(os.path.join(folder, "labelsTr", f))
+            image = imread(os.path.join(folder, "imagesTr", f[:-4] + f"_{channel:04d}.png")).astype(float)
+            gaps.append(abs(image[label == 2].mean() - image[label == 1].mean()) / image[label == 1].std())
+        return np.mean(gaps)
+
+    source = write_dataset(str(tmp_path), specs[2])
+    assert contrast(target, 0) < 1.2 < 2 < contrast(source, 0)
