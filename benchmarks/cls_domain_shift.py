@@ -5,7 +5,9 @@
 Generates the classification benchmark with this seed (a target with few labelled cases and a held-out test set, two
 larger sources from other scanners, one with another class set), runs `nnunet_kd run --task cls` on CPU, predicts the
 target's test set with every model (`nnunet_kd predict-cls`) and appends the test-set balanced accuracy to
-benchmarks/results/cls_domain_shift.json; benchmarks/results/cls_domain_shift.md is rewritten from it.
+benchmarks/results/cls_domain_shift.json with every case's prediction; benchmarks/results/cls_domain_shift.md (mean +/-
+std over seeds, paired differences to the baseline over the pooled test cases of all seeds) and the "cls" entry of
+benchmarks/results/summary.json are rewritten from it.
 """
 import argparse
 import datetime
@@ -16,7 +18,7 @@ import sys
 
 import pandas as pd
 
-from seed_runs import machine, model_folder, nnunet_env, record
+from seed_runs import kept_summary, machine, model_folder, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (classification)"
 METRICS = {"test_balanced_accuracy": "Target test-set balanced accuracy (scikit-learn) of every model, one row per "
@@ -29,7 +31,7 @@ def main(argv=None) -> None:
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
     parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_cls_bench_<seed>")
     args = parser.parse_args(argv)
-    from sklearn.metrics import balanced_accuracy_score
+    from nnunet_kd.classification.metrics import classification_summary
     from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, cls_benchmark, write_cls_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}")
@@ -41,20 +43,24 @@ def main(argv=None) -> None:
                    env=env, check=True, cwd=out)
     target = os.path.join(env["nnUNet_raw"], "Dataset021_ClsTarget")
     truth = pd.read_csv(os.path.join(target, TEST_LABELS_CSV), dtype=str).set_index("case")["class"]
-    scores = {}
+    scores, summaries = {}, {}
     for label, trainer in models_for("cls").items():
         results = os.path.join(env["nnUNet_results"], "Dataset021_ClsTarget")
         folder = model_folder(results, trainer + args.suffix)
         csv = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.csv")
         subprocess.run(["nnunet_kd", "predict-cls", "-i", os.path.join(target, "imagesTs"), "-o", csv, "-m", folder,
                         "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
-        pred = pd.read_csv(csv, dtype=str).set_index("case")["predicted"]
-        scores[label] = float(balanced_accuracy_score(truth[pred.index], pred))
+        pred = pd.read_csv(csv, dtype={"case": str}).set_index("case")
+        classes = [c[2:] for c in pred.columns if c.startswith("p_")]
+        summary = classification_summary([classes.index(c) for c in truth[pred.index]],
+                                         pred[[f"p_{c}" for c in classes]].to_numpy(), classes, list(pred.index))
+        scores[label], summaries[label] = summary["balanced_accuracy"], kept_summary(summary)
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
            "command": "python benchmarks/cls_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-           "test_balanced_accuracy": scores}
-    print(record("cls_domain_shift", run, TITLE, METRICS))
+           "test_balanced_accuracy": scores, "summaries": summaries}
+    print(record("cls_domain_shift", run, TITLE, METRICS,
+                 summary=("cls", "test_balanced_accuracy", "balanced accuracy")))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 Generates the detection benchmark with this seed (a target with few labelled images and a held-out test set, made hard
 by a low-contrast, noisy, blurred scanner; two larger sources from other scanners, one with nodules only), runs
 `nnunet_kd run --task det` on CPU, predicts the target's test images with every model (`nnunet_kd predict-det`) and
-appends the test-set FROC score, COCO mAP and mAP@0.5 to benchmarks/results/det_domain_shift.json;
-benchmarks/results/det_domain_shift.md is rewritten from it.
+appends the test-set FROC score, COCO mAP and mAP@0.5 and every image's boxes and predictions to
+benchmarks/results/det_domain_shift.json; benchmarks/results/det_domain_shift.md (mean +/- std over seeds, paired
+differences to the baseline over the pooled test images of all seeds) and the "det" entry of
+benchmarks/results/summary.json are rewritten from it.
 """
 import argparse
 import dataclasses
@@ -17,7 +19,7 @@ import shlex
 import subprocess
 import sys
 
-from seed_runs import machine, model_folder, nnunet_env, record
+from seed_runs import kept_summary, machine, model_folder, nnunet_env, record
 
 TITLE = "Domain-shift benchmark (detection)"
 METRICS = {"test_froc": "Target test-set FROC score (IoU 0.1; mean sensitivity at 1/8-8 false positives per image) of "
@@ -53,7 +55,7 @@ def main(argv=None) -> None:
     gt = {case: [(b["bbox"], names.index(b["category"])) for b in boxes]
           for case, boxes in read_boxes(target, TEST_BOXES_JSON).items()}
     results = os.path.join(env["nnUNet_results"], "Dataset041_DetTarget")
-    scores = {"test_froc": {}, "test_map": {}, "test_map_50": {}}
+    scores, summaries = {"test_froc": {}, "test_map": {}, "test_map_50": {}}, {}
     for label, trainer in models_for("det").items():
         folder = model_folder(results, trainer + args.suffix)
         path = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.json")
@@ -65,13 +67,14 @@ def main(argv=None) -> None:
                 x, y, w, h = r["bbox"]
                 pred[r["image_id"]].append(([x, y, x + w, y + h], r["category_id"] - 1, r["score"]))
         summary = detection_summary(gt, pred, names)
+        summaries[label] = kept_summary(summary)
         for key, metric in (("test_froc", "froc"), ("test_map", "mAP"), ("test_map_50", "mAP_50")):
             scores[key][label] = summary[metric]
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
            "command": "python benchmarks/det_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-           **scores}
-    print(record("det_domain_shift", run, TITLE, METRICS))
+           **scores, "summaries": summaries}
+    print(record("det_domain_shift", run, TITLE, METRICS, summary=("det", "test_froc", "FROC")))
 
 
 if __name__ == "__main__":

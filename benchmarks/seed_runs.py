@@ -1,11 +1,15 @@
-"""The benchmarks that run once per seed: their environment, and their results kept in results/<name>.json and
-rendered to results/<name>.md."""
+"""The benchmarks that run once per seed: their environment, and their results kept in results/<name>.json,
+rendered to results/<name>.md with the paired differences to the baseline over all seeds (`nnunet_kd.report`'s code),
+and summarised per task in results/summary.json."""
 import json
 import os
 import platform
 import sys
 
 import numpy as np
+
+from nnunet_kd.report import METHOD_NOTE, compare, paired_table, per_case
+from nnunet_kd.stats import METHOD
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -34,9 +38,35 @@ def model_folder(dataset_results: str, trainer: str) -> str:
                 if f.startswith(trainer + "__"))
 
 
+def kept_summary(summary: dict) -> dict:
+    """What a run keeps of a model's test-set summary.json: the per-case results `report.per_case` reads."""
+    if "metric_per_case" in summary:
+        return {"metric_per_case": [{"reference_file": os.path.basename(r["reference_file"]),
+                                     "metrics": {c: {"Dice": m["Dice"]} for c, m in r["metrics"].items()}}
+                                    for r in summary["metric_per_case"]]}
+    return {k: summary[k] for k in ("balanced_accuracy", "mAP", "categories", "per_case") if k in summary}
+
+
+def paired(runs: list) -> dict:
+    """{model: {measure: paired comparison with the first model}} over the runs that kept test summaries; every seed
+    generates its own data, so cases are told apart by seed and pooled."""
+    runs = [r for r in runs if "summaries" in r]
+    if not runs:
+        return {}
+    models = list(runs[0]["summaries"])
+
+    def qualified(run, model):
+        measures = per_case(run["summaries"][model], f"{run['command']}: {model}")
+        return {m: (kind, {f"seed{run['seed']}/{c}": v for c, v in cases.items()})
+                for m, (kind, cases) in measures.items()}
+
+    base = [qualified(r, models[0]) for r in runs]
+    return {m: compare([qualified(r, m) for r in runs], base) for m in models[1:]}
+
+
 def render(runs: list, title: str, metrics: dict) -> str:
     """A table per metric ({run key: what it is}; each run holds {model: value or None} under that key), one row per
-    seed, and mean +/- std per model once 3 seeds exist."""
+    seed, and mean +/- std per model once 3 seeds exist; then the paired differences to the baseline."""
     lines = [f"# {title}", ""]
     for key, caption in metrics.items():
         models = list(runs[0][key])
@@ -50,6 +80,11 @@ def render(runs: list, title: str, metrics: dict) -> str:
             lines.append("| mean +/- std | | | | " + " | ".join(
                 f"{v.mean():.4f} +/- {v.std():.4f}" if v.size else "-" for v in cells) + " |")
         lines.append("")
+    comparisons = paired(runs)
+    if comparisons:
+        n = len([r for r in runs if "summaries" in r])
+        lines += paired_table(models[0], f"test cases of {n} seed(s) pooled", comparisons, {})[1:]
+        lines += ["", f"Method: {METHOD}; {METHOD_NOTE}.", ""]
     lines += ["Commands:", ""] + [f"- `{r['command']}`" for r in runs]
     notes = [n for r in runs for n in r.get("notes", [])]
     if notes:
@@ -57,9 +92,42 @@ def render(runs: list, title: str, metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record(name: str, run: dict, title: str, metrics: dict) -> str:
+def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
+    """Rewrites the task's entry of results/summary.json: the headline metric's mean per model over the seeds, and the
+    joint teacher's and student's paired difference to the baseline with retention = (student - baseline) / (joint -
+    baseline) where the joint teacher is better than the baseline."""
+    path = os.path.join(RESULTS, "summary.json")
+    summary = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            summary = json.load(f)
+    models = list(runs[0][key])
+    kept = [r for r in runs if "summaries" in r]
+    comparisons = paired(runs)
+    entry = {"metric": f"{key}: {measure}", "seeds": len(kept), "test_cases": sum(
+        len(per_case(r["summaries"][models[0]], "")[measure][1]) for r in kept),
+        "mean": {m: _mean([r[key][m] for r in kept]) for m in models}}
+    for role, label in (("joint", "joint teacher"), ("student", "student")):
+        c = comparisons.get(label, {}).get(measure)
+        entry[role] = None if c is None else {"mean": c["mean"], "ci95": c["ci95"], "p": c["p"]}
+    joint, student = entry["joint"], entry["student"]
+    entry["retention"] = (student["mean"] / joint["mean"] if joint and student and joint["mean"] > 0 else None)
+    summary[task] = entry
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return entry
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def record(name: str, run: dict, title: str, metrics: dict, summary: tuple = None) -> str:
     """Adds run to results/<name>.json (replacing a run of the same seed and command), rewrites results/<name>.md
-    from all runs and returns its text."""
+    from all runs and returns its text; summary = (task, run key, measure) also updates results/summary.json."""
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"{name}.json")
     runs = []
@@ -72,4 +140,6 @@ def record(name: str, run: dict, title: str, metrics: dict) -> str:
     text = render(runs, title, metrics)
     with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
         f.write(text)
+    if summary:
+        update_summary(summary[0], runs, *summary[1:])
     return text

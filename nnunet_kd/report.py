@@ -72,7 +72,7 @@ COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
            "map50": lambda m, b: stats.compare_records(m, b, _map50)}
 
 
-def _per_case(summary: dict, summary_file: str) -> dict:
+def per_case(summary: dict, summary_file: str) -> dict:
     """{measure: (kind, {case: per-case result})} for the paired statistics; {} without per-case results. Seg: the
     foreground (mean Dice over the classes of a case, NaN ignored) and every class (nnU-Net's metric_per_case, cases
     keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
@@ -130,7 +130,7 @@ def _clean_folds(folder: str) -> list:
     return [] if fold is None else [f"fold_{fold}"]
 
 
-def _compare(model_runs: list, base_runs: list) -> dict:
+def compare(model_runs: list, base_runs: list) -> dict:
     """{measure: paired comparison} of the measures every run of both has."""
     out = {}
     for measure, (kind, _) in base_runs[0].items() if base_runs and model_runs else ():
@@ -151,7 +151,7 @@ def _test_runs(folders) -> tuple:
             continue
         summary = _load(summary_file)
         values.append(_dice(summary, summary_file))
-        runs.append(_per_case(summary, summary_file))
+        runs.append(per_case(summary, summary_file))
         if not runs[-1]:
             notes.append(f"{summary_file} has no per-case results: no paired statistics")
     if not values:
@@ -183,7 +183,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary_file):
                 summary = _load(summary_file)
                 folds[fold] = _dice(summary, summary_file)
-                val_cases[fold] = _per_case(summary, summary_file)
+                val_cases[fold] = per_case(summary, summary_file)
                 notes += [f"{fold}: {p}" for p in _changed_teachers(os.path.join(folder, fold))]
         if not folds:
             notes.append(f"no fold_*/validation/summary.json in {folder}" if os.path.isdir(folder)
@@ -220,9 +220,9 @@ def _paired_row(label: str, row: dict, mine: dict, base: dict) -> dict:
         return {m: (kind, {c: v for f in folds for c, v in per_fold[f][m][1].items()})
                 for m, (kind, _) in per_fold[folds[0]].items() if all(m in per_fold[f] for f in folds)}
 
-    validation = _compare([pooled(mine["validation"])], [pooled(base["validation"])]) if folds else {}
+    validation = compare([pooled(mine["validation"])], [pooled(base["validation"])]) if folds else {}
     transductive = label in KD_MODELS and bool(set(folds) - set(_clean_folds(row["folder"])))
-    test = _compare(mine["test"], base["test"]) if len(mine["test"]) == len(base["test"]) else {}
+    test = compare(mine["test"], base["test"]) if len(mine["test"]) == len(base["test"]) else {}
     if len(mine["test"]) != len(base["test"]):
         row["notes"].append(f"{len(mine['test'])} test runs against the baseline's {len(base['test'])}: no paired "
                             f"test-set statistics")
@@ -245,12 +245,12 @@ def _fmt(x: Optional[float], sign: bool = False) -> str:
     return "" if x is None else f"{x:+.4f}" if sign else f"{x:.4f}"
 
 
-def _measure_label(report: dict, measure: str) -> str:
+def measure_label(class_names: dict, measure: str) -> str:
     if measure == "foreground":
         return "fg Dice"
     if measure in ("balanced accuracy", "FROC", "mAP@0.5"):
         return measure
-    name = report.get("class_names", {}).get(measure)
+    name = class_names.get(measure)
     return f"Dice {measure}" + (f" ({name})" if name else "")
 
 
@@ -262,32 +262,40 @@ def _headline(report: dict) -> tuple:
     return split, (measures[0] if measures else None)
 
 
-def _paired_lines(report: dict) -> list:
-    rows = {label: r for label, r in report["models"].items() if r.get("paired")}
-    lines = []
-    for split in ("test", "validation"):
-        entries = [(label, m, c) for label, r in rows.items() for m, c in r["paired"][split].items()]
-        if not entries:
-            continue
-        title = {"test": "Test set (the headline)",
-                 "validation": "Validation (pooled over the folds both models have)"}[split]
-        lines += ["", f"### Paired difference to {report['baseline']}: {title}", "",
-                  "| Model | Measure | Δ mean | 95% CI | p | test | cases × runs | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for label, m, c in entries:
-            mark = " †" if split == "validation" and rows[label]["paired"]["validation_transductive"] else ""
+def paired_table(baseline: str, title: str, comparisons: dict, class_names: dict, marked=()) -> list:
+    """Markdown lines of {model: {measure: paired comparison}}; models in marked get a dagger."""
+    lines = ["", f"### Paired difference to {baseline}: {title}", "",
+             "| Model | Measure | Δ mean | 95% CI | p | test | cases × runs | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, measures in comparisons.items():
+        for m, c in measures.items():
             lo, hi = c["ci95"]
             ci = "" if lo is None else f"[{_fmt(lo, True)}, {_fmt(hi, True)}]"
             p = "" if c["p"] is None else f"{c['p']:.3g}"
-            lines.append(f"| {label}{mark} | {_measure_label(report, m)} | {_fmt(c['mean'], True)} | {ci} | {p} "
-                         f"| {c['test']} | {c['n_cases']} × {c['n_runs']} | {c['verdict']} |")
-        if split == "validation" and any(r["paired"]["validation_transductive"] for r in rows.values()):
+            lines.append(f"| {label}{' †' if label in marked else ''} | {measure_label(class_names, m)} "
+                         f"| {_fmt(c['mean'], True)} | {ci} | {p} | {c['test']} | {c['n_cases']} × {c['n_runs']} "
+                         f"| {c['verdict']} |")
+    return lines
+
+
+METHOD_NOTE = ("p-values: Wilcoxon signed-rank (per-case Dice), exact McNemar (classification correctness), paired "
+               "permutation test (detection)")
+
+
+def _paired_lines(report: dict) -> list:
+    rows = {label: r["paired"] for label, r in report["models"].items() if r.get("paired")}
+    lines = []
+    if any(p["test"] for p in rows.values()):
+        lines += paired_table(report["baseline"], "Test set (the headline)",
+                              {label: p["test"] for label, p in rows.items()}, report["class_names"])
+    if any(p["validation"] for p in rows.values()):
+        marked = [label for label, p in rows.items() if p["validation_transductive"]]
+        lines += paired_table(report["baseline"], "Validation (pooled over the folds both models have)",
+                              {label: p["validation"] for label, p in rows.items()}, report["class_names"], marked)
+        if marked:
             lines += ["", "† transductive: the source teachers behind this model drew unlabelled target images from "
                           "these validation cases (set `dann.target_fold` in the KD preset for a clean fold)."]
-    if lines:
-        lines += ["", f"Method: {report['method']}; p-values: Wilcoxon signed-rank (per-case Dice), exact McNemar "
-                      f"(classification correctness), paired permutation test (detection)."]
-    return lines
+    return lines + (["", f"Method: {report['method']}; {METHOD_NOTE}."] if lines else [])
 
 
 def verdict_line(report: dict, model: str = "student") -> str:
@@ -302,7 +310,7 @@ def verdict_line(report: dict, model: str = "student") -> str:
     where = "test set" if split == "test" else "validation" + (
         ", transductive" if r["paired"]["validation_transductive"] else "")
     p = "" if c["p"] is None else f", p = {c['p']:.3g} ({c['test']})"
-    return (f"Verdict ({where}, {_measure_label(report, measure)}): {model} vs {report['baseline']}: "
+    return (f"Verdict ({where}, {measure_label(report['class_names'], measure)}): {model} vs {report['baseline']}: "
             f"{_fmt(c['mean'], True)}, {ci}{p}, {c['n_cases']} cases × {c['n_runs']} run(s): {c['verdict']}.")
 
 
@@ -313,7 +321,7 @@ def _plot(report: dict, path: str) -> None:
     from matplotlib.figure import Figure
     rows = report["models"]
     split, _ = _headline(report)
-    diffs = [(f"{label}: {_measure_label(report, m)}", c) for label, r in rows.items() if r.get("paired")
+    diffs = [(f"{label}: {measure_label(report['class_names'], m)}", c) for label, r in rows.items() if r.get("paired")
              for m, c in r["paired"][split].items()]
     fig = Figure(figsize=(max(6.0, 1.8 * len(rows)) + (6.5 if diffs else 0), max(4.5, 0.35 * len(diffs) + 1.5)))
     FigureCanvasAgg(fig)

@@ -5,6 +5,7 @@ import os
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,6 +49,34 @@ def test_seed_runs_tables(tmp_path, monkeypatch):
     assert "| mean +/- std | | | | 0.6000 +/- 0.0816 | 0.6000 +/- 0.0000 |" in text
     assert "| 0 | 2026-11-26 | m | 1 | - | 0.2000 |" in text
     assert "| mean +/- std | | | | - | 0.2000 +/- 0.0000 |" in text
+
+
+def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
+    results = _load("seed_runs")
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+
+    def summary(dice):
+        return results.kept_summary({"metric_per_case": [
+            {"reference_file": f"/raw/labelsTs/case_{k}.png", "prediction_file": "x", "metrics": {"1": {"Dice": d}}}
+            for k, d in enumerate(dice)]})
+
+    for s in range(3):
+        base = [0.5 + 0.01 * k + 0.02 * s for k in range(6)]
+        run = {"seed": s, "date": "2026-11-30", "machine": "m", "minutes": 1.0, "command": f"x --seed {s}",
+               "test_dice": {"baseline": float(np.mean(base)), "joint teacher": float(np.mean(base)) + 0.1,
+                             "student": float(np.mean(base)) + 0.05},
+               "summaries": {"baseline": summary(base), "joint teacher": summary([d + 0.1 for d in base]),
+                             "student": summary([d + 0.05 + 0.001 * k + 0.0002 * s for k, d in enumerate(base)])}}
+        text = results.record("bench", run, "Title", {"test_dice": "Dice."}, summary=("seg", "test_dice",
+                                                                                    "foreground"))
+    assert "| joint teacher | fg Dice | +0.1000 | [+0.1000, +0.1000] |" in text
+    assert "| student | fg Dice | +0.0527 |" in text and "| 18 × 3 | better (CI above 0) |" in text
+    seg = json.loads((tmp_path / "summary.json").read_text())["seg"]
+    assert (seg["seeds"], seg["test_cases"]) == (3, 18)
+    assert seg["mean"]["joint teacher"] == pytest.approx(seg["mean"]["baseline"] + 0.1)
+    assert seg["joint"]["mean"] == pytest.approx(0.1) and seg["joint"]["ci95"] == pytest.approx([0.1, 0.1])
+    assert seg["student"]["p"] == pytest.approx(2 / 2 ** 18, rel=1e-6)  # Wilcoxon: all 18 differences positive
+    assert seg["retention"] == pytest.approx(0.527)
 
 
 def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):

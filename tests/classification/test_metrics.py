@@ -25,8 +25,14 @@ def test_equals_sklearn():
     assert s["macro_auroc"] == pytest.approx(roc_auc_score(Y, PROBS, multi_class="ovr", average="macro"))
     assert s["auroc"]["round"] == pytest.approx(roc_auc_score(Y == 1, PROBS[:, 1]))
     assert s["confusion_matrix"] == confusion_matrix(Y, pred).tolist()
-    assert s["num_cases"] == 10 and s["class_names"] == NAMES
+    assert s["num_cases"] == 10 and s["class_names"] == NAMES and "per_case" not in s
     json.dumps(s)
+
+
+def test_per_case_classes_with_case_ids():
+    s = classification_summary(Y, PROBS, NAMES, [f"c{i}" for i in range(10)])
+    pred = PROBS.argmax(1)
+    assert s["per_case"] == [{"case": f"c{i}", "true": NAMES[Y[i]], "predicted": NAMES[pred[i]]} for i in range(10)]
 
 
 def test_absent_class_gives_nan_auroc_without_crash():

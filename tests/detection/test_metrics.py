@@ -1,9 +1,11 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
-from nnunet_kd.detection.metrics import FROC_FPS_PER_IMAGE, coco_map, detection_summary, froc, write_summary
+from nnunet_kd.detection.metrics import (FROC_FPS_PER_IMAGE, coco_map, detection_summary, froc, froc_of_matches,
+                                         image_matches, map50_of_matches, write_summary)
 
 CATEGORIES = ["nodule", "mass"]
 GT = {"a": [((0, 0, 10, 10), 0), ((20, 20, 30, 30), 1)], "b": [((5, 5, 15, 25), 1)], "c": []}
@@ -98,3 +100,48 @@ def test_summary_is_written_with_nan(tmp_path):
         written = json.load(f)
     assert math.isnan(written["mAP"]) and math.isnan(written["mAP_50"]) and math.isnan(written["froc"])
     assert list(written["sensitivity"]) == ["0.125", "0.25", "0.5", "1", "2", "4", "8"]
+
+
+def _random_images(rng, n):
+    gt, pred = {}, {}
+    for i in range(n):
+        boxes = []
+        for _ in range(rng.integers(0, 4)):
+            x, y = rng.uniform(0, 50, 2)
+            w, h = rng.uniform(4, 14, 2)
+            boxes.append(([x, y, x + w, y + h], int(rng.integers(0, 2))))
+        found = [(list(np.array(b) + rng.normal(0, 1, 4)), c if rng.random() < 0.9 else 1 - c, float(rng.random()))
+                 for b, c in boxes if rng.random() < 0.7]
+        found += [([x, y, x + 8, y + 8], int(rng.integers(0, 2)), float(np.round(rng.random(), 1)))
+                  for x, y in rng.uniform(0, 50, (rng.integers(0, 3), 2))]
+        gt[f"i{i}"], pred[f"i{i}"] = boxes, found
+    return gt, pred
+
+
+def test_map50_and_froc_of_matches_equal_the_whole_set_metrics():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        gt, pred = _random_images(rng, int(rng.integers(3, 12)))
+        matches = [image_matches(gt[c], pred[c], len(CATEGORIES)) for c in sorted(gt)]
+        expected = coco_map(gt, pred, CATEGORIES)["mAP_50"]
+        assert map50_of_matches(matches) == pytest.approx(expected, nan_ok=True)  # pycocotools' figure
+        assert froc_of_matches(matches)["froc"] == pytest.approx(froc(gt, pred)["froc"], nan_ok=True)
+
+
+def test_an_image_listed_twice_counts_twice():
+    """A bootstrap resample may draw an image twice: its boxes and false positives count twice."""
+    gt = {"a": [((0, 0, 10, 10), 0)], "b": []}
+    pred = {"a": [((0, 0, 10, 10), 0, 0.5)], "b": [((0, 0, 5, 5), 0, 0.9)]}
+    a, b = (image_matches(gt[c], pred[c], 2) for c in "ab")
+    # [b, b, a]: the hit comes after 2 false positives on 3 images (2/3 per image): found from 1 fp per image on
+    assert froc_of_matches([b, b, a])["sensitivity"][0.5] == 0.0
+    assert froc_of_matches([b, b, a])["sensitivity"][1] == 1.0
+    assert froc_of_matches([b, a])["sensitivity"][0.25] == 0.0  # 1/2 false positive per image
+    assert froc_of_matches([b, a, a, a])["sensitivity"][0.25] == 1.0  # 1/4
+
+
+def test_summary_keeps_every_image_for_paired_statistics():
+    summary = detection_summary({"a": [((0, 0, 10, 10), 1)], "b": []}, {"b": [((0, 0, 4, 4), 0, 0.3)]}, CATEGORIES)
+    assert summary["categories"] == CATEGORIES
+    assert summary["per_case"] == {"a": {"boxes": [[0.0, 0.0, 10.0, 10.0, 1]], "predictions": []},
+                                   "b": {"boxes": [], "predictions": [[0.0, 0.0, 4.0, 4.0, 0, 0.3]]}}
