@@ -11,12 +11,11 @@ benchmarks/results/summary.json are rewritten from it.
 """
 import argparse
 import datetime
+import json
 import os
 import shlex
 import subprocess
 import sys
-
-import pandas as pd
 
 from seed_runs import kept_summary, machine, model_folder, nnunet_env, record
 
@@ -31,7 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
     parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_cls_bench_<seed>")
     args = parser.parse_args(argv)
-    from nnunet_kd.classification.metrics import classification_summary
+    from nnunet_kd.classification.predict import summary_path
     from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, cls_benchmark, write_cls_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}")
@@ -42,18 +41,16 @@ def main(argv=None) -> None:
                     "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu", "--with-baselines"],
                    env=env, check=True, cwd=out)
     target = os.path.join(env["nnUNet_raw"], "Dataset021_ClsTarget")
-    truth = pd.read_csv(os.path.join(target, TEST_LABELS_CSV), dtype=str).set_index("case")["class"]
     scores, summaries = {}, {}
     for label, trainer in models_for("cls").items():
         results = os.path.join(env["nnUNet_results"], "Dataset021_ClsTarget")
         folder = model_folder(results, trainer + args.suffix)
         csv = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.csv")
         subprocess.run(["nnunet_kd", "predict-cls", "-i", os.path.join(target, "imagesTs"), "-o", csv, "-m", folder,
-                        "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
-        pred = pd.read_csv(csv, dtype={"case": str}).set_index("case")
-        classes = [c[2:] for c in pred.columns if c.startswith("p_")]
-        summary = classification_summary([classes.index(c) for c in truth[pred.index]],
-                                         pred[[f"p_{c}" for c in classes]].to_numpy(), classes, list(pred.index))
+                        "-f", "0", "-device", "cpu", "--truth", os.path.join(target, TEST_LABELS_CSV)],
+                       env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
+        with open(summary_path(csv)) as f:
+            summary = json.load(f)
         scores[label], summaries[label] = summary["balanced_accuracy"], kept_summary(summary)
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,

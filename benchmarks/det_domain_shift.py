@@ -37,8 +37,8 @@ def main(argv=None) -> None:
                         help="Labelled target images, images per source, target test images. Default: 10 40 30.")
     args = parser.parse_args(argv)
     from nnunet_kd.data.synthetic import Scanner
-    from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
-    from nnunet_kd.detection.metrics import detection_summary
+    from nnunet_kd.classification.predict import summary_path
+    from nnunet_kd.detection.coco import TEST_BOXES_JSON
     from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_det_bench_{args.seed}")
@@ -51,22 +51,16 @@ def main(argv=None) -> None:
     subprocess.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "43", "-c", "2d", "-f", "0",
                     "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu"], env=env, check=True, cwd=out)
     target = os.path.join(env["nnUNet_raw"], "Dataset041_DetTarget")
-    names = specs[0].categories
-    gt = {case: [(b["bbox"], names.index(b["category"])) for b in boxes]
-          for case, boxes in read_boxes(target, TEST_BOXES_JSON).items()}
     results = os.path.join(env["nnUNet_results"], "Dataset041_DetTarget")
     scores, summaries = {"test_froc": {}, "test_map": {}, "test_map_50": {}}, {}
     for label, trainer in models_for("det").items():
         folder = model_folder(results, trainer + args.suffix)
         path = os.path.join(out, "test_predictions", f"{trainer}{args.suffix}.json")
         subprocess.run(["nnunet_kd", "predict-det", "-i", os.path.join(target, "imagesTs"), "-o", path, "-m", folder,
-                        "-f", "0", "-device", "cpu"], env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
-        with open(path) as f:
-            pred = {case: [] for case in gt}
-            for r in json.load(f):
-                x, y, w, h = r["bbox"]
-                pred[r["image_id"]].append(([x, y, x + w, y + h], r["category_id"] - 1, r["score"]))
-        summary = detection_summary(gt, pred, names)
+                        "-f", "0", "-device", "cpu", "--truth", os.path.join(target, TEST_BOXES_JSON)],
+                       env=env, check=True, cwd=out, stdout=subprocess.DEVNULL)
+        with open(summary_path(path)) as f:
+            summary = json.load(f)
         summaries[label] = kept_summary(summary)
         for key, metric in (("test_froc", "froc"), ("test_map", "mAP"), ("test_map_50", "mAP_50")):
             scores[key][label] = summary[metric]

@@ -19,8 +19,8 @@ import sys
 from seed_runs import kept_summary, machine, record
 
 TITLE = "Domain-shift benchmark (segmentation)"
-METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one row "
-                        "per seed; written by `benchmarks/domain_shift.py`."}
+METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one "
+                        "row per seed; written by `benchmarks/domain_shift.py`."}
 
 
 def main(argv=None) -> None:

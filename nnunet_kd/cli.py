@@ -84,7 +84,7 @@ def _cuda() -> bool:
 
 def _predict_cls(args) -> None:
     from nnunet_kd.classification.predict import predict_cls
-    predict_cls(args.i, args.o, args.m, args.f, args.chk, args.c, args.device)
+    predict_cls(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, truth=args.truth)
     print(args.o)
 
 
@@ -92,7 +92,8 @@ def _predict_det(args) -> None:
     from nnunet_kd.detection.predict import predict_det
     if not 0 < args.step_size <= 1:
         raise KDError(f"-step_size {args.step_size} must be in (0, 1].")
-    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, tile_step_size=args.step_size)
+    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, tile_step_size=args.step_size,
+                truth=args.truth)
     print(args.o)
 
 
@@ -130,13 +131,16 @@ def _add_dataset_args(p) -> None:
                         "teachers' domain loss uses beside the labelled target training images.")
 
 
-def _add_predict_args(p, output: str, task: str) -> None:
+def _add_predict_args(p, output: str, task: str, truth: str) -> None:
     p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
     p.add_argument("-o", required=True, help=f"Output {output} file.")
     p.add_argument("-m", required=True, help=f"Model folder (TRAINER__PLANS__CONFIGURATION) of a {task} trainer.")
     p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
     p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
     p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
+    p.add_argument("--truth", default=None, metavar="FILE",
+                   help=f"The true {truth} of the images: also write <output>_summary.json with every case's result, "
+                        "for `nnunet_kd report --test-dir LABEL=FILE`.")
     p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
                    help="Default: cuda when available, else cpu.")
 
@@ -186,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "det: COCO mAP of the detection trainers.")
     p.add_argument("-o", default=None, help="Output folder. Default: "
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
-    p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER",
+    p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER|FILE",
                    help="Folder with the summary.json of a model's test-set predictions (nnU-Net's "
-                        "compute_metrics_on_folder), LABEL one of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ". "
+                        "compute_metrics_on_folder), or a summary file (predict-cls/predict-det --truth), LABEL one "
+                        "of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ". "
                         "Repeat a LABEL for several runs (seeds, or folds predicting the test set one by one); "
                         "run k of a model is paired with run k of the baseline.")
     p.set_defaults(func=_report)
@@ -258,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "
                                    "image to the patch size, averages the softmax of the given folds and writes a CSV: "
                                    "case, p_<class> for every class, predicted class.")
-    _add_predict_args(p, "CSV", "classification")
+    _add_predict_args(p, "CSV", "classification", "classes (a CSV case,class such as the dataset's labelsTs.csv)")
     p.set_defaults(func=_predict_cls)
 
     p = sub.add_parser("predict-det", help="Boxes of images from a detection model folder, as COCO result JSON.",
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "class-wise NMS, maps them back to the original pixels and writes COCO result "
                                    "entries: image_id (the case), category_id (category index + 1), category, bbox "
                                    "[x, y, w, h], score.")
-    _add_predict_args(p, "JSON", "detection")
+    _add_predict_args(p, "JSON", "detection", "boxes (such as the dataset's boxesTs.json)")
     p.add_argument("-step_size", type=float, default=0.5,
                    help="Sliding-window step as a fraction of the patch size, as in nnUNetv2_predict. Default: 0.5.")
     p.set_defaults(func=_predict_det)

@@ -145,7 +145,7 @@ def _test_runs(folders) -> tuple:
     """(metric values averaged over the runs, per-case results per run, notes) of the test folders of one model."""
     values, runs, notes = [], [], []
     for folder in [folders] if isinstance(folders, str) else folders:
-        summary_file = os.path.join(folder, "summary.json")
+        summary_file = folder if os.path.isfile(folder) else os.path.join(folder, "summary.json")
         if not os.path.isfile(summary_file):
             notes.append(f"no test-set summary {summary_file}")
             continue
@@ -166,8 +166,8 @@ def _test_runs(folders) -> tuple:
 def collect(results_root: str, target: str, plans: str, configuration: str, models: dict,
             test_folders: Optional[dict] = None) -> dict:
     """The report of the models {row label: trainer}; the first one is the baseline. test_folders: {row label: folder
-    or [folders]} holding summary.json of the target's test set (several folders: several runs, e.g. seeds, paired with
-    the baseline's by position). NaN is written as None."""
+    or [folders]} holding summary.json of the target's test set, or summary files (several: several runs, e.g. seeds,
+    paired with the baseline's by position). NaN is written as None."""
     test_folders = test_folders or {}
     if not models:
         raise KDError("No models to report.")
@@ -221,9 +221,10 @@ def _paired_row(label: str, row: dict, mine: dict, base: dict) -> dict:
                 for m, (kind, _) in per_fold[folds[0]].items() if all(m in per_fold[f] for f in folds)}
 
     validation = compare([pooled(mine["validation"])], [pooled(base["validation"])]) if folds else {}
-    transductive = label in KD_MODELS and bool(set(folds) - set(_clean_folds(row["folder"])))
+    own = set(mine["validation"]) - {"fold_all"}
+    transductive = label in KD_MODELS and bool(own - set(_clean_folds(row["folder"])))
     test = compare(mine["test"], base["test"]) if len(mine["test"]) == len(base["test"]) else {}
-    if len(mine["test"]) != len(base["test"]):
+    if mine["test"] and len(mine["test"]) != len(base["test"]):
         row["notes"].append(f"{len(mine['test'])} test runs against the baseline's {len(base['test'])}: no paired "
                             f"test-set statistics")
     return {"test": test, "validation": validation, "validation_folds": folds, "validation_transductive": transductive}
@@ -382,7 +383,9 @@ def write_report(report: dict, out_dir: str) -> str:
                  *(_fmt(r["validation"]["per_class"].get(c, {}).get("mean")) for c in classes)]
         if has_test:
             cells.append(_fmt(r["test"] and r["test"]["foreground"]))
-        cells.append("(baseline)" if label == report["baseline"] else _fmt(delta["validation"], sign=True))
+        dagger = " †" if (r.get("paired") or {}).get("validation_transductive") and delta["validation"] is not None \
+            else ""
+        cells.append("(baseline)" if label == report["baseline"] else _fmt(delta["validation"], sign=True) + dagger)
         if has_test:
             cells.append("(baseline)" if label == report["baseline"] else _fmt(delta["test"], sign=True))
         lines.append("| " + " | ".join(cells) + " |")

@@ -244,6 +244,8 @@ def test_paired_differences_in_the_report(paired_experiment, tmp_path):
 
     md = write_report(rep, str(tmp_path / "out"))
     assert "| student † | Dice 1 (organ) | +0.0450 |" in md
+    student_row = next(line for line in md.splitlines() if line.startswith("| student | nnUNetTrainerJointKD"))
+    assert student_row.split(" | ")[-2].endswith(" †")  # Δ val of the main table
     assert "| student | fg Dice | +0.0000 |" in md and "| 10 × 2 | no significant difference |" in md
     assert "† transductive" in md
     assert md.rstrip().splitlines()[-1].startswith("Verdict (test set, fg Dice): student vs target teacher: +0.0000")

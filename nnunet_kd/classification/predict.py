@@ -7,7 +7,8 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
-from nnunet_kd.classification.labels import class_names
+from nnunet_kd.classification.labels import class_names, listing, read_label_rows
+from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
@@ -15,9 +16,17 @@ from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import load_checkpoint, read_model_folder
 
 
+def summary_path(output: str) -> str:
+    """Where predict-cls/predict-det write the test-set summary of an output file: <output minus extension>_summary.json
+    (the file `nnunet_kd report --test-dir LABEL=FILE` reads)."""
+    return os.path.splitext(output)[0] + "_summary.json"
+
+
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
-                checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu") -> np.ndarray:
-    """Writes case, p_<class>..., predicted to output_csv; returns the probabilities (cases x classes)."""
+                checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu",
+                truth: str = None) -> np.ndarray:
+    """Writes case, p_<class>..., predicted to output_csv; returns the probabilities (cases x classes). With truth (a
+    CSV of case,class such as the dataset's labelsTs.csv) also the classification summary with every case."""
     plans, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
     classes = class_names(dataset_json)
     settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
@@ -44,5 +53,15 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
     probs = np.mean([predict_probabilities(net, data, is_2d, dev) for net in networks], 0)
     os.makedirs(os.path.dirname(os.path.abspath(output_csv)), exist_ok=True)
     write_predictions_csv(output_csv, cases, probs, classes)
+    if truth:
+        true = {r.case: r.cls for r in read_label_rows(truth)}
+        missing = [c for c in cases if c not in true]
+        unknown = sorted({true[c] for c in cases if c in true} - set(classes))
+        if missing or unknown:
+            raise KDError(f"--truth {truth}: " + (f"no class for the cases\n{listing(missing)}\n" if missing else "")
+                          + (f"classes {unknown} the model does not know ({classes})" if unknown else "")
+                          + ". Give one row case,class per image of -i.")
+        write_summary(summary_path(output_csv), classification_summary(
+            [classes.index(true[c]) for c in cases], probs, classes, cases))
     return probs
 

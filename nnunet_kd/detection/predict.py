@@ -8,7 +8,8 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
-from nnunet_kd.detection.coco import categories
+from nnunet_kd.classification.predict import summary_path
+from nnunet_kd.detection.coco import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
@@ -29,10 +30,11 @@ def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, 
 
 def predict_det(images: str, output_json: str, model_folder: str, folds: Sequence[str],
                 checkpoint: str = "checkpoint_final.pth", configuration: str = None, device: str = "cpu",
-                nms_iou: float = 0.5, tile_step_size: float = 0.5) -> list:
+                nms_iou: float = 0.5, tile_step_size: float = 0.5, truth: str = None) -> list:
     """Writes COCO result entries {image_id (case), category_id (category index + 1), category, bbox [x, y, w, h],
     score} for every image, detected by sliding windows of the patch size (`detect_image`); folds are ensembled by
-    pooling their boxes (and those of overlapping tiles) with class-wise NMS at ``nms_iou``."""
+    pooling their boxes (and those of overlapping tiles) with class-wise NMS at ``nms_iou``. With truth (the boxes of
+    the images, as the dataset's boxesTs.json) also the detection summary with every image."""
     _, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
     names = categories(dataset_json)
     dev = torch.device(device)
@@ -60,4 +62,17 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
     os.makedirs(os.path.dirname(os.path.abspath(output_json)), exist_ok=True)
     with open(output_json, "w") as f:
         json.dump(results, f, indent=1)
+    if truth:
+        from nnunet_kd.detection.metrics import detection_summary, write_summary
+        cases = [os.path.basename(f[0])[:-len(ending) - 5] for f in files]
+        boxes = read_boxes(os.path.dirname(os.path.abspath(truth)), os.path.basename(truth))
+        unknown = sorted({b["category"] for case in cases for b in boxes.get(case, [])} - set(names))
+        if unknown:
+            raise KDError(f"--truth {truth} has categories {unknown} the model does not know ({names}).")
+        gt = {case: [(b["bbox"], names.index(b["category"])) for b in boxes.get(case, [])] for case in cases}
+        pred = {case: [] for case in cases}
+        for r in results:
+            x, y, w, h = r["bbox"]
+            pred[r["image_id"]].append(([x, y, x + w, y + h], r["category_id"] - 1, r["score"]))
+        write_summary(summary_path(output_json), detection_summary(gt, pred, names))
     return results

@@ -1,11 +1,16 @@
 """`nnunet_kd predict-cls` on the classification fixture's models."""
+import json
 import os
 
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
 
+from nnunet_kd.classification.labels import TEST_LABELS_CSV
 from nnunet_kd.classification.predict import predict_cls
 from nnunet_kd.cli import main
+from nnunet_kd.errors import KDError
 
 
 def _images(cls_run):
@@ -32,9 +37,22 @@ def test_folds_are_ensembled(cls_run, tmp_path):
 
 
 def test_joint_teacher_and_student_predict(cls_run, tmp_path):
+    truth = os.path.join(cls_run.setup.raw, cls_run.target, TEST_LABELS_CSV)
     for trainer in ("nnUNetTrainerClsJointTeacher_tiny", "nnUNetTrainerClsJointKD_tiny"):
-        probs = predict_cls(_images(cls_run), str(tmp_path / "p.csv"), cls_run.model_folder(trainer), ["0"])
-        assert probs.shape == (6, 3) and len(pd.read_csv(tmp_path / "p.csv")) == 6
+        probs = predict_cls(_images(cls_run), str(tmp_path / "p.csv"), cls_run.model_folder(trainer), ["0"],
+                            truth=truth)
+        table = pd.read_csv(tmp_path / "p.csv", dtype=str)
+        assert probs.shape == (6, 3) and len(table) == 6
+        summary = json.loads((tmp_path / "p_summary.json").read_text())  # --truth: the summary with every case
+        true = pd.read_csv(truth, dtype=str).set_index("case")["class"]
+        assert summary["per_case"] == [{"case": c, "true": true[c], "predicted": p}
+                                       for c, p in zip(table["case"], table["predicted"])]
+        assert summary["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(true[table["case"]],
+                                                                                     table["predicted"]))
+    (tmp_path / "short.csv").write_text("case,class\n" + f"{table['case'][0]},round\n")
+    with pytest.raises(KDError, match="no class for the cases"):
+        predict_cls(_images(cls_run), str(tmp_path / "q.csv"), cls_run.model_folder(trainer), ["0"],
+                    truth=str(tmp_path / "short.csv"))
 
 
 def test_bad_input_names_the_path(cls_run, tmp_path, capsys):

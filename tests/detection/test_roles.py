@@ -6,6 +6,7 @@ import os
 import torch
 
 from conftest import KDSetup
+from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
 from nnunet_kd.detection.predict import predict_det
 from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
 
@@ -49,9 +50,16 @@ def test_every_detection_role_trains_and_validates(tmp_path):
     assert len(student["logging"]["kd_losses"]) == 2 and all(math.isfinite(v) for v in student["logging"]["kd_losses"])
     # the student predicts raw test images: COCO result entries in the original pixels
     out = tmp_path / "results.json"
+    truth = os.path.join(setup.raw, "Dataset041_DetTarget", TEST_BOXES_JSON)
     results = predict_det(os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs"), str(out),
-                          setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), ["all"])
+                          setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), ["all"],
+                          truth=truth)
     assert json.loads(out.read_text()) == results
+    summary = json.loads((tmp_path / "results_summary.json").read_text())  # --truth: every image's boxes and results
+    assert sorted(summary["per_case"]) == ["dettarget_test_000", "dettarget_test_001"]
+    assert sum(len(c["predictions"]) for c in summary["per_case"].values()) == len(results)
+    assert [len(c["boxes"]) for _, c in sorted(summary["per_case"].items())] == [
+        len(v) for _, v in sorted(read_boxes(os.path.dirname(truth), TEST_BOXES_JSON).items())]
     assert {r["image_id"] for r in results} <= {"dettarget_test_000", "dettarget_test_001"}
     for r in results:
         x, y, w, h = r["bbox"]
