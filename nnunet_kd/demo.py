@@ -1,8 +1,8 @@
 """`nnunet_kd demo`: a small multi-domain scenario, the whole pipeline on CPU, test-set evaluation, paired results table
 and verdict. `run_scenario` also serves the segmentation benchmark."""
+import contextlib
+import io
 import os
-import subprocess
-import sys
 from typing import Dict
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
@@ -43,15 +43,21 @@ def write_demo_data(raw: str, specs, seed: int = 0) -> None:
 
 def evaluate_test_set(target: str, configuration: str, folds, plans: str, trainer: str, device: str,
                       out_dir: str) -> str:
-    """Predicts the target's imagesTs with stock nnUNetv2_predict and scores it with compute_metrics_on_folder."""
+    """Predicts the target's imagesTs with nnU-Net's own predictor (what nnUNetv2_predict runs, here in this process
+    and without worker processes) and scores it with compute_metrics_on_folder."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     env = command_env()
     raw = join(env["nnUNet_raw"], target)
     dataset_json = load_json(join(raw, "dataset.json"))
-    subprocess.run(["nnUNetv2_predict", "-i", join(raw, "imagesTs"), "-o", out_dir, "-d", target, "-c", configuration,
-                    "-f", *folds, "-p", plans, "-tr", trainer, "-device", device, "--disable_progress_bar"],
-                   env={**os.environ, **env, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
-                                                                      os.environ.get("PATH", "")])},
-                   check=True, stdout=subprocess.DEVNULL)
+    predictor = nnUNetPredictor(perform_everything_on_device=device == "cuda", device=torch.device(device),
+                                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(
+        join(env["nnUNet_results"], target, f"{trainer}__{plans}__{configuration}"),
+        [f if f == "all" else int(f) for f in folds])
+    os.makedirs(out_dir, exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # a line per case
+        predictor.predict_from_files_sequential(join(raw, "imagesTs"), out_dir)
     example = next(f for f in os.listdir(join(raw, "labelsTs")) if f.endswith(dataset_json["file_ending"]))
     reader = determine_reader_writer_from_dataset_json(dataset_json, join(raw, "labelsTs", example))
     labels = [v for k, v in dataset_json["labels"].items() if k != "background" and k != "ignore"]
@@ -70,6 +76,7 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
     target's test set with every model and reports (out_dir/report); returns the report."""
     out_dir = os.path.abspath(out_dir)
     folders = set_nnunet_folders(out_dir)
+    os.environ.setdefault("nnUNet_KD_SEED", str(seed))  # training seeded too: a rerun gives the same models
     write_demo_data(folders["nnUNet_raw"], specs, seed)
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
                    channel_map=DEMO_CHANNEL_MAP, suffix=suffix, device=device, with_baselines=True)

@@ -12,7 +12,8 @@ Method (the same for every task):
 - p-value: Wilcoxon signed-rank test of the per-unit differences (per-case metrics); exact McNemar test (two-sided
   binomial test of the discordant pairs) of per-case correctness (classification); paired permutation test over units,
   9999 random swaps of the two models' results, seed 0 (detection).
-- Verdict: "better (CI above 0)", "worse (CI below 0)" or "no significant difference".
+- Verdict: "better (CI above 0)", "worse (CI below 0)" or "no significant difference"; with fewer than 10 cases
+  no interval and "too few cases" (the p-value is still given).
 """
 import warnings
 from typing import Callable, Sequence
@@ -24,8 +25,9 @@ from nnunet_kd.errors import KDError
 
 N_RESAMPLES = 9999
 SEED = 0
-METHOD = ("paired bootstrap over test cases (BCa, 9999 resamples, seed 0) for the 95% CI; a case in several runs is "
-          "one unit holding all its runs")
+MIN_CASES = 10  # fewer cases: no interval and no verdict (a bootstrap of a handful of cases is no evidence)
+METHOD = ("paired bootstrap over test cases (BCa, 9999 resamples, seed 0) for the 95% CI, given from 10 cases on; a "
+          "case in several runs is one unit holding all its runs")
 
 
 def verdict(ci95) -> str:
@@ -36,7 +38,7 @@ def verdict(ci95) -> str:
 
 
 def _bootstrap_ci(difference: Callable, n_units: int) -> tuple:
-    if n_units < 2:
+    if n_units < MIN_CASES:
         return None, None
     with warnings.catch_warnings():  # BCa warns, and gives NaN, on a degenerate bootstrap distribution
         warnings.simplefilter("ignore")

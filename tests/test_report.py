@@ -145,7 +145,7 @@ def test_write_report_files(experiment, tmp_path):
     assert row["target teacher"] == ["nnUNetTrainer", "0, 1, 2", "0.7333 ± 0.1247", "0.8000", "0.5500", "0.6500",
                                      "(baseline)", "(baseline) |"]
     assert row["student"] == ["nnUNetTrainerJointKD", "0, 1", "0.8000 ± 0.0000", "0.9000", "0.7000", "0.8000",
-                              "+0.0667", "+0.1500 |"]
+                              "+0.0667 †", "+0.1500 |"]  # † transductive
     assert row["joint teacher"][1:3] == ["all", "0.5000 ± 0.0000"] and row["joint teacher"][-1] == " |"
     assert row["multi-head"] == ["nnUNetTrainerMultiHead", "", "", "", "", "", "", " |"]
     assert "- multi-head: no model folder" in md
@@ -207,10 +207,10 @@ def paired_experiment(tmp_path):
     """Per-case results: on validation the student is better on class 1 by 0.01 * (k + 1) in case k, equal on class 2;
     on the test set its two runs are +0.1 and -0.1 on class 1 (per-case mean: no difference)."""
     results, t = str(tmp_path / "results"), "Dataset001_X"
-    val = [(f"v{k}", 0.6, 0.4) for k in range(8)]
+    val = [(f"v{k}", 0.6, 0.4) for k in range(10)]
     write_fold(results, t, "nnUNetTrainer", "fold_0", 0.6, 0.4, cases=val)
     write_fold(results, t, "nnUNetTrainer", "fold_all", 0.9, 0.9, cases=val)  # validates on training cases: unused
-    write_fold(results, t, "nnUNetTrainerJointKD", "fold_0", 0.645, 0.4,
+    write_fold(results, t, "nnUNetTrainerJointKD", "fold_0", 0.655, 0.4,
                cases=[(c, d1 + 0.01 * (k + 1), d2) for k, (c, d1, d2) in enumerate(val)])
     with open(os.path.join(results, t, "nnUNetTrainer__P__2d", "dataset.json"), "w") as f:
         json.dump({"labels": {"background": 0, "organ": 1, "lesion": 2}}, f)
@@ -231,10 +231,10 @@ def test_paired_differences_in_the_report(paired_experiment, tmp_path):
     paired = rep["models"]["student"]["paired"]
     assert paired["validation_folds"] == ["fold_0"] and paired["validation_transductive"]
     organ = paired["validation"]["1"]
-    assert organ["mean"] == pytest.approx(0.045) and organ["p"] == pytest.approx(2 / 2 ** 8)
-    assert organ["verdict"] == "better (CI above 0)" and organ["n_cases"] == 8
+    assert organ["mean"] == pytest.approx(0.055) and organ["p"] == pytest.approx(2 / 2 ** 10)
+    assert organ["verdict"] == "better (CI above 0)" and organ["n_cases"] == 10
     assert paired["validation"]["2"]["ci95"] == pytest.approx([0.0, 0.0])
-    assert paired["validation"]["foreground"]["mean"] == pytest.approx(0.0225)
+    assert paired["validation"]["foreground"]["mean"] == pytest.approx(0.0275)
     fg = paired["test"]["foreground"]
     assert (fg["n_cases"], fg["n_runs"]) == (10, 2) and fg["mean"] == pytest.approx(0.0, abs=1e-12)
     assert fg["ci95"][0] <= 0 <= fg["ci95"][1] and fg["verdict"] == "no significant difference"
@@ -243,7 +243,7 @@ def test_paired_differences_in_the_report(paired_experiment, tmp_path):
     assert joint["paired"]["test"] == {} and "1 test runs against the baseline's 2" in joint["notes"][-1]
 
     md = write_report(rep, str(tmp_path / "out"))
-    assert "| student † | Dice 1 (organ) | +0.0450 |" in md
+    assert "| student † | Dice 1 (organ) | +0.0550 |" in md
     student_row = next(line for line in md.splitlines() if line.startswith("| student | nnUNetTrainerJointKD"))
     assert student_row.split(" | ")[-2].endswith(" †")  # Δ val of the main table
     assert "| student | fg Dice | +0.0000 |" in md and "| 10 × 2 | no significant difference |" in md
@@ -260,7 +260,7 @@ def test_a_clean_fold_is_not_transductive(paired_experiment):
     rep = collect(results, t, "P", "2d", MODELS)
     assert not rep["models"]["student"]["paired"]["validation_transductive"]
     # without test sets the verdict reads the validation
-    assert verdict_line(rep).startswith("Verdict (validation, fg Dice): student vs target teacher: +0.0225")
+    assert verdict_line(rep).startswith("Verdict (validation, fg Dice): student vs target teacher: +0.0275")
 
 
 def test_cli_report_pairs_repeated_test_dirs(paired_experiment, tmp_path, monkeypatch, capsys):

@@ -19,6 +19,8 @@ def test_all_cases_better_by_distinct_amounts():
     assert 0.01 < lo < 0.055 < hi < 0.10
     assert (r["n_cases"], r["n_runs"], r["test"]) == (10, 1, "Wilcoxon signed-rank")
     assert r["verdict"] == "better (CI above 0)"
+    nine = compare_values([model], [{c: v for c, v in base.items() if c != "c10"}])
+    assert nine["ci95"] == [None, None] and nine["verdict"] == "too few cases" and nine["p"] == pytest.approx(2 / 2 ** 9)
 
 
 def test_symmetric_differences_have_a_ci_around_0():
@@ -42,7 +44,8 @@ def test_interval_matches_the_normal_approximation_on_many_cases():
 
 
 def test_equal_differences_give_a_point_interval():
-    r = compare_values([{"a": 0.9, "b": 0.8, "c": 0.7}], [{"a": 0.8, "b": 0.7, "c": 0.6}])
+    base = {f"c{i}": 0.05 * i for i in range(10)}
+    r = compare_values([{c: v + 0.1 for c, v in base.items()}], [base])
     assert r["ci95"] == pytest.approx([0.1, 0.1])
     assert r["verdict"] == "better (CI above 0)"
 
@@ -56,11 +59,11 @@ def test_nan_and_unpaired_cases_are_left_out():
 
 
 def test_runs_on_the_same_cases_are_averaged_per_case():
-    base = {f"c{i}": 0.5 for i in range(8)}
+    base = {f"c{i}": 0.5 for i in range(10)}
     run1 = {c: v + 0.1 for c, v in base.items()}
     run2 = {c: v - 0.04 for c, v in base.items()}
     r = compare_values([run1, run2], [base, base])
-    assert (r["n_cases"], r["n_runs"]) == (8, 2)
+    assert (r["n_cases"], r["n_runs"]) == (10, 2)
     assert r["mean"] == pytest.approx(0.03)
     assert r["ci95"] == pytest.approx([0.03, 0.03])  # each case: mean of +0.1 and -0.04
 
