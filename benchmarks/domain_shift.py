@@ -4,8 +4,8 @@
 
 Generates `shift_benchmark` with this seed (8 labelled target cases under a low-contrast, noisy scanner, 40 test cases;
 two sources of 40 cases from other scanners; a scenario of its own, apart from the demo's), seeds training with it,
-runs the whole pipeline on CPU with the tiny preset, predicts the held-out target test set with every model (stock
-nnUNetv2_predict) and appends the test-set Dice and per-case results to benchmarks/results/domain_shift.json;
+runs the whole pipeline on CPU with the tiny preset, predicts the held-out target test set with every model (nnU-Net's
+nnUNetPredictor) and appends the test-set Dice and per-case results to benchmarks/results/domain_shift.json;
 benchmarks/results/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
 cases of all seeds) and the "seg" entry of benchmarks/results/summary.json are rewritten from it.
 """

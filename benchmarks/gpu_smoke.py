@@ -3,8 +3,8 @@
     python benchmarks/gpu_smoke.py [--out DIR] [--suffix _tiny]
 
 Demo data -> shared plans -> target and source teachers -> joint teacher -> student through `nnunet_kd run`
-(`nnUNetv2_train` for every stage), then stock `nnUNetv2_predict` of the student on the target's test images and
-`compute_metrics_on_folder`. Prints whether every stage compiled, the seconds per stage and the student's test Dice.
+(`nnUNetv2_train` for every stage), then nnU-Net's `nnUNetPredictor` of the student on the target's test images
+and `compute_metrics_on_folder`. Prints whether every stage compiled, the seconds per stage and the student's test Dice.
 """
 import argparse
 import glob
@@ -42,7 +42,7 @@ def main() -> None:
     pred = evaluate_test_set(pipeline.target, "2d", ["0"], pipeline.plans_name, student, args.device,
                              join(out, "test_predictions"))
     dice = load_json(join(pred, "summary.json"))["foreground_mean"]["Dice"]
-    print(f"student test Dice (stock nnUNetv2_predict, {time.perf_counter() - t0:.0f} s): {dice:.4f}")
+    print(f"student test Dice (nnUNetPredictor, {time.perf_counter() - t0:.0f} s): {dice:.4f}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
 Needs a finished KD pipeline (e.g. `benchmarks/domain_shift.py --seed 0`, or the nnU-Net folders of the environment
 without --work). Writes a copy of the shared plans with `student.width` and `student.joint_teacher_plans` into the
 target's preprocessed folder, trains the narrow student through `nnUNetv2_train` (skipped when finished), predicts the
-target's imagesTs with both students (stock `nnUNetv2_predict`), scores them with nnU-Net's `compute_metrics_on_folder`
-and times one forward pass per patch of both networks in this process. Prints a markdown table; --out writes it.
+target's imagesTs with both students (nnU-Net's `nnUNetPredictor`, what `nnUNetv2_predict` runs), scores them with
+nnU-Net's `compute_metrics_on_folder` and times one forward pass per patch of both networks in this process. Prints a
+markdown table; --out writes it.
 """
 import argparse
 import datetime
