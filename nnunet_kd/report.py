@@ -74,8 +74,8 @@ COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
 
 def per_case(summary: dict, summary_file: str) -> dict:
     """{measure: (kind, {case: per-case result})} for the paired statistics; {} without per-case results. Seg: the
-    foreground (mean Dice over the classes of a case, NaN ignored) and every class (nnU-Net's metric_per_case, cases
-    keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
+    foreground (mean Dice over the classes of a case, NaN ignored) and, with several classes, every class (nnU-Net's
+    metric_per_case, cases keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
     try:
         if "balanced_accuracy" in summary:
             cases = {r["case"]: (r["true"], r["predicted"]) for r in summary.get("per_case", [])}
@@ -99,6 +99,8 @@ def per_case(summary: dict, summary_file: str) -> dict:
             measures["foreground"][case] = float(np.mean(finite)) if finite else None
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
         raise KDError(f"Cannot read the per-case results of {summary_file} ({e!r}).") from None
+    if len(measures) == 2:  # one class: the same figures as the foreground
+        measures = {"foreground": measures["foreground"]}
     return {m: ("values", cases) for m, cases in measures.items()} if measures["foreground"] else {}
 
 

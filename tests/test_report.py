@@ -7,7 +7,7 @@ import pytest
 
 from nnunet_kd.cli import main
 from nnunet_kd.errors import KDError
-from nnunet_kd.report import collect, verdict_line, write_report
+from nnunet_kd.report import collect, per_case, verdict_line, write_report
 
 NAN = float("nan")
 MODELS = {"target teacher": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHead",
@@ -251,6 +251,12 @@ def test_paired_differences_in_the_report(paired_experiment, tmp_path):
     assert md.rstrip().splitlines()[-1].startswith("Verdict (test set, fg Dice): student vs target teacher: +0.0000")
     assert md.rstrip().endswith("10 cases × 2 run(s): no significant difference.")
     assert _strict((tmp_path / "out" / "report.json").read_text())["models"]["student"]["paired"]["test"]
+
+
+def test_one_class_is_only_the_foreground():
+    summary = {"metric_per_case": [{"reference_file": f"/gt/c{k}.png", "metrics": {"1": {"Dice": 0.1 * k}}}
+                                   for k in range(3)]}
+    assert per_case(summary, "s.json") == {"foreground": ("values", {f"c{k}.png": 0.1 * k for k in range(3)})}
 
 
 def test_a_clean_fold_is_not_transductive(paired_experiment):
