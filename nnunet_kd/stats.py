@@ -73,8 +73,9 @@ class _Units:
         return idx + self.n * (units >= k)
 
 
-def _paired(metric: Callable, units: _Units, p_value: Callable, test: str, n_runs: int) -> dict:
-    """metric(record indices) -> float over the table [model records, baseline records]."""
+def _paired(metric: Callable, units: _Units, p_value: Callable, test: str) -> dict:
+    """metric(record indices) -> float over the table [model records, baseline records]; n_runs: the most runs a
+    case is in (runs on distinct cases, e.g. seeds with their own data, are pooled: 1)."""
     k = len(units.groups)
     if k == 0:
         return None
@@ -85,7 +86,7 @@ def _paired(metric: Callable, units: _Units, p_value: Callable, test: str, n_run
     ci = _bootstrap_ci(difference, k)
     p = p_value() if k >= 2 else None
     return {"mean": float(difference(np.arange(k))), "ci95": list(ci), "p": None if p is None else float(p),
-            "test": test, "n_cases": k, "n_runs": n_runs, "verdict": verdict(ci)}
+            "test": test, "n_cases": k, "n_runs": max(len(g) for g in units.groups), "verdict": verdict(ci)}
 
 
 def _pair_runs(model_runs: Sequence[dict], baseline_runs: Sequence[dict], usable: Callable) -> tuple:
@@ -118,7 +119,7 @@ def compare_values(model_runs: Sequence[dict], baseline_runs: Sequence[dict]) ->
         d = np.array([values[g].mean() - values[g + units.n].mean() for g in units.groups])
         return 1.0 if not np.any(d) else stats.wilcoxon(d).pvalue
 
-    return _paired(lambda idx: values[idx].mean(), units, wilcoxon, "Wilcoxon signed-rank", len(model_runs))
+    return _paired(lambda idx: values[idx].mean(), units, wilcoxon, "Wilcoxon signed-rank")
 
 
 def balanced_accuracy(true: np.ndarray, predicted: np.ndarray) -> float:
@@ -145,8 +146,7 @@ def compare_classes(model_runs: Sequence[dict], baseline_runs: Sequence[dict]) -
         better, worse = int(np.sum(correct[:n] & ~correct[n:])), int(np.sum(~correct[:n] & correct[n:]))
         return 1.0 if better + worse == 0 else stats.binomtest(better, better + worse).pvalue
 
-    return _paired(lambda idx: balanced_accuracy(true[idx], predicted[idx]), units, mcnemar, "exact McNemar",
-                   len(model_runs))
+    return _paired(lambda idx: balanced_accuracy(true[idx], predicted[idx]), units, mcnemar, "exact McNemar")
 
 
 def compare_records(model_runs: Sequence[dict], baseline_runs: Sequence[dict], metric: Callable) -> "dict | None":
@@ -167,4 +167,4 @@ def compare_records(model_runs: Sequence[dict], baseline_runs: Sequence[dict], m
                                       vectorized=False, n_resamples=N_RESAMPLES,
                                       rng=np.random.default_rng(SEED)).pvalue
 
-    return _paired(set_metric, units, permutation, "paired permutation", len(model_runs))
+    return _paired(set_metric, units, permutation, "paired permutation")

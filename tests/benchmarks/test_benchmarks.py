@@ -70,7 +70,7 @@ def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
         text = results.record("bench", run, "Title", {"test_dice": "Dice."}, summary=("seg", "test_dice",
                                                                                     "foreground"))
     assert "| joint teacher | fg Dice | +0.1000 | [+0.1000, +0.1000] |" in text
-    assert "| student | fg Dice | +0.0527 |" in text and "| 18 × 3 | better (CI above 0) |" in text
+    assert "| student | fg Dice | +0.0527 |" in text and "| 18 × 1 | better (CI above 0) |" in text
     seg = json.loads((tmp_path / "summary.json").read_text())["seg"]
     assert (seg["seeds"], seg["test_cases"]) == (3, 18)
     assert seg["mean"]["joint teacher"] == pytest.approx(seg["mean"]["baseline"] + 0.1)
