@@ -26,8 +26,8 @@ from nnunet_kd.errors import KDError
 N_RESAMPLES = 9999
 SEED = 0
 MIN_CASES = 10  # fewer cases: no interval and no verdict (a bootstrap of a handful of cases is no evidence)
-METHOD = ("paired bootstrap over test cases (BCa, 9999 resamples, seed 0) for the 95% CI, given from 10 cases on; a "
-          "case in several runs is one unit holding all its runs")
+METHOD = (f"paired bootstrap over test cases (BCa, {N_RESAMPLES} resamples, seed {SEED}) for the 95% CI, given from "
+          f"{MIN_CASES} cases on; a case in several runs is one unit holding all its runs")
 
 
 def verdict(ci95) -> str:
