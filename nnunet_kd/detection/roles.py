@@ -23,14 +23,14 @@ class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, nnUNetTrainerDomainAdve
 
     def build_kd_modules(self) -> None:
         encoder = self.stock_network().backbone.encoder
-        self.kd_modules = AdversarialDomainHeads(encoder.output_channels, self.dann["levels"], self.dann["hidden"],
-                                                 encoder.conv_op)
+        self.kd_modules = AdversarialDomainHeads(encoder.output_channels, self.dann["levels"], self.dann["hidden"])
         self.tap = EncoderTap(self.stock_network().backbone)
 
     def train_step(self, batch: dict) -> dict:
         images = list(batch["data"].to(self.device, non_blocking=True))
         targets = self.box_targets(batch["keys"], batch["target"])
-        target_images = next(self.dataloader_target)["data"].to(self.device, non_blocking=True)
+        target_batch = next(self.dataloader_target)
+        target_images = target_batch["data"].to(self.device, non_blocking=True)
         lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann["gamma"])
         self.optimizer.zero_grad(set_to_none=True)
         task_loss, parts = detector_losses(self.network, images, targets)
@@ -39,6 +39,7 @@ class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, nnUNetTrainerDomainAdve
         target_skips = self.tap.pop()
         skips = [torch.cat((s, t)) for s, t in zip(source_skips, target_skips)]
         domain = torch.cat((torch.zeros(len(images)), torch.ones(target_images.shape[0]))).to(self.device)
+        self.record_probe_sample(skips, domain, list(batch["keys"]) + list(target_batch["keys"]))
         domain_loss, domain_acc = domain_loss_and_accuracy(self.extras(skips, lambd), domain)
         loss = task_loss + self.dann["weight"] * domain_loss
         out = self.backward_and_step(loss, {"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss,

@@ -1,7 +1,9 @@
 """Stage 1 of the method: a source teacher trained on its source dataset and on unlabelled target images (DANN)."""
 import os
+from collections import deque
 from typing import List
 
+import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
@@ -12,7 +14,8 @@ from torch import autocast
 from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.errors import KDError
 from nnunet_kd.plans.shared import dataset_name, verify_shared_plans
-from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
+from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_accuracy, pooled_statistics,
+                                       probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap, encoder_channels
 from nnunet_kd.segmentation.base import KDTrainerMixin
@@ -24,7 +27,9 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     requires_kd_block = True
     kd_role = "source"
-    kd_log_keys = ["task_losses", "domain_losses", "domain_accs", "grl_lambdas"]
+    kd_log_keys = ["task_losses", "domain_losses", "domain_accs", "domain_probe_accs", "grl_lambdas"]
+    #: the epoch's domain probe fits on at most this many of its latest samples
+    probe_max_samples = 2048
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -32,6 +37,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         self.dann = self.kd_block["dann"]
         self.tap = None
         self.dataloader_target = None
+        self.probe_samples = deque(maxlen=self.probe_max_samples)  # (pooled features, domain, case key), this epoch
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
@@ -58,8 +64,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     def build_kd_modules(self) -> None:
         net = self.stock_network()
-        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"],
-                                                 net.encoder.conv_op)
+        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"])
         self.tap = EncoderTap(net)
 
     @property
@@ -78,7 +83,8 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         data, target = batch["data"], batch["target"]
-        target_images = next(self.dataloader_target)["data"]
+        target_batch = next(self.dataloader_target)
+        target_images = target_batch["data"]
         n_src = data.shape[0]
         x = torch.cat((data, target_images)).to(self.device, non_blocking=True)
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
@@ -93,6 +99,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
             output = [o[:n_src] for o in output] if isinstance(output, (list, tuple)) else output[:n_src]
             task_loss = self.loss(output, target)
             domain_logits = self.extras(skips, lambd)
+        self.record_probe_sample(skips, domain, list(batch["keys"]) + list(target_batch["keys"]))
         domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)
         loss = task_loss + self.dann["weight"] * domain_loss
         out = self.backward_and_step(loss, {"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss,
@@ -100,11 +107,28 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         out["lambda"] = lambd
         return out
 
+    def record_probe_sample(self, skips, domain: torch.Tensor, keys: List[str]) -> None:
+        """Keeps the pooled features of the deepest level with a domain head for the epoch's probe."""
+        pooled = pooled_statistics(skips[max(self.kd_modules.levels)].detach()).cpu().numpy()
+        domain = domain.cpu().numpy()
+        self.probe_samples += [(f, d, f"{int(d)}:{k}") for f, d, k in zip(pooled, domain, keys)]
+
+    def epoch_probe_accuracy(self) -> float:
+        """The domain probe on this epoch's batches (each worker's own under DDP), then cleared."""
+        samples = list(self.probe_samples)
+        self.probe_samples.clear()
+        if not samples:
+            return float("nan")
+        features, domain, groups = (np.array(x) for x in zip(*samples))
+        return probe_accuracy(features, domain, groups)
+
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "domain_losses": "domain_loss",
                                              "domain_accs": "domain_acc", "grl_lambdas": "lambda"})
+        self.logger.log("domain_probe_accs", self.epoch_probe_accuracy(), self.current_epoch)
         self.print_to_log_file(
             f"domain loss {self.logger.get_value('domain_losses', -1):.4f}, "
-            f"domain acc {self.logger.get_value('domain_accs', -1):.3f}, "
+            f"domain acc {self.logger.get_value('domain_accs', -1):.3f} "
+            f"(probe {self.logger.get_value('domain_probe_accs', -1):.3f}), "
             f"GRL lambda {self.logger.get_value('grl_lambdas', -1):.3f}")

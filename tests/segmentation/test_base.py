@@ -66,7 +66,7 @@ def _ddp_worker(rank, world, port, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
-    heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8, conv_op=nn.Conv2d), torch.device("cpu"))
+    heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8), torch.device("cpu"))
     torch.manual_seed(1 + rank)  # different data per rank
     skips = [torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)]
     for _ in range(2):  # one forward per backward, twice
