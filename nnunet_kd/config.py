@@ -10,6 +10,7 @@ import os
 from importlib import resources
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.protocol.distill import KD_MODES
 
 KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
@@ -35,6 +36,7 @@ DEFAULT_SETTINGS = {
         "w_feat": 1.0,
         "w_kd": 3.0,
         "temperature": 2.0,
+        "kd_mode": "voxel",  # how the logit KD weighs voxels: voxel, class or channel (see protocol/distill.py)
         "levels": "encoder",
         "decoder_levels": False,
     },
@@ -107,6 +109,8 @@ def validate_settings(settings: dict, where: str) -> None:
     t = settings["distill"]["temperature"]
     if not isinstance(t, (int, float)) or t <= 0:
         raise KDError(f"{where}: distill.temperature must be > 0, got {t!r}.")
+    if settings["distill"]["kd_mode"] not in KD_MODES:
+        raise KDError(f"{where}: distill.kd_mode must be one of {list(KD_MODES)}, got {settings['distill']['kd_mode']!r}.")
     w = settings["student"]["width"]
     if not isinstance(w, (int, float)) or not 0 < w <= 4:
         raise KDError(f"{where}: student.width must be in (0, 4], got {w!r}.")

@@ -29,6 +29,7 @@ def _block(**overrides):
 @pytest.mark.parametrize("override, message", [
     ({"distill": {"w_kd": -1}}, "distill.w_kd must be a number >= 0"),
     ({"distill": {"temperature": 0}}, "temperature must be > 0"),
+    ({"distill": {"kd_mode": "pixel"}}, r"distill.kd_mode must be one of \['voxel', 'class', 'channel'\]"),
     ({"dann": {"weight": -0.1}}, "dann.weight"),
     ({"distill": {"alpha": 1}}, "unknown key 'alpha'"),
     ({"bogus": 1}, "unknown key 'bogus'"),

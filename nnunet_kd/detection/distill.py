@@ -23,15 +23,17 @@ def _pyramid(features) -> list[str]:
 
 
 def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],
-                        temperature: float, adapters: Optional[FeatureAdapters] = None) -> dict[str, torch.Tensor]:
+                        temperature: float, adapters: Optional[FeatureAdapters] = None,
+                        kd_mode: str = "voxel") -> dict[str, torch.Tensor]:
     """Losses of one training step of ``student`` (train mode) distilled from ``teacher`` (frozen, eval mode; the
     same transform settings and FPN levels):
 
     - loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg: the student's Faster R-CNN losses;
     - feat: `feature_mse` of the student's FPN levels (without "pool"; through ``adapters`` if given) and the
       teacher's, both computed on the student's transformed images;
-    - kd: `logit_kd` of the student's ROI class logits and the teacher's ROI head on the teacher's features and the
-      same ROIs (the student's sampled proposals).
+    - kd: `logit_kd` (``kd_mode``: 'voxel' averages over ROIs, 'class' within the teacher's predicted classes) of the
+      student's ROI class logits and the teacher's ROI head on the teacher's features and the same ROIs (the student's
+      sampled proposals).
     """
     if not student.training or teacher.training:
         raise ValueError("student_step_losses: the student must be in train mode and the teacher in eval mode")
@@ -50,7 +52,7 @@ def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[t
     s_levels = [s_features[k] for k in levels]
     losses["feat"] = feature_mse(adapters(s_levels) if adapters is not None else s_levels,
                                  [t_features[k] for k in levels])
-    losses["kd"] = logit_kd(s_logits, t_logits, temperature)
+    losses["kd"] = logit_kd(s_logits, t_logits, temperature, mode=kd_mode)
     return losses
 
 

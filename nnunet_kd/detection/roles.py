@@ -83,7 +83,7 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
         targets = self.box_targets(batch["keys"], batch["target"])
         self.optimizer.zero_grad(set_to_none=True)
         losses = student_step_losses(self.stock_network(), self.joint_teacher, images, targets, self.distill["temperature"],
-                                     self.extras)
+                                     self.extras, self.distill["kd_mode"])
         feat, kd = losses.pop("feat"), losses.pop("kd")
         task = sum(losses.values())
         d = self.distill

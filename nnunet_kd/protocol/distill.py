@@ -22,16 +22,29 @@ def feature_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]
     return sum(F.mse_loss(s.float(), t.float()) for s, t in zip(student, teacher))
 
 
-def logit_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-             regions: bool = False) -> torch.Tensor:
-    """T^2 * KL(p_teacher || p_student), summed over classes and averaged over batch and voxels, in fp32.
+KD_MODES = ("voxel", "class", "channel")
 
-    p = softmax(z / T) over the channel axis; with ``regions`` (nnU-Net's region-based training) every channel is an
-    independent sigmoid and the KL is that of Bernoulli distributions, summed over regions.
+
+def logit_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+             regions: bool = False, mode: str = "voxel") -> torch.Tensor:
+    """T^2 * KL(p_teacher || p_student) in fp32, p = softmax(z / T) over the channel axis; with ``regions`` (nnU-Net's
+    region-based training) every channel is an independent sigmoid and the KL is that of Bernoulli distributions,
+    summed over regions. ``mode`` says how the voxels' KLs are weighed:
+
+    - ``voxel``: averaged over batch and voxels (the background dominates where foreground is small);
+    - ``class``: averaged within each class the teacher predicts (argmax; per region: inside and outside), then over
+      those classes, so a small class weighs as much as the background;
+    - ``channel``: channel-wise distillation (Shu et al., ICCV 2021): each channel's logits are a distribution over
+      space (softmax over voxels), KL per channel averaged over batch and channels.
     """
+    if mode not in KD_MODES:
+        raise ValueError(f"logit_kd: mode must be one of {KD_MODES}, got {mode!r}")
     with torch.autocast(student_logits.device.type, enabled=False):
         zs = student_logits.float() / temperature
         zt = teacher_logits.float() / temperature
+        if mode == "channel":
+            log_ps, log_pt = F.log_softmax(zs.flatten(2), 2), F.log_softmax(zt.flatten(2), 2)
+            return (log_pt.exp() * (log_pt - log_ps)).sum(2).mean() * temperature ** 2
         if regions:
             log_ps, log_1ms = F.logsigmoid(zs), F.logsigmoid(-zs)
             log_pt, log_1mt = F.logsigmoid(zt), F.logsigmoid(-zt)
@@ -39,4 +52,18 @@ def logit_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempera
         else:
             log_ps, log_pt = F.log_softmax(zs, 1), F.log_softmax(zt, 1)
             kl = log_pt.exp() * (log_pt - log_ps)
-        return kl.sum(1).mean() * temperature ** 2
+        if mode == "voxel":
+            return kl.sum(1).mean() * temperature ** 2
+        if regions:  # per region: the mean inside and the mean outside its predicted extent
+            inside = (zt > 0).float()
+            return sum(_masked_means(kl[:, r], torch.stack((inside[:, r], 1 - inside[:, r])))
+                       for r in range(kl.shape[1])) * temperature ** 2
+        predicted = F.one_hot(zt.argmax(1), zt.shape[1]).movedim(-1, 0).float()
+        return _masked_means(kl.sum(1), predicted) * temperature ** 2
+
+
+def _masked_means(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` within each non-empty mask (masks: (k, *values.shape)), averaged over those masks."""
+    counts = masks.flatten(1).sum(1)
+    means = (masks * values).flatten(1).sum(1) / counts.clamp(min=1)
+    return means[counts > 0].mean()

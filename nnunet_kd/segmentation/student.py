@@ -59,6 +59,10 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         if cls.no_decoder and kd_block["distill"]["decoder_levels"]:
             raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
                           f"no U-Net decoder. Set it to false in the KD block (or your preset).")
+        if cls.no_decoder and kd_block["distill"]["kd_mode"] == "channel":
+            raise KDError(f"plans '{plans['plans_name']}': distill.kd_mode is 'channel' (a distribution over space per "
+                          f"channel), but a {cls.no_decoder}'s logits have no spatial axis. Use 'voxel' or 'class' in the "
+                          f"KD block (or your preset).")
 
     @property
     def joint_teacher_spec(self) -> Teacher:
@@ -125,7 +129,8 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         adapted = self.extras(student_feats)
         feat = feature_mse(adapted, teacher_feats)
         s_logits = output[0] if isinstance(output, (list, tuple)) else output
-        kd = logit_kd(s_logits, teacher_output, self.distill["temperature"], self.label_manager.has_regions)
+        kd = logit_kd(s_logits, teacher_output, self.distill["temperature"], self.label_manager.has_regions,
+                      self.distill["kd_mode"])
         return feat, kd
 
     def train_step(self, batch: dict) -> dict:

@@ -41,3 +41,48 @@ def test_feature_terms():
     adapters = FeatureAdapters([4, 8], [8, 16], torch.nn.Conv2d)
     out = adapters([torch.randn(2, 4, 4, 4), torch.randn(2, 8, 2, 2)])
     assert [o.shape[1] for o in out] == [8, 16]
+
+
+@pytest.mark.parametrize("mode", ["class", "channel"])
+@pytest.mark.parametrize("regions", [False, True])
+def test_every_mode_is_zero_for_identical_logits_and_positive_otherwise(mode, regions):
+    torch.manual_seed(0)
+    z = torch.randn(2, 3, 8, 8)
+    assert logit_kd(z, z.clone(), 2.0, regions, mode).item() == pytest.approx(0.0, abs=1e-6)
+    assert logit_kd(torch.randn(2, 3, 8, 8), z, 2.0, regions, mode).item() > 0
+
+
+def _small_class_batch():
+    """Teacher: background everywhere but 4 of 256 voxels of class 1. Student: right on the background, and on the
+    small class as sure of background as the teacher is of class 1."""
+    zt = torch.zeros(1, 2, 16, 16)
+    zt[:, 0] = 4.0
+    zt[:, :, :2, :2] = torch.tensor([0.0, 4.0]).view(1, 2, 1, 1)
+    zs = zt.clone()
+    zs[:, :, :2, :2] = torch.tensor([4.0, 0.0]).view(1, 2, 1, 1)
+    return zs, zt
+
+
+def test_class_mode_gives_a_small_class_the_weight_of_the_background():
+    zs, zt = _small_class_batch()
+    voxel, cls = logit_kd(zs, zt, 1.0, mode="voxel"), logit_kd(zs, zt, 1.0, mode="class")
+    # the 4 wrong voxels' KL, spread over 256 voxels vs averaged over the 2 predicted classes
+    kl_wrong = logit_kd(zs[..., :2, :2], zt[..., :2, :2], 1.0, mode="voxel")
+    assert voxel.item() == pytest.approx(kl_wrong.item() * 4 / 256, rel=1e-5)
+    assert cls.item() == pytest.approx(kl_wrong.item() / 2, rel=1e-5)
+
+
+def test_channel_mode_is_a_kl_of_spatial_distributions_per_channel():
+    torch.manual_seed(2)
+    zs, zt, T = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), 2.0
+    ps, pt = torch.softmax(zs.flatten(2) / T, 2), torch.softmax(zt.flatten(2) / T, 2)
+    expected = T ** 2 * (pt * (pt.log() - ps.log())).sum(2).mean()
+    assert logit_kd(zs, zt, T, mode="channel").item() == pytest.approx(expected.item(), rel=1e-5)
+    zs_small, zt_small = _small_class_batch()
+    # the small class's channel: its spatial distribution is as wrong as it can be, and weighs half the loss
+    assert logit_kd(zs_small, zt_small, 1.0, mode="channel") > 10 * logit_kd(zs_small, zt_small, 1.0, mode="voxel")
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="mode"):
+        logit_kd(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), 1.0, mode="pixel")
