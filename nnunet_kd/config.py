@@ -37,6 +37,7 @@ DEFAULT_SETTINGS = {
         "w_kd": 3.0,
         "temperature": 2.0,
         "kd_mode": "voxel",  # how the logit KD weighs voxels: voxel, class or channel (see protocol/distill.py)
+        "unlabelled_ratio": 0.0,  # unlabelled target images (plan --extra-target-images) per labelled one in a batch
         "levels": "encoder",
         "decoder_levels": False,
     },
@@ -109,6 +110,9 @@ def validate_settings(settings: dict, where: str) -> None:
     t = settings["distill"]["temperature"]
     if not isinstance(t, (int, float)) or t <= 0:
         raise KDError(f"{where}: distill.temperature must be > 0, got {t!r}.")
+    r = settings["distill"]["unlabelled_ratio"]
+    if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 <= r <= 8:
+        raise KDError(f"{where}: distill.unlabelled_ratio must be a number in [0, 8], got {r!r}.")
     if settings["distill"]["kd_mode"] not in KD_MODES:
         raise KDError(f"{where}: distill.kd_mode must be one of {list(KD_MODES)}, got {settings['distill']['kd_mode']!r}.")
     w = settings["student"]["width"]

@@ -1,5 +1,6 @@
 """Extra loaders of the plugin's trainers: another dataset of the same shared plans (target-domain images for the
-source teacher, labelled source batches for the multi-head baseline)."""
+source teacher, labelled source batches for the multi-head baseline) and the target's unlabelled images (the student's
+unlabelled distillation)."""
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 import os
@@ -27,6 +28,18 @@ class _UnionDataset:
         return self._owner[identifier].load_case(identifier)
 
 
+def _shared_plans(trainer, name: str):
+    """(preprocessed folder of dataset ``name``, its plans manager, its configuration) under the trainer's plans."""
+    base = join(nnUNet_preprocessed.get(), name)
+    plans_file = join(base, trainer.plans_manager.plans_name + ".json")
+    try:
+        plans = PlansManager(plans_file)
+        return base, plans, plans.get_configuration(trainer.configuration_name)
+    except (FileNotFoundError, KeyError):
+        raise KDError(f"{name} has no shared plans {plans_file} with configuration "
+                      f"{trainer.configuration_name}. Run `nnunet_kd plan` for this target and source.") from None
+
+
 def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = False):
     """Batches of all preprocessed training cases of another dataset under the trainer's shared plans.
 
@@ -34,14 +47,7 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
     images): no foreground oversampling and no segmentation transforms (deep-supervision downsampling, regions). With
     labels: the dataset's own label handling, like nnU-Net's training loader.
     """
-    base = join(nnUNet_preprocessed.get(), name)
-    plans_file = join(base, trainer.plans_manager.plans_name + ".json")
-    try:
-        plans = PlansManager(plans_file)
-        cm = plans.get_configuration(trainer.configuration_name)
-    except (FileNotFoundError, KeyError):
-        raise KDError(f"{name} has no shared plans {plans_file} with configuration "
-                      f"{trainer.configuration_name}. Run `nnunet_kd plan` for this target and source.") from None
+    base, plans, cm = _shared_plans(trainer, name)
     folder = join(base, cm.data_identifier)
     if not isdir(folder):
         raise KDError(f"{name} has no preprocessed data in {folder}. Run `nnunet_kd plan` again; "
@@ -55,8 +61,30 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
     extra = unlabelled_folder(base, cm.data_identifier)
     if not with_labels and trainer.kd_block["dann"]["extra_target_images"] and unlabelled_identifiers(extra):
         dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
-    dataset = trainer.loader_dataset(dataset)
-    label_manager = plans.get_label_manager(load_json(join(base, "dataset.json")))
+    return _loader(trainer, dataset, plans, cm, load_json(join(base, "dataset.json")), batch_size, with_labels)
+
+
+def unlabelled_loader(trainer, batch_size: int):
+    """Batches of the trainer's own dataset's unlabelled images (``plan --extra-target-images``), augmented like its
+    training batches (the student's unlabelled distillation)."""
+    base, plans, cm = _shared_plans(trainer, trainer.plans_manager.dataset_name)
+    extra = unlabelled_folder(base, cm.data_identifier)
+    dataset = trainer.loader_dataset(nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra)))
+    return _loader(trainer, dataset, plans, cm, load_json(join(base, "dataset.json")), batch_size, with_labels=False)
+
+
+def check_unlabelled_images(plans: dict, configuration: str, ratio: float) -> None:
+    """Raises KDError when the plans' dataset has no unlabelled images for distill.unlabelled_ratio > 0."""
+    extra = unlabelled_folder(join(nnUNet_preprocessed.get(), plans["dataset_name"]),
+                              plans["configurations"][configuration]["data_identifier"])
+    if not unlabelled_identifiers(extra):
+        raise KDError(f"plans '{plans['plans_name']}': distill.unlabelled_ratio is {ratio}, but "
+                      f"{plans['dataset_name']} has no unlabelled images in {extra}. Add them with `nnunet_kd plan ... "
+                      f"--extra-target-images DIR`, or set distill.unlabelled_ratio to 0.")
+
+
+def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, with_labels: bool):
+    label_manager = plans.get_label_manager(dataset_json)
     rotation, dummy_2d, initial_patch_size, mirror_axes = \
         trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
     if with_labels:

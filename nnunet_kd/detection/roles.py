@@ -65,6 +65,7 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
     no_decoder = "detector"
+    unlabelled_kd = False
 
     def build_kd_modules(self) -> None:
         backbone = self.stock_network().backbone

@@ -270,6 +270,11 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
     return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def batch_head(output, n: int):
+    """The first n samples of a network output (a tensor, or nnU-Net's deep-supervision list)."""
+    return [o[:n] for o in output] if isinstance(output, (list, tuple)) else output[:n]
+
+
 def failpoint(role: str, point: str) -> None:
     """Kills this process with SIGKILL when NNUNET_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
     if os.environ.get(FAILPOINT_ENV) == f"{role}:{point}":

@@ -18,7 +18,7 @@ from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_a
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap, encoder_channels
-from nnunet_kd.segmentation.base import KDTrainerMixin
+from nnunet_kd.segmentation.base import KDTrainerMixin, batch_head
 
 
 class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
@@ -96,8 +96,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(x)
             skips = self.tap.pop()
-            output = [o[:n_src] for o in output] if isinstance(output, (list, tuple)) else output[:n_src]
-            task_loss = self.loss(output, target)
+            task_loss = self.loss(batch_head(output, n_src), target)
             domain_logits = self.extras(skips, lambd)
         self.record_probe_sample(skips, domain, list(batch["keys"]) + list(target_batch["keys"]))
         domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)

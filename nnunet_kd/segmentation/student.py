@@ -1,7 +1,9 @@
 """Stage 3 of the method: the student, a stock nnU-Net network distilled from the frozen joint teacher.
 
 Loss = w_task * nnU-Net's loss (deep supervision) + w_feat * sum_l MSE(A_l(F_S,l), F*_l) + w_kd * T^2 * KL(p* || p_S),
-the KL averaged over voxels and computed in fp32. The checkpoint is a stock nnU-Net checkpoint (plus ``kd_state``).
+the KL weighed over voxels as distill.kd_mode says and computed in fp32. With distill.unlabelled_ratio > 0 every batch
+also holds unlabelled target images, on which only the two distillation terms act. The checkpoint is a stock nnU-Net
+checkpoint (plus ``kd_state``).
 """
 import copy
 from typing import List, Optional
@@ -14,12 +16,13 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
 from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd.data.loaders import check_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
 from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, load_checkpoint,
                                          resolve_teachers, teacher_record)
-from nnunet_kd.segmentation.base import KDTrainerMixin
+from nnunet_kd.segmentation.base import KDTrainerMixin, batch_head
 from nnunet_kd.segmentation.joint_network import resolve_levels
 
 
@@ -37,6 +40,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
     no_decoder: Optional[str] = None  # what the network is instead, where it has no U-Net decoder to distil
+    unlabelled_kd = True  # whether distill.unlabelled_ratio > 0 is supported
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -52,6 +56,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         self.levels = resolve_levels(self.distill["levels"], n)
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
+        self.dataloader_unlabelled = None
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
@@ -59,10 +64,16 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         if cls.no_decoder and kd_block["distill"]["decoder_levels"]:
             raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
                           f"no U-Net decoder. Set it to false in the KD block (or your preset).")
+        ratio = kd_block["distill"]["unlabelled_ratio"]
+        if ratio > 0 and not cls.unlabelled_kd:
+            raise KDError(f"plans '{plans['plans_name']}': distill.unlabelled_ratio is {ratio}, but {cls.__name__} "
+                          f"does not distil on unlabelled images yet. Set it to 0 in the KD block (or your preset).")
+        if ratio > 0:
+            check_unlabelled_images(plans, configuration, ratio)
         if cls.no_decoder and kd_block["distill"]["kd_mode"] == "channel":
             raise KDError(f"plans '{plans['plans_name']}': distill.kd_mode is 'channel' (a distribution over space per "
-                          f"channel), but a {cls.no_decoder}'s logits have no spatial axis. Use 'voxel' or 'class' in the "
-                          f"KD block (or your preset).")
+                          f"channel), but a {cls.no_decoder}'s logits have no spatial axis. Use 'voxel' or 'class' in "
+                          f"the KD block (or your preset).")
 
     @property
     def joint_teacher_spec(self) -> Teacher:
@@ -97,6 +108,14 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         self.teacher_records = [teacher_record(spec)]
         if self.kd_block["student"]["init_from_target_teacher"] and self.current_epoch == 0:
             self._init_from_target_teacher()
+        if self.unlabelled_batch_size:
+            self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
+
+    @property
+    def unlabelled_batch_size(self) -> int:
+        """Unlabelled target images in each step's batch (distill.unlabelled_ratio per labelled image, at least 1)."""
+        ratio = self.distill["unlabelled_ratio"]
+        return max(1, round(ratio * self.batch_size)) if ratio > 0 else 0
 
     def build_joint_teacher(self, spec: Teacher) -> nn.Module:
         return build_teacher_network(spec, load_checkpoint(spec.checkpoint))
@@ -123,6 +142,8 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     def on_train_end(self):
         super().on_train_end()
         self.joint_teacher = None
+        shutdown(self.dataloader_unlabelled)
+        self.dataloader_unlabelled = None
 
     def distill_losses(self, output, teacher_output, student_feats, teacher_feats):
         """(feature term, logit term) of one batch."""
@@ -134,7 +155,12 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         return feat, kd
 
     def train_step(self, batch: dict) -> dict:
-        data = batch["data"].to(self.device, non_blocking=True)
+        """nnU-Net's loss on the labelled images; feature and logit KD on them and on the unlabelled ones, if any (one
+        forward of the concatenated batch)."""
+        data, n_labelled = batch["data"], batch["data"].shape[0]
+        if self.dataloader_unlabelled is not None:
+            data = torch.cat((data, next(self.dataloader_unlabelled)["data"]))
+        data = data.to(self.device, non_blocking=True)
         target = batch["target"]
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
             else target.to(self.device, non_blocking=True)
@@ -151,7 +177,7 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
             student_feats = [skips[lv] for lv in self.levels]
             if self.decoder_tap is not None:
                 student_feats += self.decoder_tap.pop()
-            task = self.loss(output, target)
+            task = self.loss(batch_head(output, n_labelled), target)
             feat, kd = self.distill_losses(output, teacher_output, student_feats, teacher_feats)
             d = self.distill
             loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
