@@ -125,11 +125,9 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def record(name: str, run: dict, title: str, metrics: dict, summary: tuple = None) -> str:
-    """Adds run to results/<name>.json (replacing a run of the same seed and command), rewrites results/<name>.md
-    from all runs and returns its text; summary = (task, run key, measure) also updates results/summary.json."""
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{name}.json")
+def add_run(path: str, run: dict) -> list:
+    """Adds run to the JSON list of runs in path (replacing a run of the same seed and command); returns all runs."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     runs = []
     if os.path.isfile(path):
         with open(path) as f:
@@ -137,6 +135,13 @@ def record(name: str, run: dict, title: str, metrics: dict, summary: tuple = Non
     runs = [r for r in runs if not (r["seed"] == run["seed"] and r["command"] == run["command"])] + [run]
     with open(path, "w") as f:
         json.dump(runs, f, indent=1)
+    return runs
+
+
+def record(name: str, run: dict, title: str, metrics: dict, summary: tuple = None) -> str:
+    """Adds run to results/<name>.json (replacing a run of the same seed and command), rewrites results/<name>.md
+    from all runs and returns its text; summary = (task, run key, measure) also updates results/summary.json."""
+    runs = add_run(os.path.join(RESULTS, f"{name}.json"), run)
     text = render(runs, title, metrics)
     with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
         f.write(text)

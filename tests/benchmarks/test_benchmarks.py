@@ -113,8 +113,26 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
 
+def test_dann_probe_holds_out_each_source_scanner_under_the_targets_channel(tmp_path):
+    from nnunet_kd.data.synthetic import shift_benchmark
+    from nnunet_kd.demo import DEMO_CHANNEL_MAP
+    bench = _load("dann_probe")
+    specs = shift_benchmark()
+    held_out = bench.held_out_specs(specs, DEMO_CHANNEL_MAP)
+    assert [list(s.channels) for s in held_out] == [["T1"], ["T1"]]
+    assert held_out[0].channels["T1"] == specs[1].channels["t1"]  # mapped by name
+    assert held_out[1].channels["T1"] == specs[2].channels["mri"]  # mapped by the channel map
+    assert [(s.num_training, s.num_test) for s in held_out] == [(0, bench.HELD_OUT)] * 2
+    run = {"seed": 0, "minutes": 1.0, "command": "c", "probe": {"A": {"weight 0": 0.9, "default": 0.6}},
+           "head_acc": {"A": 0.7}}
+    text = bench.record(run, str(tmp_path))
+    assert "| 0 | A | 0.900 | 0.600 | -0.300 | 0.700 | 1 |" in text
+    assert "Mean difference over 1 teachers: -0.300" in text
+    assert json.loads((tmp_path / "dann_probe.json").read_text()) == [run]
+
+
 @pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width",
-                                    "cls_domain_shift", "det_domain_shift"])
+                                    "cls_domain_shift", "det_domain_shift", "dann_probe"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])
