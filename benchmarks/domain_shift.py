@@ -1,6 +1,7 @@
 """Does distillation help a segmentation model? The segmentation domain-shift scenario, one seed per invocation.
 
     python benchmarks/domain_shift.py --seed 0 [--suffix _demo] [--out /tmp/nnunet_kd_bench_0]
+        [--preset tiny] [--unlabelled 0] [--tag NAME]
 
 Generates `shift_benchmark` with this seed (8 labelled target cases under a low-contrast, noisy scanner, 40 test cases;
 two sources of 40 cases from other scanners; a scenario of its own, apart from the demo's), seeds training with it,
@@ -8,6 +9,10 @@ runs the whole pipeline on CPU with the tiny preset, predicts the held-out targe
 nnUNetPredictor) and appends the test-set Dice and per-case results to benchmarks/results/domain_shift.json;
 benchmarks/results/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
 cases of all seeds) and the "seg" entry of benchmarks/results/summary.json are rewritten from it.
+
+Ablations: --preset (a KD preset name or JSON file), --unlabelled N (N unlabelled target images, drawn after the
+labelled and test cases, so those stay the same, given to `plan --extra-target-images`) and --tag NAME, which writes
+benchmarks/results/domain_shift_NAME.{json,md} instead and leaves summary.json alone.
 """
 import argparse
 import datetime
@@ -27,14 +32,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
-    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>")
+    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>[_<tag>]")
+    parser.add_argument("--preset", default="tiny", help="KD preset name or JSON file. Default: tiny.")
+    parser.add_argument("--unlabelled", type=int, default=0, help="Unlabelled target images. Default: 0.")
+    parser.add_argument("--tag", default=None, help="Results under domain_shift_<tag> (an ablation arm).")
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
     from nnunet_kd.data.synthetic import shift_benchmark
     from nnunet_kd.demo import run_scenario
-    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}")
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))
+    specs = shift_benchmark()
+    specs[0].num_unlabelled = args.unlabelled
     start = datetime.datetime.now()
-    report = run_scenario(out, shift_benchmark(), seed=args.seed, suffix=args.suffix)
+    preset = os.path.abspath(args.preset) if args.preset.endswith(".json") else args.preset
+    report = run_scenario(out, specs, seed=args.seed, suffix=args.suffix, preset=preset)
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     summaries = {}
     for label, m in report["models"].items():
@@ -44,7 +55,10 @@ def main(argv=None) -> None:
            "command": "python benchmarks/domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_dice": {label: (m["test"] or {}).get("foreground") for label, m in report["models"].items()},
            "summaries": summaries}
-    print(record("domain_shift", run, TITLE, METRICS, summary=("seg", "test_dice", "foreground")))
+    if args.tag:
+        print(record(f"domain_shift_{args.tag}", run, f"{TITLE}, arm '{args.tag}'", METRICS))
+    else:
+        print(record("domain_shift", run, TITLE, METRICS, summary=("seg", "test_dice", "foreground")))
 
 
 if __name__ == "__main__":

@@ -36,9 +36,12 @@ def write_demo_data(raw: str, specs, seed: int = 0) -> None:
             continue
         labels = load_json(join(folder, "dataset.json"))["labels"]
         expected = ["background"] + (["organ"] if spec.organ_label else []) + [spec.lesion_label] + spec.extra_labels
-        if list(labels) != expected:
-            raise KDError(f"{folder} holds the data of another scenario (labels {list(labels)}, this one has "
-                          f"{expected}), e.g. of an older demo. Use a new --out folder, or delete that one.")
+        unlabelled = join(folder, "imagesUnlabelled")
+        n_unlabelled = len(os.listdir(unlabelled)) // len(spec.channels) if os.path.isdir(unlabelled) else 0
+        if list(labels) != expected or n_unlabelled != spec.num_unlabelled:
+            raise KDError(f"{folder} holds the data of another scenario (labels {list(labels)}, {n_unlabelled} "
+                          f"unlabelled images; this one has {expected}, {spec.num_unlabelled}), e.g. of an older demo. "
+                          f"Use a new --out folder, or delete that one.")
 
 
 def evaluate_test_set(target: str, configuration: str, folds, plans: str, trainer: str, device: str,
@@ -71,15 +74,20 @@ def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu"
     return run_scenario(out_dir, lesion_demo(), seed, suffix, device)
 
 
-def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
-    """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them, predicts the
-    target's test set with every model and reports (out_dir/report); returns the report."""
+def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu",
+                 preset: str = "tiny") -> dict:
+    """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them (the target's
+    unlabelled images, if it has any, as --extra-target-images), predicts the target's test set with every model and
+    reports (out_dir/report); returns the report."""
     out_dir = os.path.abspath(out_dir)
     folders = set_nnunet_folders(out_dir)
     os.environ.setdefault("nnUNet_KD_SEED", str(seed))  # training seeded too: a rerun gives the same models
     write_demo_data(folders["nnUNet_raw"], specs, seed)
-    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
-                   channel_map=DEMO_CHANNEL_MAP, suffix=suffix, device=device, with_baselines=True)
+    extra = join(folders["nnUNet_raw"], f"Dataset{specs[0].dataset_id:03d}_{specs[0].name}", "imagesUnlabelled") \
+        if specs[0].num_unlabelled else None
+    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset=preset,
+                   channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra, suffix=suffix, device=device,
+                   with_baselines=True)
     pipeline = Pipeline(spec)
     pipeline.run()
     test_folders = {}

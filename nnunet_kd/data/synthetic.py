@@ -41,6 +41,7 @@ class DatasetSpec:
     extra_labels: List[str] = field(default_factory=list)  # drawn as further lesion types
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
+    num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
 def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.12, 0.25)):
@@ -87,25 +88,28 @@ def _write(arr: np.ndarray, path: str, spacing, dtype):
 
 
 def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
-    """Writes imagesTr/labelsTr (and imagesTs/labelsTs) plus dataset.json; returns the dataset folder."""
+    """Writes imagesTr/labelsTr (and imagesTs/labelsTs, imagesUnlabelled) plus dataset.json; returns the dataset
+    folder. Unlabelled images are drawn last, so adding them leaves the labelled and test cases as they were."""
     folder = os.path.join(raw_root, f"Dataset{spec.dataset_id:03d}_{spec.name}")
     os.makedirs(folder, exist_ok=True)
     ending = ".png" if len(spec.shape) == 2 else ".nii.gz"
     rng = np.random.RandomState(seed * 1000 + spec.dataset_id)
     n_labels = 1 + len(spec.extra_labels)
-    for split, n in (("Tr", spec.num_training), ("Ts", spec.num_test)):
+    for split, n in (("Tr", spec.num_training), ("Ts", spec.num_test), ("Unlabelled", spec.num_unlabelled)):
         if n == 0:
             continue
         os.makedirs(os.path.join(folder, f"images{split}"), exist_ok=True)
-        os.makedirs(os.path.join(folder, f"labels{split}"), exist_ok=True)
+        if split != "Unlabelled":
+            os.makedirs(os.path.join(folder, f"labels{split}"), exist_ok=True)
         for i in range(n):
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
             organ, seg = _phantom(rng, tuple(spec.shape), n_labels, spec.lesion_radius)
             for c, sc in enumerate(spec.channels.values()):
                 _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
-            label = np.where(seg > 0, seg + 1, organ).astype(np.uint8) if spec.organ_label else seg
-            _write(label, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
+            if split != "Unlabelled":
+                label = np.where(seg > 0, seg + 1, organ).astype(np.uint8) if spec.organ_label else seg
+                _write(label, os.path.join(folder, f"labels{split}", case + ending), spec.spacing, np.uint8)
     first = 2 if spec.organ_label else 1
     labels = {"background": 0, **({"organ": 1} if spec.organ_label else {}), spec.lesion_label: first}
     labels.update({name: i + first + 1 for i, name in enumerate(spec.extra_labels)})

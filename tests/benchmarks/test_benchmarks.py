@@ -137,3 +137,15 @@ def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, changed", [("no_dann", {("dann", "weight"): 0.0}),
+                                           ("unlabelled_kd", {("distill", "unlabelled_ratio"): 0.5}),
+                                           ("no_dann_unlabelled_kd", {("dann", "weight"): 0.0,
+                                                                      ("distill", "unlabelled_ratio"): 0.5})])
+def test_ablation_presets_change_only_their_arm_of_the_tiny_preset(name, changed):
+    from nnunet_kd.config import load_preset
+    tiny, arm = load_preset("tiny"), load_preset(os.path.join(ROOT, "benchmarks", "presets", f"{name}.json"))
+    differences = {(group, key): arm[group][key] for group in tiny if isinstance(tiny[group], dict)
+                   for key in tiny[group] if arm[group][key] != tiny[group][key]}
+    assert differences == changed

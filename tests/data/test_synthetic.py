@@ -57,3 +57,18 @@ def test_demo_labels_an_organ_and_small_faint_lesions(tmp_path):
 
     source = write_dataset(str(tmp_path), specs[2])
     assert contrast(target, 0) < 1.2 < 2 < contrast(source, 0)
+
+
+def test_unlabelled_images_leave_the_labelled_and_test_cases_unchanged(tmp_path):
+    from conftest import tree_digest
+    target = shift_benchmark(n_test=3)[0]
+    target.num_training = 4
+    plain = write_dataset(str(tmp_path / "plain"), target)
+    target.num_unlabelled = 5
+    pooled = write_dataset(str(tmp_path / "pooled"), target)
+    for split in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        assert tree_digest(os.path.join(plain, split)) == tree_digest(os.path.join(pooled, split)), split
+    unlabelled = sorted(os.listdir(os.path.join(pooled, "imagesUnlabelled")))
+    assert unlabelled == [f"kdtarget_unlabelled_{i:03d}_0000.png" for i in range(5)]
+    assert not os.path.exists(os.path.join(pooled, "labelsUnlabelled"))
+    assert load_json(os.path.join(pooled, "dataset.json"))["numTraining"] == 4
