@@ -56,6 +56,34 @@ def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[t
     return losses
 
 
+def unlabelled_kd_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], temperature: float,
+                         adapters: Optional[FeatureAdapters] = None, kd_mode: str = "voxel",
+                         rois_per_image: int = 128) -> dict[str, torch.Tensor]:
+    """The distillation terms on images without boxes: `feature_mse` of the FPN levels as in `student_step_losses`,
+    and `logit_kd` of the ROI class logits on the student's ``rois_per_image`` best proposals (its RPN run as at
+    inference: nothing to sample against), scored by the student's and the teacher's ROI heads."""
+    if not student.training or teacher.training:
+        raise ValueError("unlabelled_kd_losses: the student must be in train mode and the teacher in eval mode")
+    batch, _ = student.transform(images)
+    s_features = student.backbone(batch.tensors)
+    student.rpn.training = False
+    try:
+        with torch.no_grad():
+            proposals, _ = student.rpn(batch, s_features)
+    finally:
+        student.rpn.training = True
+    rois = [p[:rois_per_image] for p in proposals]
+    s_logits, _ = _roi_logits(student, s_features, rois, batch.image_sizes)
+    with torch.no_grad():
+        t_features = teacher.backbone(batch.tensors)
+        t_logits, _ = _roi_logits(teacher, t_features, rois, batch.image_sizes)
+    levels = _pyramid(s_features)
+    s_levels = [s_features[k] for k in levels]
+    return {"feat": feature_mse(adapters(s_levels) if adapters is not None else s_levels,
+                                [t_features[k] for k in levels]),
+            "kd": logit_kd(s_logits, t_logits, temperature, mode=kd_mode)}
+
+
 def detector_losses(model: FasterRCNN, images: list[torch.Tensor],
                     targets: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The plain Faster R-CNN losses of a model in train mode: (their sum, the dict)."""

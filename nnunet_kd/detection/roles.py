@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from nnunet_kd.detection.coco import categories
-from nnunet_kd.detection.distill import detector_losses, student_step_losses
+from nnunet_kd.detection.distill import detector_losses, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import build_det_network, joint_architecture
 from nnunet_kd.detection.trainer import DetTrainerMixin
 from nnunet_kd.protocol.distill import FeatureAdapters
@@ -65,7 +65,6 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
     no_decoder = "detector"
-    unlabelled_kd = False
 
     def build_kd_modules(self) -> None:
         backbone = self.stock_network().backbone
@@ -83,10 +82,16 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
         images = list(batch["data"].to(self.device, non_blocking=True))
         targets = self.box_targets(batch["keys"], batch["target"])
         self.optimizer.zero_grad(set_to_none=True)
-        losses = student_step_losses(self.stock_network(), self.joint_teacher, images, targets, self.distill["temperature"],
-                                     self.extras, self.distill["kd_mode"])
-        feat, kd = losses.pop("feat"), losses.pop("kd")
-        task = sum(losses.values())
         d = self.distill
+        losses = student_step_losses(self.stock_network(), self.joint_teacher, images, targets, d["temperature"],
+                                     self.extras, d["kd_mode"])
+        feat, kd = losses.pop("feat"), losses.pop("kd")
+        if self.dataloader_unlabelled is not None:  # the terms as averages over labelled and unlabelled images
+            unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
+            u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d["temperature"],
+                                     self.extras, d["kd_mode"])
+            share = len(unlabelled) / (len(images) + len(unlabelled))
+            feat, kd = (1 - share) * feat + share * u["feat"], (1 - share) * kd + share * u["kd"]
+        task = sum(losses.values())
         loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})

@@ -40,7 +40,6 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
     no_decoder: Optional[str] = None  # what the network is instead, where it has no U-Net decoder to distil
-    unlabelled_kd = True  # whether distill.unlabelled_ratio > 0 is supported
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -64,12 +63,8 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
         if cls.no_decoder and kd_block["distill"]["decoder_levels"]:
             raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
                           f"no U-Net decoder. Set it to false in the KD block (or your preset).")
-        ratio = kd_block["distill"]["unlabelled_ratio"]
-        if ratio > 0 and not cls.unlabelled_kd:
-            raise KDError(f"plans '{plans['plans_name']}': distill.unlabelled_ratio is {ratio}, but {cls.__name__} "
-                          f"does not distil on unlabelled images yet. Set it to 0 in the KD block (or your preset).")
-        if ratio > 0:
-            check_unlabelled_images(plans, configuration, ratio)
+        if kd_block["distill"]["unlabelled_ratio"] > 0:
+            check_unlabelled_images(plans, configuration, kd_block["distill"]["unlabelled_ratio"])
         if cls.no_decoder and kd_block["distill"]["kd_mode"] == "channel":
             raise KDError(f"plans '{plans['plans_name']}': distill.kd_mode is 'channel' (a distribution over space per "
                           f"channel), but a {cls.no_decoder}'s logits have no spatial axis. Use 'voxel' or 'class' in "
@@ -110,6 +105,8 @@ class nnUNetTrainerJointKD(KDTrainerMixin, nnUNetTrainer):
             self._init_from_target_teacher()
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
+            self.print_to_log_file(f"nnunet_kd: {self.unlabelled_batch_size} unlabelled target image(s) in every "
+                                   f"batch, distillation terms only")
 
     @property
     def unlabelled_batch_size(self) -> int:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from classification.test_network import ARCH
-from nnunet_kd.detection.distill import detector_losses, student_step_losses
+from nnunet_kd.detection.distill import detector_losses, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.teachers import freeze
@@ -54,3 +54,24 @@ def test_modes_are_checked():
     assert set(losses) == LOSSES and torch.isclose(total, sum(losses.values()))
     with pytest.raises(ValueError):
         detector_losses(student.eval(), *batch())
+
+
+def test_unlabelled_terms_score_the_students_best_proposals_with_both_heads():
+    student, teacher = student_and_teacher()
+    adapters = FeatureAdapters([64, 64], [32, 32], nn.Conv2d)
+    rows = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        model.roi_heads.box_predictor.register_forward_hook(
+            lambda m, i, out, name=name: rows.__setitem__(name, out[0].shape))
+    images, _ = batch()
+    losses = unlabelled_kd_losses(student, teacher, images, 2.0, adapters, "class", rois_per_image=5)
+    assert set(losses) == {"feat", "kd"} and losses["feat"] > 0 and losses["kd"] > 0
+    assert rows["teacher"] == rows["student"] == (2 * 5, 3)
+    assert student.rpn.training  # back in train mode
+    sum(losses.values()).backward()
+    assert all(p.grad.abs().sum() > 0 for p in adapters.parameters() if p.ndim > 1)
+    assert student.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    copy_teacher = freeze(copy.deepcopy(student))
+    same = unlabelled_kd_losses(student, copy_teacher, images, 2.0)
+    assert same["kd"].abs() < 1e-6 and same["feat"] == 0

@@ -6,6 +6,7 @@ import os
 import torch
 
 from conftest import KDSetup
+from nnunet_kd.config import load_preset
 from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
 from nnunet_kd.detection.predict import predict_det
 from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
@@ -15,12 +16,17 @@ ROLES = {"nnUNetTrainerDet_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetDomai
 
 
 def test_every_detection_role_trains_and_validates(tmp_path):
+    """The pipeline with unlabelled target images (the test images, unlabelled here), distilled on by the student."""
     setup = KDSetup.create(str(tmp_path))
     target, source, _ = det_benchmark(n_target=6, n_source=6, n_test=2)
     for spec in (target, source):
         write_det_dataset(setup.raw, spec)
+    preset = tmp_path / "tiny_unlabelled.json"
+    preset.write_text(json.dumps(dict(load_preset("tiny"), distill=dict(load_preset("tiny")["distill"],
+                                                                       unlabelled_ratio=0.5))))
     proc = setup.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "-c", "2d", "-f", "all",
-                      "--preset", "tiny", "--suffix", "_tiny", "--device", "cpu"], ext_trainer=False)
+                      "--preset", str(preset), "--suffix", "_tiny", "--device", "cpu", "--extra-target-images",
+                      os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs")], ext_trainer=False)
     assert "Val mAP (mean ± std)" in proc.stdout
     setup.plans = next(line.split("-p ")[1].split()[0] for line in proc.stdout.splitlines() if "nnUNetv2_train" in line)
     ckpts = {}
@@ -46,6 +52,9 @@ def test_every_detection_role_trains_and_validates(tmp_path):
         assert torch.equal(joint["network_weights"][f"backbone.encoder.teacher_encoders.0.{k}"], v)
     student = ckpts["nnUNetTrainerDetJointKD_tiny"]
     assert [t["role"] for t in student["kd_state"]["teachers"]] == ["joint"]
+    folder = os.path.join(setup.model_folder("Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny"), "fold_all")
+    log = "".join(open(os.path.join(folder, f)).read() for f in os.listdir(folder) if f.startswith("training_log"))
+    assert "nnunet_kd: 1 unlabelled target image(s) in every batch" in log
     assert set(student["network_weights"]) == set(ckpts["nnUNetTrainerDet_tiny"]["network_weights"])
     assert len(student["logging"]["kd_losses"]) == 2 and all(math.isfinite(v) for v in student["logging"]["kd_losses"])
     # the student predicts raw test images: COCO result entries in the original pixels

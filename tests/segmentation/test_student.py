@@ -31,13 +31,6 @@ def test_students_without_a_unet_decoder_refuse_decoder_levels_and_channel_wise_
         nnUNetTrainerJointKD.check_inputs(plans, "2d", 0, ok)
 
 
-def test_detection_student_refuses_unlabelled_distillation():
-    plans = {"dataset_name": "Dataset041_Target", "plans_name": "nnUNetPlans_kd"}
-    block = {"target": "Dataset041_Target", "distill": dict(DEFAULT_SETTINGS["distill"], unlabelled_ratio=1)}
-    with pytest.raises(KDError, match="unlabelled_ratio is 1, but nnUNetTrainerDetJointKD does not distil on unlabelled"):
-        nnUNetTrainerDetJointKD.check_inputs(plans, "2d", 0, block)
-
-
 def _student_plans(kd, name, suffix, **distill):
     """A copy of the target's shared plans ``name`` with distill settings, distilling from the fixture's joint
     teacher."""
