@@ -22,13 +22,18 @@ def student_and_teacher():
     return student, teacher
 
 
-def test_distillation_terms_and_gradients():
+def _with_roi_rows():
+    """Student, teacher, adapters and {model: shape of its last ROI class logits}."""
     student, teacher = student_and_teacher()
-    adapters = FeatureAdapters([64, 64], [32, 32], nn.Conv2d)
     rows = {}
     for name, model in (("student", student), ("teacher", teacher)):
         model.roi_heads.box_predictor.register_forward_hook(
             lambda m, i, out, name=name: rows.__setitem__(name, out[0].shape))
+    return student, teacher, FeatureAdapters([64, 64], [32, 32], nn.Conv2d), rows
+
+
+def test_distillation_terms_and_gradients():
+    student, teacher, adapters, rows = _with_roi_rows()
     losses = student_step_losses(student, teacher, *batch(), temperature=2.0, adapters=adapters)
     assert set(losses) == LOSSES | {"feat", "kd"} and all(torch.isfinite(v) for v in losses.values())
     assert losses["kd"] > 0 and losses["feat"] > 0
@@ -57,12 +62,7 @@ def test_modes_are_checked():
 
 
 def test_unlabelled_terms_score_the_students_best_proposals_with_both_heads():
-    student, teacher = student_and_teacher()
-    adapters = FeatureAdapters([64, 64], [32, 32], nn.Conv2d)
-    rows = {}
-    for name, model in (("student", student), ("teacher", teacher)):
-        model.roi_heads.box_predictor.register_forward_hook(
-            lambda m, i, out, name=name: rows.__setitem__(name, out[0].shape))
+    student, teacher, adapters, rows = _with_roi_rows()
     images, _ = batch()
     losses = unlabelled_kd_losses(student, teacher, images, 2.0, adapters, "class", rois_per_image=5)
     assert set(losses) == {"feat", "kd"} and losses["feat"] > 0 and losses["kd"] > 0
