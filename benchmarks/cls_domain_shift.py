@@ -17,7 +17,7 @@ import shlex
 import subprocess
 import sys
 
-from seed_runs import kept_summary, machine, model_folder, nnunet_env, record
+from seed_runs import add_arm_arguments, arm_argv, kept_summary, machine, model_folder, nnunet_env, record_arm
 
 TITLE = "Domain-shift benchmark (classification)"
 METRICS = {"test_balanced_accuracy": "Target test-set balanced accuracy (scikit-learn) of every model, one row per "
@@ -28,17 +28,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
-    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_cls_bench_<seed>")
+    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_cls_bench_<seed>[_<tag>]")
+    add_arm_arguments(parser)
     args = parser.parse_args(argv)
     from nnunet_kd.classification.predict import summary_path
     from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, cls_benchmark, write_cls_dataset
     from nnunet_kd.report import models_for
-    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}")
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))
     specs = cls_benchmark(n_target=20, n_source=60, n_test=60)
+    specs[0].num_unlabelled = args.unlabelled
     env = nnunet_env(out, args.seed, specs, write_cls_dataset)
+    unlabelled = os.path.join(env["nnUNet_raw"], "Dataset021_ClsTarget", "imagesUnlabelled")
     start = datetime.datetime.now()
     subprocess.run(["nnunet_kd", "run", "--task", "cls", "-t", "21", "-s", "22", "23", "-c", "2d", "-f", "0",
-                    "--preset", "tiny", "--suffix", args.suffix, "--device", "cpu", "--with-baselines"],
+                    "--suffix", args.suffix, *arm_argv(args, unlabelled), "--device", "cpu", "--with-baselines"],
                    env=env, check=True, cwd=out)
     target = os.path.join(env["nnUNet_raw"], "Dataset021_ClsTarget")
     scores, summaries = {}, {}
@@ -56,8 +59,8 @@ def main(argv=None) -> None:
     run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "minutes": minutes,
            "command": "python benchmarks/cls_domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_balanced_accuracy": scores, "summaries": summaries}
-    print(record("cls_domain_shift", run, TITLE, METRICS,
-                 summary=("cls", "test_balanced_accuracy", "balanced accuracy")))
+    print(record_arm("cls_domain_shift", args.tag, run, TITLE, METRICS,
+                     ("cls", "test_balanced_accuracy", "balanced accuracy")))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ nnUNetPredictor) and appends the test-set Dice and per-case results to benchmark
 benchmarks/results/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
 cases of all seeds) and the "seg" entry of benchmarks/results/summary.json are rewritten from it.
 
-Ablations: --preset (a KD preset name or JSON file), --unlabelled N (N unlabelled target images, drawn after the
-labelled and test cases, so those stay the same, given to `plan --extra-target-images`) and --tag NAME, which writes
-benchmarks/results/domain_shift_NAME.{json,md} instead and leaves summary.json alone.
+Ablation arms: --preset, --unlabelled N and --tag NAME (results in benchmarks/results/domain_shift_NAME.*).
 """
 import argparse
 import datetime
@@ -21,7 +19,7 @@ import os
 import shlex
 import sys
 
-from seed_runs import kept_summary, machine, record
+from seed_runs import add_arm_arguments, kept_summary, machine, record_arm
 
 TITLE = "Domain-shift benchmark (segmentation)"
 METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one "
@@ -33,9 +31,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
     parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>[_<tag>]")
-    parser.add_argument("--preset", default="tiny", help="KD preset name or JSON file. Default: tiny.")
-    parser.add_argument("--unlabelled", type=int, default=0, help="Unlabelled target images. Default: 0.")
-    parser.add_argument("--tag", default=None, help="Results under domain_shift_<tag> (an ablation arm).")
+    add_arm_arguments(parser)
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
     from nnunet_kd.data.synthetic import shift_benchmark
@@ -55,10 +51,7 @@ def main(argv=None) -> None:
            "command": "python benchmarks/domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_dice": {label: (m["test"] or {}).get("foreground") for label, m in report["models"].items()},
            "summaries": summaries}
-    if args.tag:
-        print(record(f"domain_shift_{args.tag}", run, f"{TITLE}, arm '{args.tag}'", METRICS))
-    else:
-        print(record("domain_shift", run, TITLE, METRICS, summary=("seg", "test_dice", "foreground")))
+    print(record_arm("domain_shift", args.tag, run, TITLE, METRICS, ("seg", "test_dice", "foreground")))
 
 
 if __name__ == "__main__":

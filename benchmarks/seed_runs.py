@@ -125,6 +125,29 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
+def add_arm_arguments(parser) -> None:
+    """The options of an ablation arm of a domain-shift benchmark."""
+    parser.add_argument("--preset", default="tiny", help="KD preset name or JSON file. Default: tiny.")
+    parser.add_argument("--unlabelled", type=int, default=0,
+                        help="Unlabelled target images (drawn after the labelled and test cases, which stay the same; "
+                             "given to plan --extra-target-images). Default: 0.")
+    parser.add_argument("--tag", default=None,
+                        help="Write results/<benchmark>_<tag>.{json,md} (an ablation arm); summary.json is left alone.")
+
+
+def arm_argv(args, unlabelled_images: str) -> list:
+    """`nnunet_kd run` options of the arm (a preset file given as an absolute path)."""
+    preset = os.path.abspath(args.preset) if args.preset.endswith(".json") else args.preset
+    return ["--preset", preset] + (["--extra-target-images", unlabelled_images] if args.unlabelled else [])
+
+
+def record_arm(name: str, tag, run: dict, title: str, metrics: dict, summary: tuple) -> str:
+    """`record` of the benchmark itself, or of its ablation arm ``tag`` (without summary.json)."""
+    if tag:
+        return record(f"{name}_{tag}", run, f"{title}, arm '{tag}'", metrics)
+    return record(name, run, title, metrics, summary=summary)
+
+
 def add_run(path: str, run: dict) -> list:
     """Adds run to the JSON list of runs in path (replacing a run of the same seed and command); returns all runs."""
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -30,6 +30,7 @@ class ClsSpec:
     num_test: int = 0
     shape: Sequence[int] = (32, 32)
     spacing: Sequence[float] = (1.0, 1.0, 1.0)  # 3D only
+    num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
 def _ellipsoid(grid, center, radii, angle: float = 0.0) -> np.ndarray:
@@ -90,9 +91,10 @@ def _write_layout(rng, spec: ClsSpec, folder: str, split: str, n: int) -> tuple[
 
 
 def write_cls_dataset(raw_root: str, spec: ClsSpec, seed: int = 0, usual_layout_dir: str | None = None) -> str:
-    """Writes <raw_root>/DatasetXXX_NAME (imagesTr, labelsTr, labels.csv, and imagesTs with labelsTs.csv when
-    spec.num_test) through `convert_cls`; returns the dataset folder. The usual layout (<NAME>/train, train.csv,
-    <NAME>/test, test.csv) is kept under usual_layout_dir if given. Deterministic per seed."""
+    """Writes <raw_root>/DatasetXXX_NAME (imagesTr, labelsTr, labels.csv, imagesTs with labelsTs.csv when
+    spec.num_test, imagesUnlabelled when spec.num_unlabelled, drawn last) through `convert_cls`; returns the dataset
+    folder. The usual layout (<NAME>/train, train.csv, <NAME>/test, test.csv) is kept under usual_layout_dir if given.
+    Deterministic per seed."""
     rng = np.random.RandomState(seed * 1000 + spec.dataset_id)
     with tempfile.TemporaryDirectory() as tmp:
         layout = os.path.join(usual_layout_dir or tmp, spec.name)
@@ -104,6 +106,11 @@ def write_cls_dataset(raw_root: str, spec: ClsSpec, seed: int = 0, usual_layout_
             converted = convert_cls(*test, spec.dataset_id, spec.name, os.path.join(tmp, "raw"), classes=spec.classes)
             shutil.move(os.path.join(converted, "imagesTr"), os.path.join(folder, "imagesTs"))
             shutil.move(os.path.join(converted, LABELS_CSV), os.path.join(folder, TEST_LABELS_CSV))
+        if spec.num_unlabelled:
+            unlabelled = _write_layout(rng, spec, layout, "unlabelled", spec.num_unlabelled)
+            converted = convert_cls(*unlabelled, spec.dataset_id, spec.name, os.path.join(tmp, "unlabelled"),
+                                    classes=spec.classes)
+            shutil.move(os.path.join(converted, "imagesTr"), os.path.join(folder, "imagesUnlabelled"))
     return folder
 
 

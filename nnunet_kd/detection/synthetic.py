@@ -32,6 +32,7 @@ class DetSpec:
     num_training: int
     num_test: int = 0
     size: int = 64  # images are size x size
+    num_unlabelled: int = 0  # images without boxes in imagesUnlabelled (for plan --extra-target-images)
 
 
 def _blob(rng: np.random.RandomState, grid, kind: str, center) -> np.ndarray:
@@ -98,8 +99,9 @@ def _write_layout(rng, spec: DetSpec, folder: str, split: str, n: int) -> tuple[
 
 
 def write_det_dataset(raw_root: str, spec: DetSpec, seed: int = 0) -> str:
-    """Writes <raw_root>/DatasetXXX_NAME (imagesTr, labelsTr, boxes.json, and imagesTs with boxesTs.json when
-    spec.num_test) through `convert_det`; returns the dataset folder. Deterministic per seed."""
+    """Writes <raw_root>/DatasetXXX_NAME (imagesTr, labelsTr, boxes.json, imagesTs with boxesTs.json when
+    spec.num_test, imagesUnlabelled when spec.num_unlabelled, drawn last) through `convert_det`; returns the dataset
+    folder. Deterministic per seed."""
     rng = np.random.RandomState(seed * 1000 + spec.dataset_id)
     with tempfile.TemporaryDirectory() as tmp:
         layout = os.path.join(tmp, spec.name)
@@ -111,6 +113,10 @@ def write_det_dataset(raw_root: str, spec: DetSpec, seed: int = 0) -> str:
             converted = convert_det(*test, spec.dataset_id, spec.name, os.path.join(tmp, "raw"))
             shutil.move(os.path.join(converted, "imagesTr"), os.path.join(folder, "imagesTs"))
             shutil.move(os.path.join(converted, BOXES_JSON), os.path.join(folder, TEST_BOXES_JSON))
+        if spec.num_unlabelled:
+            unlabelled = _write_layout(rng, spec, layout, "unlabelled", spec.num_unlabelled)
+            converted = convert_det(*unlabelled, spec.dataset_id, spec.name, os.path.join(tmp, "unlabelled"))
+            shutil.move(os.path.join(converted, "imagesTr"), os.path.join(folder, "imagesUnlabelled"))
     return folder
 
 

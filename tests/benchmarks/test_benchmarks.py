@@ -149,3 +149,19 @@ def test_ablation_presets_change_only_their_arm_of_the_tiny_preset(name, changed
     differences = {(group, key): arm[group][key] for group in tiny if isinstance(tiny[group], dict)
                    for key in tiny[group] if arm[group][key] != tiny[group][key]}
     assert differences == changed
+
+
+def test_ablation_arm_options_and_results(tmp_path, monkeypatch):
+    import argparse
+    runs = _load("seed_runs")
+    monkeypatch.setattr(runs, "RESULTS", str(tmp_path))
+    parser = argparse.ArgumentParser()
+    runs.add_arm_arguments(parser)
+    monkeypatch.chdir(tmp_path)
+    assert runs.arm_argv(parser.parse_args([]), "U") == ["--preset", "tiny"]
+    args = parser.parse_args(["--preset", "arm.json", "--unlabelled", "24", "--tag", "arm"])
+    assert runs.arm_argv(args, "U") == ["--preset", str(tmp_path / "arm.json"), "--extra-target-images", "U"]
+    run = {"seed": 0, "date": "d", "machine": "m", "minutes": 1.0, "command": "c", "score": {"a": 0.5, "b": 0.6}}
+    runs.record_arm("bench", args.tag, run, "Title", {"score": "Score."}, ("seg", "score", "x"))
+    assert sorted(os.listdir(tmp_path)) == ["bench_arm.json", "bench_arm.md"]  # an arm leaves summary.json alone
+    assert "# Title, arm 'arm'" in (tmp_path / "bench_arm.md").read_text()
