@@ -1,7 +1,7 @@
 """Does distillation help a segmentation model? The segmentation domain-shift scenario, one seed per invocation.
 
     python benchmarks/domain_shift.py --seed 0 [--suffix _demo] [--out /tmp/nnunet_kd_bench_0]
-        [--preset tiny] [--unlabelled 0] [--tag NAME]
+        [--scenario shift] [--preset tiny] [--unlabelled 0] [--tag NAME]
 
 Generates `shift_benchmark` with this seed (8 labelled target cases under a low-contrast, noisy scanner, 40 test cases;
 two sources of 40 cases from other scanners; a scenario of its own, apart from the demo's), seeds training with it,
@@ -10,7 +10,9 @@ nnUNetPredictor) and appends the test-set Dice and per-case results to benchmark
 benchmarks/results/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
 cases of all seeds) and the "seg" entry of benchmarks/results/summary.json are rewritten from it.
 
-Ablation arms: --preset, --unlabelled N and --tag NAME (results in benchmarks/results/domain_shift_NAME.*).
+--scenario small_lesion runs `small_lesion_benchmark` instead (5 labelled target cases, organ and a small faint lesion
+class; results in benchmarks/results/small_lesion.*, summary.json entry "seg_small_lesion").
+Ablation arms: --preset, --unlabelled N and --tag NAME (results in benchmarks/results/<scenario results>_NAME.*).
 """
 import argparse
 import datetime
@@ -22,6 +24,10 @@ import sys
 from seed_runs import add_arm_arguments, kept_summary, machine, record_arm
 
 TITLE = "Domain-shift benchmark (segmentation)"
+# scenario -> (generator in nnunet_kd.data.synthetic, results name, summary.json entry, title)
+SCENARIOS = {"shift": ("shift_benchmark", "domain_shift", "seg", TITLE),
+             "small_lesion": ("small_lesion_benchmark", "small_lesion", "seg_small_lesion",
+                              "Small-lesion benchmark (segmentation)")}
 METRICS = {"test_dice": "Target test-set foreground Dice (nnU-Net's `compute_metrics_on_folder`) of every model, one "
                         "row per seed; written by `benchmarks/domain_shift.py`."}
 
@@ -30,14 +36,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--suffix", default="_demo", help="Trainer variant. Default: _demo (20 x 30 iterations).")
-    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>[_<tag>]")
+    parser.add_argument("--out", default=None,
+                        help="Work folder. Default: /tmp/nnunet_kd_bench_<seed>[_<scenario>][_<tag>]")
+    parser.add_argument("--scenario", default="shift", choices=list(SCENARIOS), help="Default: shift.")
     add_arm_arguments(parser)
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
-    from nnunet_kd.data.synthetic import shift_benchmark
+    from nnunet_kd.data import synthetic
     from nnunet_kd.demo import run_scenario
-    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))
-    specs = shift_benchmark()
+    generator, name, task, title = SCENARIOS[args.scenario]
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}" + (
+        f"_{args.scenario}" if args.scenario != "shift" else "") + (f"_{args.tag}" if args.tag else ""))
+    specs = getattr(synthetic, generator)()
     specs[0].num_unlabelled = args.unlabelled
     start = datetime.datetime.now()
     preset = os.path.abspath(args.preset) if args.preset.endswith(".json") else args.preset
@@ -51,7 +61,7 @@ def main(argv=None) -> None:
            "command": "python benchmarks/domain_shift.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "test_dice": {label: (m["test"] or {}).get("foreground") for label, m in report["models"].items()},
            "summaries": summaries}
-    print(record_arm("domain_shift", args.tag, run, TITLE, METRICS, ("seg", "test_dice", "foreground")))
+    print(record_arm(name, args.tag, run, title, METRICS, (task, "test_dice", "foreground")))
 
 
 if __name__ == "__main__":

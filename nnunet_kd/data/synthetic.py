@@ -1,9 +1,10 @@
 """Small multi-domain segmentation datasets in nnU-Net raw format, for tests and the demo.
 
 Every dataset shows the same kind of anatomy (a textured organ with lesions inside); what differs between datasets is
-the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names. Two scenarios: the demo
+the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names. Scenarios: the demo
 (`lesion_demo`: organ and small lesions labelled, the lesions faint in the target and clear in the sources) and the
-segmentation benchmark (`shift_benchmark`: lesions labelled, a low-contrast noisy target).
+segmentation benchmarks (`shift_benchmark`: lesions labelled, a low-contrast noisy target; `small_lesion_benchmark`:
+the demo's kind with fewer labelled cases and smaller lesions).
 """
 import json
 import os
@@ -144,6 +145,17 @@ def shift_benchmark(n_test: int = 40) -> List[DatasetSpec]:
     target, source_a, source_b = tiny_benchmark(n_target=8, n_source=40, n_test=n_test)
     target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.12, bias=0.3)}
     return [target, source_a, source_b]
+
+
+def small_lesion_benchmark(n_test: int = 40) -> List[DatasetSpec]:
+    """Can distillation lose a small class? 5 labelled target cases whose scanner shows the organ well and smaller
+    lesions than the demo's only faintly (n_test test cases), two sources of 40 cases that show them clearly; organ and
+    lesion labelled."""
+    specs = tiny_benchmark(n_target=5, n_source=40, n_test=n_test)
+    for spec in specs:
+        spec.organ_label, spec.lesion_radius = True, (0.06, 0.12)
+    specs[0].channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.52, noise=0.07, bias=0.25)}
+    return specs
 
 
 def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,

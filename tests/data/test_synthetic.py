@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from skimage.io import imread
 
-from nnunet_kd.data.synthetic import lesion_demo, shift_benchmark, tiny_benchmark, write_dataset
+from nnunet_kd.data.synthetic import lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, write_dataset
 
 
-@pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark])
+@pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark, small_lesion_benchmark])
 def test_scenario_layout(tmp_path, scenario):
     specs = scenario()
     target, *sources = specs
