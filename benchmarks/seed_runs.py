@@ -93,9 +93,10 @@ def render(runs: list, title: str, metrics: dict) -> str:
 
 
 def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
-    """Rewrites the task's entry of results/summary.json: the headline metric's mean per model over the seeds, and the
+    """Rewrites the task's entry of results/summary.json: the headline metric's mean per model over the seeds, the
     joint teacher's and student's paired difference to the baseline with retention = (student - baseline) / (joint -
-    baseline) where the joint teacher is better than the baseline."""
+    baseline) where the joint teacher is better than the baseline, the student's difference in every measure (each
+    class of a segmentation, FROC and mAP@0.5 of a detection) and the measures where it is below (CI under 0)."""
     path = os.path.join(RESULTS, "summary.json")
     summary = {}
     if os.path.isfile(path):
@@ -110,6 +111,10 @@ def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
     for role, label in (("joint", "joint teacher"), ("student", "student")):
         c = comparisons.get(label, {}).get(measure)
         entry[role] = None if c is None else {"mean": c["mean"], "ci95": c["ci95"], "p": c["p"]}
+    by_measure = comparisons.get("student", {})
+    entry["student_by_measure"] = {m: {"mean": c["mean"], "ci95": c["ci95"], "p": c["p"]} for m, c in by_measure.items()}
+    entry["student_below_baseline"] = [m for m, c in by_measure.items()
+                                       if c["ci95"] and c["ci95"][1] is not None and c["ci95"][1] < 0]
     joint, student = entry["joint"], entry["student"]
     entry["retention"] = (student["mean"] / joint["mean"] if joint and student and joint["mean"] > 0 else None)
     summary[task] = entry

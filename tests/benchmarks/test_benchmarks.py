@@ -77,6 +77,29 @@ def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
     assert seg["joint"]["mean"] == pytest.approx(0.1) and seg["joint"]["ci95"] == pytest.approx([0.1, 0.1])
     assert seg["student"]["p"] == pytest.approx(2 / 2 ** 18, rel=1e-6)  # Wilcoxon: all 18 differences positive
     assert seg["retention"] == pytest.approx(0.527)
+    assert list(seg["student_by_measure"]) == ["foreground"] and seg["student_below_baseline"] == []
+
+
+def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):
+    results = _load("seed_runs")
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    rng = np.random.RandomState(0)
+
+    def summary(organ, lesion):
+        return results.kept_summary({"metric_per_case": [
+            {"reference_file": f"case_{k}.png", "metrics": {"1": {"Dice": o}, "2": {"Dice": le}}}
+            for k, (o, le) in enumerate(zip(organ, lesion))]})
+
+    organ, lesion = 0.8 + 0.05 * rng.rand(12), 0.4 + 0.1 * rng.rand(12)
+    run = {"seed": 0, "date": "d", "machine": "m", "minutes": 1.0, "command": "x", "test_dice": {
+        "baseline": 0.6, "joint teacher": 0.65, "student": 0.6},
+        "summaries": {"baseline": summary(organ, lesion), "joint teacher": summary(organ + 0.05, lesion + 0.05),
+                      "student": summary(organ + 0.07 + 0.01 * rng.rand(12), lesion - 0.05 - 0.01 * rng.rand(12))}}
+    results.record("bench", run, "Title", {"test_dice": "Dice."}, summary=("seg", "test_dice", "foreground"))
+    seg = json.loads((tmp_path / "summary.json").read_text())["seg"]
+    assert set(seg["student_by_measure"]) == {"foreground", "1", "2"}
+    assert seg["student_below_baseline"] == ["2"]  # the lesion class, while the foreground mean hides it
+    assert seg["student_by_measure"]["1"]["ci95"][0] > 0
 
 
 def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
