@@ -51,24 +51,27 @@ def test_seed_runs_tables(tmp_path, monkeypatch):
     assert "| mean +/- std | | | | - | 0.2000 +/- 0.0000 |" in text
 
 
-def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
-    results = _load("seed_runs")
-    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
-
+def _seg_run(results, s: int, gain: float = 0.05, command: str = "x") -> dict:
+    """A run of seed s with 6 test cases: joint teacher +0.1 on every case, student about +gain."""
     def summary(dice):
         return results.kept_summary({"metric_per_case": [
             {"reference_file": f"/raw/labelsTs/case_{k}.png", "prediction_file": "x", "metrics": {"1": {"Dice": d}}}
             for k, d in enumerate(dice)]})
 
+    base = [0.5 + 0.01 * k + 0.02 * s for k in range(6)]
+    return {"seed": s, "date": "2026-11-30", "machine": "m", "minutes": 1.0, "command": f"{command} --seed {s}",
+            "test_dice": {"baseline": float(np.mean(base)), "joint teacher": float(np.mean(base)) + 0.1,
+                          "student": float(np.mean(base)) + gain},
+            "summaries": {"baseline": summary(base), "joint teacher": summary([d + 0.1 for d in base]),
+                          "student": summary([d + gain + 0.001 * k + 0.0002 * s for k, d in enumerate(base)])}}
+
+
+def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
+    results = _load("seed_runs")
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
     for s in range(3):
-        base = [0.5 + 0.01 * k + 0.02 * s for k in range(6)]
-        run = {"seed": s, "date": "2026-11-30", "machine": "m", "minutes": 1.0, "command": f"x --seed {s}",
-               "test_dice": {"baseline": float(np.mean(base)), "joint teacher": float(np.mean(base)) + 0.1,
-                             "student": float(np.mean(base)) + 0.05},
-               "summaries": {"baseline": summary(base), "joint teacher": summary([d + 0.1 for d in base]),
-                             "student": summary([d + 0.05 + 0.001 * k + 0.0002 * s for k, d in enumerate(base)])}}
-        text = results.record("bench", run, "Title", {"test_dice": "Dice."}, summary=("seg", "test_dice",
-                                                                                    "foreground"))
+        text = results.record("bench", _seg_run(results, s), "Title", {"test_dice": "Dice."},
+                              summary=("seg", "test_dice", "foreground"))
     assert "| joint teacher | fg Dice | +0.1000 | [+0.1000, +0.1000] |" in text
     assert "| student | fg Dice | +0.0527 |" in text and "| 18 × 1 | better (CI above 0) |" in text
     seg = json.loads((tmp_path / "summary.json").read_text())["seg"]
@@ -78,6 +81,22 @@ def test_seed_runs_paired_differences_and_summary(tmp_path, monkeypatch):
     assert seg["student"]["p"] == pytest.approx(2 / 2 ** 18, rel=1e-6)  # Wilcoxon: all 18 differences positive
     assert seg["retention"] == pytest.approx(0.527)
     assert list(seg["student_by_measure"]) == ["foreground"] and seg["student_below_baseline"] == []
+
+
+def test_ablation_table_compares_each_arm_with_its_own_baseline(tmp_path, monkeypatch, capsys):
+    results = _load("seed_runs")
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    for s in range(2):
+        results.record_arm("bench", None, _seg_run(results, s), "Title", {"test_dice": "Dice."},
+                           ("seg", "test_dice", "foreground"))
+        results.record_arm("bench", "arm", _seg_run(results, s, gain=0.08, command="y"), "Title",
+                           {"test_dice": "Dice."}, None)
+    _load("ablation").main(["--benchmark", "bench", "--results", str(tmp_path)])
+    text = (tmp_path / "bench_ablation.md").read_text()
+    assert text.index("arm 'default', seeds [0, 1]") < text.index("arm 'arm', seeds [0, 1]")
+    assert "| student | fg Dice | +0.0526 |" in text and "| student | fg Dice | +0.0826 |" in text
+    assert "Retention (foreground): 0.53" in text and "Retention (foreground): 0.83" in text
+    assert "`y --seed 1`" in text and text == capsys.readouterr().out.rstrip("\n") + "\n"
 
 
 def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):
@@ -155,7 +174,7 @@ def test_dann_probe_holds_out_each_source_scanner_under_the_targets_channel(tmp_
 
 
 @pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width",
-                                    "cls_domain_shift", "det_domain_shift", "dann_probe"])
+                                    "cls_domain_shift", "det_domain_shift", "dann_probe", "ablation"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])

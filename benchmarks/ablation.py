@@ -1,0 +1,62 @@
+"""The ablation table of a domain-shift benchmark: every arm against its own baseline, from the results files.
+
+    python benchmarks/ablation.py [--benchmark domain_shift]
+
+Reads benchmarks/results/<benchmark>.json (the default arm) and every <benchmark>_<tag>.json (an arm run with --tag)
+and writes benchmarks/results/<benchmark>_ablation.md: per arm, the paired differences of the joint teacher and the
+student (and the multi-head baseline, where run) to that arm's dataset-specific baseline over the pooled test cases of
+its seeds, the retention (student - baseline) / (joint - baseline), the seeds, minutes per seed and commands.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+
+from nnunet_kd.report import paired_table
+from seed_runs import RESULTS, paired
+
+
+def arms(benchmark: str, results: str) -> dict:
+    """{arm: runs} of the benchmark's results files, the default arm first."""
+    out = {}
+    for name in sorted(os.listdir(results)):
+        if name == f"{benchmark}.json" or (name.startswith(f"{benchmark}_") and name.endswith(".json")):
+            arm = "default" if name == f"{benchmark}.json" else name[len(benchmark) + 1:-5]
+            with open(os.path.join(results, name)) as f:
+                out[arm] = json.load(f)
+    return dict(sorted(out.items(), key=lambda kv: kv[0] != "default"))
+
+
+def render(benchmark: str, arm_runs: dict) -> str:
+    lines = [f"# Ablation: {benchmark}", "", "Each arm against its own dataset-specific baseline (same seeds, same test "
+             f"cases), from `benchmarks/results/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
+    for arm, runs in arm_runs.items():
+        comparisons = paired(runs)
+        if not comparisons:
+            continue
+        baseline = next(iter(runs[0]["summaries"]))
+        seeds = sorted(r["seed"] for r in runs)
+        lines += paired_table(baseline, f"arm '{arm}', seeds {seeds}", comparisons, {})
+        headline = next(iter(comparisons["student"]))
+        joint, student = comparisons["joint teacher"][headline]["mean"], comparisons["student"][headline]["mean"]
+        retention = f"{student / joint:.2f}" if joint > 0 else "- (the joint teacher is not better)"
+        lines += ["", f"Retention ({headline}): {retention}; minutes per seed: "
+                  f"{np.mean([r['minutes'] for r in runs]):.0f}. Commands: " +
+                  "; ".join(f"`{r['command']}`" for r in runs)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", default="domain_shift", help="Results name. Default: domain_shift.")
+    parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results")
+    args = parser.parse_args(argv)
+    text = render(args.benchmark, arms(args.benchmark, args.results))
+    with open(os.path.join(args.results, f"{args.benchmark}_ablation.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
