@@ -29,8 +29,8 @@ def arms(benchmark: str, results: str) -> dict:
 
 
 def render(benchmark: str, arm_runs: dict) -> str:
-    lines = [f"# Ablation: {benchmark}", "", "Each arm against its own dataset-specific baseline (same seeds, same test "
-             f"cases), from `benchmarks/results/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
+    lines = [f"# Ablation: {benchmark}", "", "Each arm against its own dataset-specific baseline (same seeds, same "
+             f"test cases), from `benchmarks/results/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
     for arm, runs in arm_runs.items():
         comparisons = paired(runs)
         if not comparisons:
