@@ -1,12 +1,15 @@
 """Whole epochs through `nnUNetv2_train` with the real data loader, and without it, per role, in one run.
 
     python benchmarks/epoch_overhead.py --experiment DIR -t 1 -s 901 902 -p PLANS -c 2d --teachers _demo
-        [--device cuda] [--epochs 5] [--iterations 250] [--roles vanilla source joint student]
+        [--device cuda] [--epochs 5] [--iterations 250] [--roles vanilla source joint student student_unlabelled]
+        [--unlabelled-plans PLANS2]
 
 DIR holds nnUNet_raw / nnUNet_preprocessed / nnUNet_results of an experiment whose teachers are trained (e.g. the
 output of `nnunet_kd demo`); --teachers is the suffix of those trainers. Each role trains with the benchmark variants
 of benchmarks/trainers (no checkpoints, no final validation) and reports its fastest epoch; the table, printed last,
-gives the ratio to the vanilla epoch with and without data loading.
+gives the ratio to the vanilla epoch with and without data loading. student_unlabelled is the student under
+--unlabelled-plans: a copy of the shared plans with distill.unlabelled_ratio > 0 (and unlabelled target images, `plan
+--extra-target-images`) whose student.joint_teacher_plans names -p, so that it distils from the same joint teacher.
 """
 import argparse
 import os
@@ -16,7 +19,8 @@ import sys
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
 
 ROLES = {"vanilla": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
-         "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD"}
+         "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD",
+         "student_unlabelled": "nnUNetTrainerJointKD"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -41,8 +45,12 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=250)
-    parser.add_argument("--roles", nargs="+", default=list(ROLES), choices=list(ROLES))
+    parser.add_argument("--roles", nargs="+", default=[r for r in ROLES if r != "student_unlabelled"],
+                        choices=list(ROLES))
+    parser.add_argument("--unlabelled-plans", default=None, help="Shared plans of the student_unlabelled role")
     args = parser.parse_args(argv)
+    if "student_unlabelled" in args.roles and not args.unlabelled_plans:
+        parser.error("the student_unlabelled role needs --unlabelled-plans")
     from nnunet_kd import trainer_path
     env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     if args.experiment:
@@ -53,7 +61,8 @@ def main(argv=None) -> None:
     rows = {}
     for role in ["vanilla"] + [r for r in args.roles if r != "vanilla"]:
         dataset, fold = (args.s, "all") if role == "source" else (args.t, args.f)
-        rows[role] = [run_role(env, dataset, fold, args.p, args.c, ROLES[role] + variant, args.device)
+        plans = args.unlabelled_plans if role == "student_unlabelled" else args.p
+        rows[role] = [run_role(env, dataset, fold, plans, args.c, ROLES[role] + variant, args.device)
                       for variant in ("_BenchmarkEpochs", "_BenchmarkEpochs_noDataLoading")]
         print(f"{role}: fastest epoch {rows[role][0]:.2f} s with data loading, {rows[role][1]:.2f} s without",
               flush=True)

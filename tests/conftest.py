@@ -1,6 +1,7 @@
 """The shared fixture: three tiny 2D datasets (a target and two sources from other scanners), planned once with the
 `tiny` preset. Tests that train use the real nnU-Net entry points in subprocesses with the environment of `kd.env`."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,24 @@ class KDSetup:
 
     def model_folder(self, dataset, trainer, results=None) -> str:
         return os.path.join(results or self.results, dataset, f"{trainer}__{self.plans}__2d")
+
+    def plan_with_unlabelled_images(self) -> str:
+        """Shared plans of the fixture's datasets with the target's test images as unlabelled target images."""
+        from nnunet_kd.plans.shared import plan
+        return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False,
+                    extra_target_images=os.path.join(self.raw, self.target, "imagesTs"))
+
+    def student_plans(self, name: str, suffix: str, **distill) -> str:
+        """A copy of the target's shared plans ``name`` with distill settings, distilling from the joint teacher of
+        the fixture's plans."""
+        with open(os.path.join(self.preprocessed, self.target, name + ".json")) as f:
+            plans = json.load(f)
+        plans["plans_name"] = name + suffix
+        plans["nnunet_kd"]["distill"].update(distill)
+        plans["nnunet_kd"]["student"]["joint_teacher_plans"] = self.plans
+        with open(os.path.join(self.preprocessed, self.target, name + suffix + ".json"), "w") as f:
+            json.dump(plans, f)
+        return name + suffix
 
 
 def trainer_path() -> str:

@@ -56,13 +56,16 @@ class _NoDataLoading(_EpochBenchmark):
         target = [torch.round(torch.rand((self.batch_size, 1, *[int(i * j) for i, j in zip(patch, s)]),
                                          device=self.device) * max(self.label_manager.all_labels))
                   for s in self._get_deep_supervision_scales()]
-        return {"data": data, "target": target}
+        return {"data": data, "target": target, "keys": [f"dummy_{i}" for i in range(self.batch_size)]}
 
     def on_train_start(self):
         super().on_train_start()
-        if getattr(self, "dataloader_target", None) is not None:
-            shutdown(self.dataloader_target)
-            self.dataloader_target = itertools.repeat({"data": self._dummy_batch()["data"]})
+        for name in ("dataloader_target", "dataloader_unlabelled"):  # source teacher / student extra loaders
+            if getattr(self, name, None) is not None:
+                shutdown(getattr(self, name))
+                n = self.unlabelled_batch_size if name == "dataloader_unlabelled" else self.batch_size
+                batch = self._dummy_batch()
+                setattr(self, name, itertools.repeat({"data": batch["data"][:n], "keys": batch["keys"][:n]}))
 
 
 for _name, _base in BASES.items():

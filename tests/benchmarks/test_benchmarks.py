@@ -145,12 +145,16 @@ def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
 def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
     for k, v in kd.env.items():
         monkeypatch.setenv(k, v)
+    unlabelled = kd.student_plans(kd.plan_with_unlabelled_images(), "_unl", unlabelled_ratio=0.5)
     _load("epoch_overhead").main(["-t", kd.target, "-s", kd.source_a, "-p", kd.plans, "-c", "2d", "--teachers",
                                   "_tiny", "--device", "cpu", "--epochs", "1", "--iterations", "2",
-                                  "--roles", "vanilla", "student"])
+                                  "--roles", "vanilla", "source", "student", "student_unlabelled",
+                                  "--unlabelled-plans", unlabelled])
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| vanilla") or line.startswith("| student")]
-    assert len(rows) == 2 and rows[0].split("|")[3].strip() == "1.00"
+    rows = [line.split("|")[1].strip() for line in out.splitlines()
+            if line.startswith("| ") and "x vanilla" not in line]
+    assert rows == ["vanilla", "source", "student", "student_unlabelled"]
+    assert out.count("| vanilla | ") == 1 and "| 1.00 |" in out
     results = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d", "fold_0")
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 

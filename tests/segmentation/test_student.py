@@ -1,17 +1,14 @@
-import json
 import os
 
 import numpy as np
 import pytest
 import torch
-from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import CHANNEL_MAP, trainer_path
+from conftest import trainer_path
 from nnunet_kd.classification.roles import nnUNetTrainerClsJointKD
 from nnunet_kd.detection.roles import nnUNetTrainerDetJointKD
-from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
+from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
-from nnunet_kd.plans.shared import plan
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
 
 
@@ -31,34 +28,21 @@ def test_students_without_a_unet_decoder_refuse_decoder_levels_and_channel_wise_
         nnUNetTrainerJointKD.check_inputs(plans, "2d", 0, ok)
 
 
-def _student_plans(kd, name, suffix, **distill):
-    """A copy of the target's shared plans ``name`` with distill settings, distilling from the fixture's joint
-    teacher."""
-    plans = load_json(os.path.join(kd.preprocessed, kd.target, name + ".json"))
-    plans["plans_name"] = name + suffix
-    plans[KD_BLOCK_KEY]["distill"].update(distill)
-    plans[KD_BLOCK_KEY]["student"]["joint_teacher_plans"] = kd.plans
-    with open(os.path.join(kd.preprocessed, kd.target, name + suffix + ".json"), "w") as f:
-        json.dump(plans, f)
-    return name + suffix
-
-
 def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnunet_env, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
     before = sorted(os.listdir(os.path.join(kd.results, kd.target)))
-    no_images = _student_plans(kd, kd.plans, "_nounl", unlabelled_ratio=1)
+    no_images = kd.student_plans(kd.plans, "_nounl", unlabelled_ratio=1)
     proc = kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", no_images, "-tr", "nnUNetTrainerJointKD_tiny",
                    "-device", "cpu"], check=False)
     assert proc.returncode != 0 and "distill.unlabelled_ratio is 1, but Dataset001_KDTarget has no unlabelled" in \
         proc.stderr and "--extra-target-images" in proc.stderr
     assert sorted(os.listdir(os.path.join(kd.results, kd.target))) == before  # refused before writing anything
 
-    name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False,
-                extra_target_images=os.path.join(kd.raw, kd.target, "imagesTs"))
+    name = kd.plan_with_unlabelled_images()
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
-                                    _student_plans(kd, name, "_unl", unlabelled_ratio=0.5), device=torch.device("cpu"))
+                                    kd.student_plans(name, "_unl", unlabelled_ratio=0.5), device=torch.device("cpu"))
     trainer.on_train_start()
     try:
         assert trainer.unlabelled_batch_size == 1  # half of the batch of 2
