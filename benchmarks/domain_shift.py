@@ -21,7 +21,7 @@ import os
 import shlex
 import sys
 
-from seed_runs import add_arm_arguments, kept_summary, machine, record_arm
+from seed_runs import add_arm_arguments, kept_summary, machine, preset_path, record_arm
 
 TITLE = "Domain-shift benchmark (segmentation)"
 # scenario -> (generator in nnunet_kd.data.synthetic, results name, summary.json entry, title)
@@ -50,8 +50,7 @@ def main(argv=None) -> None:
     specs = getattr(synthetic, generator)()
     specs[0].num_unlabelled = args.unlabelled
     start = datetime.datetime.now()
-    preset = os.path.abspath(args.preset) if args.preset.endswith(".json") else args.preset
-    report = run_scenario(out, specs, seed=args.seed, suffix=args.suffix, preset=preset)
+    report = run_scenario(out, specs, seed=args.seed, suffix=args.suffix, preset=preset_path(args.preset))
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     summaries = {}
     for label, m in report["models"].items():

@@ -140,10 +140,15 @@ def add_arm_arguments(parser) -> None:
                         help="Write results/<benchmark>_<tag>.{json,md} (an ablation arm); summary.json is left alone.")
 
 
+def preset_path(preset: str) -> str:
+    """A preset name as it is, a preset file as an absolute path (the runs work in another folder)."""
+    return os.path.abspath(preset) if preset.endswith(".json") else preset
+
+
 def arm_argv(args, unlabelled_images: str) -> list:
-    """`nnunet_kd run` options of the arm (a preset file given as an absolute path)."""
-    preset = os.path.abspath(args.preset) if args.preset.endswith(".json") else args.preset
-    return ["--preset", preset] + (["--extra-target-images", unlabelled_images] if args.unlabelled else [])
+    """`nnunet_kd run` options of the arm."""
+    return ["--preset", preset_path(args.preset)] + (
+        ["--extra-target-images", unlabelled_images] if args.unlabelled else [])
 
 
 def record_arm(name: str, tag, run: dict, title: str, metrics: dict, summary: tuple) -> str:

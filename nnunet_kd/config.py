@@ -10,10 +10,10 @@ import os
 from importlib import resources
 
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.distill import KD_MODES
 
 KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
+KD_MODES = ("voxel", "class", "channel")  # distill.kd_mode: how the logit KD weighs voxels (protocol/distill.py)
 
 # Settings a preset may change; `plan` fills in the dataset part (target, sources, teachers, ...).
 DEFAULT_SETTINGS = {

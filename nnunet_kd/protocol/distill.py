@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_kd.config import KD_MODES
+
 
 class FeatureAdapters(nn.Module):
     """A 1x1 conv per distilled level mapping the student's channels to the teacher's."""
@@ -20,9 +22,6 @@ class FeatureAdapters(nn.Module):
 def feature_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
     """sum over levels of the mean squared error, in fp32."""
     return sum(F.mse_loss(s.float(), t.float()) for s, t in zip(student, teacher))
-
-
-KD_MODES = ("voxel", "class", "channel")
 
 
 def logit_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,

@@ -1,9 +1,7 @@
 """Stage 1 of the method: a source teacher trained on its source dataset and on unlabelled target images (DANN)."""
 import os
-from collections import deque
 from typing import List
 
-import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
@@ -37,7 +35,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         self.dann = self.kd_block["dann"]
         self.tap = None
         self.dataloader_target = None
-        self.probe_samples = deque(maxlen=self.probe_max_samples)  # (pooled features, domain, case key), this epoch
+        self.probe_samples = []  # (pooled features, domains, case keys) of this epoch's steps, on the device
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
@@ -108,17 +106,17 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
 
     def record_probe_sample(self, skips, domain: torch.Tensor, keys: List[str]) -> None:
         """Keeps the pooled features of the deepest level with a domain head for the epoch's probe."""
-        pooled = pooled_statistics(skips[max(self.kd_modules.levels)].detach()).cpu().numpy()
-        domain = domain.cpu().numpy()
-        self.probe_samples += [(f, d, f"{int(d)}:{k}") for f, d, k in zip(pooled, domain, keys)]
+        self.probe_samples.append((pooled_statistics(skips[max(self.kd_modules.levels)].detach()), domain, keys))
 
     def epoch_probe_accuracy(self) -> float:
         """The domain probe on this epoch's batches (each worker's own under DDP), then cleared."""
-        samples = list(self.probe_samples)
-        self.probe_samples.clear()
+        samples, self.probe_samples = self.probe_samples, []
         if not samples:
             return float("nan")
-        features, domain, groups = (np.array(x) for x in zip(*samples))
+        n = self.probe_max_samples
+        features = torch.cat([s[0] for s in samples])[-n:].cpu().numpy()  # one transfer per epoch
+        domain = torch.cat([s[1] for s in samples])[-n:].cpu().numpy()
+        groups = [f"{int(d)}:{k}" for d, k in zip(domain, [k for s in samples for k in s[2]][-n:])]
         return probe_accuracy(features, domain, groups)
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
