@@ -65,7 +65,7 @@ def pooled_features(model_folder: str, image_sets) -> np.ndarray:
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
     from nnunet_kd.protocol.domain import pooled_statistics
-    from nnunet_kd.protocol.teachers import load_checkpoint
+    from nnunet_kd.checkpoints import load_checkpoint
     pm = PlansManager(os.path.join(model_folder, "plans.json"))
     cm = pm.get_configuration("2d")
     n_in = len(load_json(os.path.join(model_folder, "dataset.json"))["channel_names"])
@@ -149,7 +149,7 @@ def main(argv=None) -> None:
         json.dump(preset, f)
     probe, head_acc = {}, {}
     from nnunet_kd.protocol.domain import probe_accuracy
-    from nnunet_kd.protocol.teachers import load_checkpoint
+    from nnunet_kd.checkpoints import load_checkpoint
     target = f"Dataset{specs[0].dataset_id:03d}_{specs[0].name}"
     target_cases = _cases(os.path.join(folders["nnUNet_raw"], target, "imagesTs"))
     for setting, preset_name in (("weight 0", no_dann), ("default", "tiny")):

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, save_json
 
 from nnunet_kd import trainer_path
+from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import file_sha256
@@ -42,6 +42,36 @@ class Stage:
         if self.trainer is None:
             return None
         return join(results, self.dataset, f"{self.trainer}__{plans}__{configuration}", f"fold_{self.fold}")
+
+
+def set_aside(path: str) -> str:
+    """Renames a corrupt file to a free ``<path>.unreadable[.N]`` name (never deleted); returns the new path."""
+    target, n = path + ".unreadable", 0
+    while os.path.exists(target):
+        n += 1
+        target = f"{path}.unreadable.{n}"
+    os.replace(path, target)
+    return target
+
+
+def resume_point(folder: str):
+    """('resume' | 'restart' | 'new', reason) of an unfinished fold folder. nnU-Net's --c takes the final, else the
+    latest, else the best checkpoint: corrupt ones are set aside until a readable one is found; a checkpoint refused
+    as unsafe stops the run (UnsafeCheckpoint)."""
+    broken = []
+    for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
+        path = join(folder, name)
+        if isfile(path):
+            try:
+                load_checkpoint(path)
+            except UnreadableCheckpoint:
+                broken.append(set_aside(path))
+                continue
+            aside = f" ({', '.join(broken)}: unreadable, moved aside)" if broken else ""
+            return "resume", f"interrupted; continuing from {name}{aside}"
+    if broken:
+        return "restart", f"no readable checkpoint; {', '.join(broken)} moved aside (unreadable)"
+    return "new", "not trained yet"
 
 
 @dataclass
@@ -180,16 +210,7 @@ class Pipeline:
             if recorded == current:
                 return "done", "finished, same KD block and teachers"
             return "changed", "finished, but its KD block or teachers changed since"
-        for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
-            path = join(folder, name)
-            if isfile(path):
-                try:
-                    torch.load(path, map_location="cpu", weights_only=False)
-                except Exception as e:
-                    os.replace(path, path + ".unreadable")
-                    return "restart", f"{path} does not load ({type(e).__name__}); moved aside to *.unreadable"
-                return "resume", f"interrupted; continuing from {name}"
-        return "new", "not trained yet"
+        return resume_point(folder)
 
     # ---- running -----------------------------------------------------------------------------------------------
     def dry_run_lines(self) -> List[str]:

@@ -109,12 +109,12 @@ def _changed_teachers(fold_folder: str) -> list:
     path = os.path.join(fold_folder, "checkpoint_final.pth")
     if not os.path.isfile(path):
         return []
-    import torch
+    from nnunet_kd.checkpoints import load_checkpoint
     from nnunet_kd.protocol.teachers import changed_teachers
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        return [f"{path} does not load ({type(e).__name__})"]
+        checkpoint = load_checkpoint(path)
+    except KDError as e:
+        return [str(e)]
     return changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
 
 

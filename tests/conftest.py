@@ -1,5 +1,6 @@
 """The shared fixture: three tiny 2D datasets (a target and two sources from other scanners), planned once with the
 `tiny` preset. Tests that train use the real nnU-Net entry points in subprocesses with the environment of `kd.env`."""
+import collections
 import hashlib
 import json
 import os
@@ -7,7 +8,9 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
+import torch
 
 from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
 
@@ -23,6 +26,30 @@ def tree_digest(folder: str) -> dict:
             with open(p, "rb") as fh:
                 out[os.path.relpath(p, folder)] = hashlib.sha1(fh.read()).hexdigest()
     return out
+
+
+class OpensAFile:
+    """Unpickling this calls open(path, "w"): the file appears only if the pickle's code ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def nnunet_like_checkpoint() -> dict:
+    """What nnU-Net 2.8.1's save_checkpoint writes, with the plugin's kd_state."""
+    return {"network_weights": collections.OrderedDict(w=torch.ones(2)),
+            "optimizer_state": {"state": {}, "param_groups": [{"lr": 0.01, "nesterov": True, "params": [0]}]},
+            "grad_scaler_state": None,
+            "logging": {"mean_fg_dice": [np.float32(0.5), np.float64(0.6)], "ema_fg_dice": [np.float64(0.55)],
+                        "epoch_start_timestamps": [1.0]},
+            "_best_ema": np.float64(0.55), "current_epoch": 3,
+            "init_args": {"plans": {"a": 1}, "configuration": "2d", "fold": 0, "dataset_json": {},
+                          "device": torch.device("cpu")},
+            "trainer_name": "nnUNetTrainerJointKD", "inference_allowed_mirroring_axes": (0, 1),
+            "kd_state": {"step": 4, "teachers": [{"role": "source", "sha256": "ab"}], "modules": {"x": torch.zeros(1)}}}
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from conftest import CHANNEL_MAP
+from nnunet_kd.checkpoints import load_checkpoint
 
 RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
        str(CHANNEL_MAP).replace("'", '"'), "--suffix", "_tiny", "--device", "cpu"]
@@ -145,14 +146,14 @@ def test_killed_student_resumes(kd, run_env, first_run, point, resumes_from):
     assert not os.path.isfile(os.path.join(folder, "validation", "summary.json"))
     for f in os.listdir(folder):  # a kill never leaves a truncated checkpoint under a real name
         if f.endswith(".pth"):
-            torch.load(os.path.join(folder, f), map_location="cpu", weights_only=False)
+            load_checkpoint(os.path.join(folder, f))
     proc = kd.run(RUN, env=run_env)
     if resumes_from:
         assert f"interrupted; continuing from {resumes_from}" in proc.stdout and "--c" in proc.stdout
     assert os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
     assert os.path.isfile(os.path.join(folder, "validation", "summary.json"))
     assert not [f for f in os.listdir(folder) if ".tmp" in f]
-    ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(os.path.join(folder, "checkpoint_final.pth"))
     assert ckpt["kd_state"]["step"] == 4  # the adapters' schedule position went on from the resumed checkpoint
 
 
@@ -182,3 +183,29 @@ def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_pa
                           cwd=kd.root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.path.isfile(os.path.join(student, "checkpoint_final.pth"))
+
+
+def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_path):
+    from conftest import nnunet_like_checkpoint
+    from nnunet_kd.checkpoints import UnsafeCheckpoint
+    from nnunet_kd.pipeline import resume_point
+    folder = str(tmp_path)
+    final, latest = os.path.join(folder, "checkpoint_final.pth"), os.path.join(folder, "checkpoint_latest.pth")
+    torch.save(nnunet_like_checkpoint(), latest)
+    for attempt in range(2):  # a corrupt final, twice: the readable latest is used, no moved-aside copy is replaced
+        with open(final, "wb") as f:
+            f.write(b"truncated %d" % attempt)
+        state, reason = resume_point(folder)
+        assert (state, "continuing from checkpoint_latest.pth") == (state, reason.split("; ")[1].split(" (")[0])
+        assert state == "resume" and os.path.isfile(latest)
+    with open(final + ".unreadable", "rb") as f0, open(final + ".unreadable.1", "rb") as f1:
+        assert (f0.read(), f1.read()) == (b"truncated 0", b"truncated 1")
+    with open(latest, "wb") as f:
+        f.write(b"")
+    assert resume_point(folder)[0] == "restart" and os.path.isfile(latest + ".unreadable")
+    assert resume_point(folder) == ("new", "not trained yet")
+    from conftest import OpensAFile
+    torch.save({"x": OpensAFile(str(tmp_path / "ran"))}, latest)
+    with pytest.raises(UnsafeCheckpoint):
+        resume_point(folder)
+    assert os.path.isfile(latest) and not (tmp_path / "ran").exists()

@@ -281,3 +281,17 @@ def test_cli_report_pairs_repeated_test_dirs(paired_experiment, tmp_path, monkey
     assert main([a.replace("target teacher", "dataset-specific (target teacher)") for a in args]) == 0
     out = capsys.readouterr().out
     assert "Verdict (test set, fg Dice): student vs dataset-specific (target teacher): +0.0000" in out
+
+
+def test_a_crafted_checkpoint_in_the_results_runs_no_code(experiment, tmp_path):
+    """report reads the student's checkpoint_final.pth for its teacher record: a crafted one is refused and named in
+    the notes, and its payload never runs."""
+    import torch
+    from conftest import OpensAFile, nnunet_like_checkpoint
+    results, t, tests = experiment
+    marker = tmp_path / "code_ran"
+    torch.save({**nnunet_like_checkpoint(), "payload": OpensAFile(str(marker))},
+               os.path.join(results, t, "nnUNetTrainerJointKD__P__2d", "fold_0", "checkpoint_final.pth"))
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    assert any("checkpoint_final.pth holds io.open" in n for n in rep["models"]["student"]["notes"])
+    assert not marker.exists()

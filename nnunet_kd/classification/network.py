@@ -7,6 +7,7 @@ from dynamic_network_architectures.initialization.weight_init import InitWeights
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
+from nnunet_kd.checkpoints import safe_torch_load
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.fusion import MultiLevelFusion
 from nnunet_kd.protocol.taps import encoder_spec
@@ -44,8 +45,9 @@ class TimmEncoder(nn.Module):
         except RuntimeError as e:
             raise KDError(f"timm backbone '{name}': {e}. Names: timm.list_models().") from None
         if weights:
-            state = torch.load(weights, map_location="cpu", weights_only=False)
-            missing, _ = self.model.load_state_dict(state.get("state_dict", state), strict=False)
+            state = safe_torch_load(weights, f"Point it at a state dict of timm backbone '{name}'.")
+            state = state.get("state_dict", state) if isinstance(state, dict) else {}
+            missing, _ = self.model.load_state_dict(state, strict=False)
             if len(missing) == len(self.model.state_dict()):
                 raise KDError(f"{weights} holds no weights of timm backbone '{name}'.")
         self.output_channels = list(self.model.feature_info.channels())

@@ -7,13 +7,14 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names, listing, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import load_checkpoint, read_model_folder
+from nnunet_kd.protocol.teachers import read_model_folder
 
 
 def summary_path(output: str) -> str:

@@ -8,11 +8,12 @@ from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names
 from nnunet_kd.classification.network import build_cls_network, joint_architecture
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
 from nnunet_kd.protocol.taps import EncoderTap
-from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
+from nnunet_kd.protocol.teachers import Teacher, freeze
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial

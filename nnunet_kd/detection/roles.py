@@ -3,6 +3,7 @@ teacher loading) with the detector, boxes and losses of :class:`DetTrainerMixin`
 import torch
 from torch import nn
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.detection.coco import categories
 from nnunet_kd.detection.distill import detector_losses, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import build_det_network, joint_architecture
@@ -11,7 +12,7 @@ from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap
-from nnunet_kd.protocol.teachers import Teacher, freeze, load_checkpoint
+from nnunet_kd.protocol.teachers import Teacher, freeze
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD

@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
@@ -16,6 +15,7 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.errors import KDError
 
 
@@ -121,18 +121,6 @@ def build_teacher_network(t: Teacher, checkpoint: Optional[dict] = None) -> nn.M
                                                    t.num_outputs, enable_deep_supervision=False)
     net.load_state_dict(checkpoint["network_weights"])
     return freeze(net)
-
-
-def load_checkpoint(path: str, fix: str = "Retrain that teacher.") -> dict:
-    """An nnU-Net checkpoint on the CPU; a truncated or foreign file is a KDError naming it and ``fix``."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise KDError(f"Cannot read checkpoint {path} ({type(e).__name__}: {e}); it is truncated or not a PyTorch "
-                      f"file. {fix}") from None
-    if not isinstance(ckpt, dict) or "network_weights" not in ckpt:
-        raise KDError(f"{path} is not an nnU-Net checkpoint (no network_weights).")
-    return ckpt
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -20,9 +20,10 @@ from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import changed_teachers, load_checkpoint
+from nnunet_kd.protocol.teachers import changed_teachers
 
 
 def seed_everything(seed: int) -> None:
@@ -254,6 +255,8 @@ class KDTrainerMixin:
             raise TypeError("nnunet_kd trainers load checkpoints from a file path")
         checkpoint = load_checkpoint(filename_or_checkpoint,
                                      fix="Delete it and rerun without --c to restart this training.")
+        # nnU-Net 2.8.1 reads the file itself (weights_only=False; a dict argument is broken there): safe now, the
+        # weights-only load above found nothing outside the allow-list in it
         super().load_checkpoint(filename_or_checkpoint)
         if "kd_state" in checkpoint:
             self.load_kd_state_dict(checkpoint["kd_state"])

@@ -15,13 +15,14 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import ROLE_TRAINERS
 from nnunet_kd.data.loaders import check_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
-from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, load_checkpoint,
-                                         resolve_teachers, teacher_record)
+from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
+                                         teacher_record)
 from nnunet_kd.segmentation.base import KDTrainerMixin, batch_head
 from nnunet_kd.segmentation.joint_network import resolve_levels
 

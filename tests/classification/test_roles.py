@@ -8,13 +8,15 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
+from nnunet_kd.checkpoints import load_checkpoint
+
 TRAINERS = ["nnUNetTrainerCls_tiny", "nnUNetTrainerClsJointTeacher_tiny", "nnUNetTrainerClsJointKD_tiny",
             "nnUNetTrainerClsMultiHead_tiny"]
 
 
 def _checkpoint(cls_run, trainer, dataset=None, fold="fold_0"):
     path = os.path.join(cls_run.model_folder(trainer, dataset), fold, "checkpoint_final.pth")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_checkpoint(path)
 
 
 def test_every_role_trains_and_the_report_shows_balanced_accuracy(cls_run):

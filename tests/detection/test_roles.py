@@ -6,6 +6,7 @@ import os
 import torch
 
 from conftest import KDSetup
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import load_preset
 from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
 from nnunet_kd.detection.predict import predict_det
@@ -37,8 +38,7 @@ def test_every_detection_role_trains_and_validates(tmp_path):
         assert summary["num_images"] == 6 and summary["num_boxes"] > 0
         assert 0 <= summary["mAP"] <= 1 and 0 <= summary["mAP_50"] <= 1 and 0 <= summary["froc"] <= 1
         assert set(summary["sensitivity"]) == {"0.125", "0.25", "0.5", "1", "2", "4", "8"}
-        ckpts[trainer] = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu",
-                                    weights_only=False)
+        ckpts[trainer] = load_checkpoint(os.path.join(folder, "checkpoint_final.pth"))
         assert ckpts[trainer]["kd_trainer_name"] == trainer
         assert all(math.isfinite(v) for v in ckpts[trainer]["logging"]["train_losses"])
     source = ckpts["nnUNetTrainerDetDomainAdversarial_tiny"]

@@ -9,13 +9,13 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from conftest import trainer_path
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.protocol.teachers import file_sha256
 from nnunet_kd.segmentation.joint_network import CLASS_NAME
 
 
 def _ckpt(folder, fold=0):
-    return torch.load(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth"), map_location="cpu",
-                      weights_only=False)
+    return load_checkpoint(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth"))
 
 
 def _predict(kd, tmp_path, trainer, results=None, name="pred"):

@@ -3,9 +3,9 @@ import importlib.util
 import json
 import os
 
-import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.plans.shared import plan
 
@@ -30,7 +30,7 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
             "-device", "cpu"])
     folder = os.path.join(kd.results, "Dataset011_Source3D",
                           f"nnUNetTrainerDomainAdversarial_tiny__{name}__3d_fullres", "fold_all")
-    ckpt = torch.load(os.path.join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(os.path.join(folder, "checkpoint_final.pth"))
     assert ckpt["kd_state"]["step"] == 4 and len(ckpt["logging"]["domain_losses"]) == 2
 
 
@@ -47,7 +47,7 @@ def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
     folder = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
     arch = load_json(os.path.join(folder, "plans.json"))["configurations"]["2d"]["architecture"]["arch_kwargs"]
     assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
-    ckpt = torch.load(os.path.join(folder, "fold_0", "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(os.path.join(folder, "fold_0", "checkpoint_final.pth"))
     assert len([k for k in ckpt["kd_state"]["modules"] if k.endswith("weight")]) == 5  # 3 encoder + 2 decoder levels
     assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == [
         os.path.join(kd_pipeline.joint_teacher, "fold_0", "checkpoint_final.pth")]

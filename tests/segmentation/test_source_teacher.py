@@ -7,11 +7,12 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from conftest import trainer_path
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
 
 
 def _checkpoint(folder, name="checkpoint_final.pth"):
-    return torch.load(os.path.join(folder, "fold_all", name), map_location="cpu", weights_only=False)
+    return load_checkpoint(os.path.join(folder, "fold_all", name))
 
 
 def test_checkpoint_is_stock_loadable_and_carries_kd_state(source_teacher):
