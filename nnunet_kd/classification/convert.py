@@ -89,7 +89,10 @@ def convert_cls(images_dir: str, labels_csv: str, dataset_id: int, name: str, ra
     problem with the inputs or when the dataset id is taken."""
     raw_root = raw_root_folder(raw_root)
     check_new_dataset(raw_root, dataset_id, name)
-    rows = read_label_rows(labels_csv, id_column, class_column)
+    try:
+        rows = read_label_rows(labels_csv, id_column, class_column)
+    except KDError as e:
+        raise KDError(f"{e} Convert-cls: nothing was written.") from None
     if not rows:
         raise KDError(f"Label table {labels_csv} has no rows. Add one row 'file name,class' per image.")
     images = scan_images(images_dir)

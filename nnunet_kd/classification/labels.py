@@ -57,11 +57,14 @@ def read_label_rows(path: str, id_column: str | None = None, class_column: str |
         raise KDError(f"Label table {path} is not a readable CSV file ({e}). Write it as comma-separated text with "
                       f"a header line, one row per image.") from None
     columns = list(table.columns)
-    if id_column is None and class_column is None and len(columns) < 2:
+    if len(columns) < 2:
         raise KDError(f"Label table {path} has the columns {columns}, but needs an id and a class column (by default "
                       f"the first two). Write it as comma-separated text with a header line, e.g. 'case,class'.")
     id_column = columns[0] if id_column is None else id_column
     class_column = columns[1] if class_column is None else class_column
+    if id_column == class_column:
+        raise KDError(f"Label table {path}: the id and the class column are both '{id_column}', which would make every "
+                      f"image its own class. Name two different columns (convert-cls: --id-column, --class-column).")
     missing = [c for c in (id_column, class_column) if c not in columns]
     if missing:
         raise KDError(f"Label table {path} has no column {missing}; its columns are {columns}. Fix the header line, "

@@ -92,7 +92,7 @@ def probe_image(image: ImageFile) -> None:
             if reader.GetDimension() not in (2, 3):
                 raise ValueError(f"{reader.GetDimension()}D image, not 2D or 3D")
             image.ndim, image.rgb = reader.GetDimension(), reader.GetNumberOfComponents() == 3
-    except (OSError, RuntimeError, ValueError) as e:
+    except (OSError, RuntimeError, ValueError, Image.DecompressionBombError) as e:
         image.error = error_reason(e)
 
 

@@ -46,14 +46,21 @@ class _Entry:
         return f"image {self.image_id}, {self.coco['file_name']}"
 
 
+MAX_COORDINATE = 2 ** 31  # larger numbers are no pixel position (and Python ints may exceed any float)
+
+
 def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        abs(v) < MAX_COORDINATE if isinstance(v, int) else math.isfinite(v) and abs(v) < MAX_COORDINATE)
+
+
 def _numbers(value, n: int) -> bool:
-    """Whether value is a list of n finite numbers."""
-    return isinstance(value, list) and len(value) == n and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    """Whether value is a list of n finite numbers of pixel size."""
+    return isinstance(value, list) and len(value) == n and all(_is_number(v) for v in value)
 
 
 def _section(title: str, items: list) -> list[str]:
@@ -66,7 +73,7 @@ def _load(coco_json: str) -> dict:
     try:
         with open(coco_json, encoding="utf-8") as f:
             coco = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError) as e:  # also integers of more than 4300 digits
         raise KDError(f"COCO file {coco_json} is not readable JSON ({e}); nothing was written. Fix the file.") from None
     if not isinstance(coco, dict):
         raise KDError(f"COCO file {coco_json} holds a {type(coco).__name__}, not an object with the lists "
@@ -98,19 +105,22 @@ def _categories(entries: list) -> tuple[list[str], dict[int, int], list[str]]:
 
 def _images(entries: list, images_dir: str) -> tuple[dict[int, _Entry], list[str]]:
     """Image id -> entry of each image with an existing file, and the problems."""
-    images, seen, malformed, duplicates, unsupported, missing = {}, {}, [], [], [], []
+    images, seen, malformed, duplicates, outside, unsupported, missing = {}, {}, [], [], [], [], []
+    root = os.path.realpath(images_dir)
     for k, e in enumerate(entries):
         if not (isinstance(e, dict) and _is_id(e.get("id")) and isinstance(e.get("file_name"), str)
                 and e["file_name"].strip()):
             malformed.append(f"images[{k}]: {e!r}")
             continue
-        name, path = e["file_name"], os.path.join(images_dir, e["file_name"])
+        name, path = e["file_name"], os.path.realpath(os.path.join(images_dir, e["file_name"]))
         ending = next((x for x in NATURAL_ENDINGS if name.lower().endswith(x)), None)
         if e["id"] in seen:
             duplicates.append(f"image {e['id']}: {name} (also {seen[e['id']]})")
             continue
         seen[e["id"]] = name
-        if ending is None:
+        if os.path.commonpath([path, root]) != root:
+            outside.append(f"image {e['id']}: {name}")
+        elif ending is None:
             unsupported.append(f"image {e['id']}: {name}")
         elif not os.path.isfile(path):
             missing.append(f"image {e['id']}: {name}")
@@ -119,6 +129,8 @@ def _images(entries: list, images_dir: str) -> tuple[dict[int, _Entry], list[str
             images[e["id"]] = _Entry(e["id"], e, ImageFile(path, stem, re.sub(r"[^A-Za-z0-9_-]", "_", stem), True))
     problems = _section("Image entries without an integer 'id' or a 'file_name'", malformed)
     problems += _section("Image entries with a duplicate id (keep one entry per id)", duplicates)
+    problems += _section(f"Image entries whose file lies outside {images_dir} (absolute, '..' or a link out of it); "
+                         f"give 'file_name' relative to the image folder, subfolders allowed", outside)
     problems += _section(f"Image entries that are not PNG or JPEG files ({', '.join(NATURAL_ENDINGS)}); convert "
                          f"them", unsupported)
     problems += _section(f"Image entries whose file is missing in {images_dir} (fix 'file_name', relative to the "
@@ -143,7 +155,10 @@ def _sizes(images: dict[int, _Entry]) -> list[str]:
         with Image.open(entry.file.path) as im:
             entry.size = im.size[::-1]
         given = entry.coco.get("height", entry.size[0]), entry.coco.get("width", entry.size[1])
-        if given != entry.size:
+        if not all(_is_id(v) for v in given):
+            wrong.append(f"{entry}: 'width' and 'height' must be integers, not {entry.coco.get('width')!r} x "
+                         f"{entry.coco.get('height')!r}")
+        elif given != entry.size:
             wrong.append(f"{entry}: the file is {entry.size[1]} x {entry.size[0]} (width x height), the entry says "
                          f"{entry.coco.get('width')} x {entry.coco.get('height')}")
     return wrong

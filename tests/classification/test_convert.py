@@ -148,13 +148,25 @@ def _bad_case(name, tmp_path, gray_pngs):
         _nifti(gray_pngs / "c.nii.gz", np.zeros((3, 4, 4), np.float32))
         return "f,c\na,neg\nb,pos\nc.png,neg\nc.nii.gz,pos\n", {}, [
             "1 NIfTI/DICOM", "  c.nii.gz", "same case id", "c.nii.gz and c.png"]
+    if name == "one column with --id-column":
+        return "f\na\nb\nc\n", {"id_column": "f"}, ["has the columns ['f'], but needs an id and a class column"]
+    if name == "one column for id and class":
+        return "f,c\na,neg\nb,pos\nc,neg\n", {"id_column": "f", "class_column": "f"}, [
+            "the id and the class column are both 'f'"]
+    if name == "decompression bomb":  # the test lowers PIL's pixel limit below these images' size
+        return "f,c\na,neg\nb,pos\nc,neg\n", {}, ["cannot be read", "  a.png: "]
     raise ValueError(name)
 
 
 @pytest.mark.parametrize("name", ["unknown class", "row without image", "image without row", "duplicate row",
-                                  "unreadable image", "4D volume", "mixed rgb and grayscale", "mixed 2D and 3D"])
-def test_bad_input_lists_the_offending_rows_and_writes_nothing(tmp_path, gray_pngs, name):
+                                  "unreadable image", "4D volume", "mixed rgb and grayscale", "mixed 2D and 3D",
+                                  "one column with --id-column", "one column for id and class", "decompression bomb"])
+def test_bad_input_lists_the_offending_rows_and_writes_nothing(tmp_path, gray_pngs, name, monkeypatch):
+    """Malformed and hostile input: a clear error naming the file and the rows or images, nothing written."""
     csv, kwargs, expected = _bad_case(name, tmp_path, gray_pngs)
+    if name == "decompression bomb":
+        from PIL import Image
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2)
     labels = _csv(tmp_path / "labels.csv", csv)
     before = tree_digest(str(tmp_path))
     with pytest.raises(KDError) as e:

@@ -145,10 +145,41 @@ def test_every_malformed_entry_is_listed_in_one_error_and_nothing_written(tmp_pa
     assert tree_digest(str(tmp_path)) == before and not (tmp_path / "raw").exists()
 
 
-@pytest.mark.parametrize("name", ["hidden box", "too many boxes", "no annotations", "bad json", "missing lists"])
-def test_refused_inputs(tmp_path, images, name):
+@pytest.mark.parametrize("name", ["hidden box", "too many boxes", "no annotations", "bad json", "missing lists",
+                                  "absolute file_name", "file_name with ..", "link out of the folder",
+                                  "huge integer in a bbox", "integer of 5000 digits", "width as a string",
+                                  "decompression bomb"])
+def test_refused_inputs(tmp_path, images, name, monkeypatch):
+    """Malformed and hostile COCO input: a clear error naming the entry, nothing written, nothing read from outside
+    the image folder."""
     coco = _coco()
-    if name == "hidden box":
+    outside = tmp_path / "secret.png"  # a readable image beside, not inside, --images
+    Image.fromarray(np.zeros((20, 16), np.uint8)).save(outside)
+    if name == "absolute file_name":
+        coco["images"][1]["file_name"] = str(outside)
+        expected = ["outside", "image 2: " + str(outside)]
+    elif name == "file_name with ..":
+        coco["images"][1]["file_name"] = "sub/../../secret.png"
+        expected = ["outside", "image 2: sub/../../secret.png"]
+    elif name == "link out of the folder":
+        os.symlink(outside, images / "link.png")
+        coco["images"][1]["file_name"] = "link.png"
+        expected = ["outside", "image 2: link.png"]
+    elif name == "huge integer in a bbox":
+        coco["annotations"][0]["bbox"] = [1, 2, 10 ** 400, 3]
+        expected = ["not four numbers", "annotation 10 (image 1, a.png)"]
+    elif name == "integer of 5000 digits":
+        coco = None
+        (tmp_path / "coco.json").write_text('{"images": [{"id": 1' + "0" * 5000 + "}]}")
+        expected = ["is not readable JSON"]
+    elif name == "width as a string":
+        coco["images"][0]["width"], coco["images"][0]["height"] = "16", "20"
+        expected = ["image 1, a.png: 'width' and 'height' must be integers, not '16' x '20'"]
+    elif name == "decompression bomb":
+        Image.fromarray(np.zeros((20, 16), np.uint8)).save(images / "b.png")
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 16 x 20 image is a bomb under this limit
+        expected = ["cannot be read", "b.png"]
+    elif name == "hidden box":
         coco["annotations"] += [_ann(30, 2, [0, 0, 2, 2]), _ann(31, 2, [0, 0, 2, 1]), _ann(32, 2, [0, 1, 2, 1])]
         expected = ["entirely covered by smaller boxes", "annotation 30 (image 2, b.png): box [0, 0, 2, 2]"]
     elif name == "too many boxes":
