@@ -6,6 +6,7 @@ Every key and its default is documented in the README.
 """
 import copy
 import json
+import math
 import os
 from importlib import resources
 
@@ -61,7 +62,6 @@ ROLE_TRAINERS = {
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
 TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}
-_WEIGHTS = (("dann", "weight"), ("distill", "w_task"), ("distill", "w_feat"), ("distill", "w_kd"))
 
 
 def _merge(base: dict, override: dict, where: str) -> dict:
@@ -102,42 +102,69 @@ def load_preset(name: str) -> dict:
     return settings
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_levels(v) -> bool:
+    return v in ("encoder", "bottleneck") or (isinstance(v, list) and bool(v) and all(_is_int(i) for i in v))
+
+
+_LEVELS = "'encoder', 'bottleneck' or a non-empty list of stage indices (-1 = bottleneck)"
+# key path -> (accepts the value, what it must be); null is allowed where the rule says so
+_RULES = {
+    "task": (lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}"),
+    "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
+    "architecture.max_stages": (lambda v: v is None or _is_int(v) and v >= 2, "an integer >= 2 or null"),
+    "architecture.max_features": (lambda v: v is None or _is_int(v) and v >= 1, "a positive integer or null"),
+    "dann.weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "dann.levels": (lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
+                    "a non-empty list of encoder stage indices (-1 = bottleneck)"),
+    "dann.hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "dann.gamma": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "dann.target_batch_size": (lambda v: v is None or _is_int(v) and v >= 1, "a positive integer or null"),
+    "dann.extra_target_images": (lambda v: v is None or isinstance(v, str) and bool(v), "a folder path or null"),
+    "dann.target_fold": (lambda v: v is None or _is_int(v) and v >= 0, "a fold number (0-4) or null"),
+    "fusion.levels": (_is_levels, _LEVELS),
+    "fusion.adapter_norm": (lambda v: isinstance(v, bool), "true or false"),
+    "distill.w_task": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "distill.w_feat": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "distill.w_kd": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "distill.temperature": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "distill.kd_mode": (lambda v: v in KD_MODES, f"one of {list(KD_MODES)}"),
+    "distill.unlabelled_ratio": (lambda v: _is_number(v) and 0 <= v <= 8, "a number in [0, 8]"),
+    "distill.levels": (_is_levels, _LEVELS),
+    "distill.decoder_levels": (lambda v: isinstance(v, bool), "true or false"),
+    "classification.class_weights": (lambda v: isinstance(v, bool), "true or false"),
+    "classification.balanced_sampling": (lambda v: isinstance(v, bool), "true or false"),
+    "classification.backbone": (lambda v: v is None or isinstance(v, str) and bool(v), "a timm model name or null"),
+    "classification.backbone_weights": (lambda v: v is None or isinstance(v, str) and bool(v),
+                                        "a path to a local weights file or null"),
+    "student.width": (lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]"),
+    "student.init_from_target_teacher": (lambda v: isinstance(v, bool), "true or false"),
+    "student.joint_teacher_plans": (lambda v: v is None or isinstance(v, str) and bool(v), "a plans name or null"),
+}
+
+
+def _leaves(settings: dict):
+    """(key path, value) of every setting (settings have the two levels of DEFAULT_SETTINGS)."""
+    for k, v in settings.items():
+        if isinstance(DEFAULT_SETTINGS[k], dict):
+            yield from ((f"{k}.{kk}", vv) for kk, vv in v.items())
+        else:
+            yield k, v
+
+
 def validate_settings(settings: dict, where: str) -> None:
-    for group, key in _WEIGHTS:
-        v = settings[group][key]
-        if not isinstance(v, (int, float)) or v < 0:
-            raise KDError(f"{where}: {group}.{key} must be a number >= 0, got {v!r}.")
-    t = settings["distill"]["temperature"]
-    if not isinstance(t, (int, float)) or t <= 0:
-        raise KDError(f"{where}: distill.temperature must be > 0, got {t!r}.")
-    r = settings["distill"]["unlabelled_ratio"]
-    if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 <= r <= 8:
-        raise KDError(f"{where}: distill.unlabelled_ratio must be a number in [0, 8], got {r!r}.")
-    if settings["distill"]["kd_mode"] not in KD_MODES:
-        raise KDError(f"{where}: distill.kd_mode must be one of {list(KD_MODES)}, got {settings['distill']['kd_mode']!r}.")
-    w = settings["student"]["width"]
-    if not isinstance(w, (int, float)) or not 0 < w <= 4:
-        raise KDError(f"{where}: student.width must be in (0, 4], got {w!r}.")
-    if settings["task"] not in ROLE_TRAINERS:
-        raise KDError(f"{where}: task must be one of {list(ROLE_TRAINERS)}, got {settings['task']!r}.")
-    jtp = settings["student"]["joint_teacher_plans"]
-    if jtp is not None and (not isinstance(jtp, str) or not jtp):
-        raise KDError(f"{where}: student.joint_teacher_plans must be a plans name or null, got {jtp!r}.")
-    tbs = settings["dann"]["target_batch_size"]
-    if tbs is not None and (not isinstance(tbs, int) or tbs < 1):
-        raise KDError(f"{where}: dann.target_batch_size must be a positive integer or null, got {tbs!r}.")
-    fold = settings["dann"]["target_fold"]
-    if fold is not None and (not isinstance(fold, int) or isinstance(fold, bool) or fold < 0):
-        raise KDError(f"{where}: dann.target_fold must be a fold number (0-4) or null, got {fold!r}.")
-    for k in ("max_stages", "max_features"):
-        v = settings["architecture"][k]
-        if v is not None and (not isinstance(v, int) or v < (2 if k == "max_stages" else 1)):
-            raise KDError(f"{where}: architecture.{k} must be a positive integer (max_stages >= 2) or null, got {v!r}.")
-    if not settings["dann"]["levels"] or not all(isinstance(i, int) for i in settings["dann"]["levels"]):
-        raise KDError(f"{where}: dann.levels must be a non-empty list of encoder stage indices (-1 = bottleneck).")
-    seed = settings["seed"]
-    if seed is not None and not isinstance(seed, int):
-        raise KDError(f"{where}: seed must be an integer or null, got {seed!r}.")
+    """Every setting against its rule; the message names the key path."""
+    for path, value in _leaves(settings):
+        accepts, what = _RULES[path]
+        if not accepts(value):
+            raise KDError(f"{where}: {path} must be {what}, got {value!r}.")
 
 
 def validate_block(block: dict, where: str) -> dict:

@@ -27,10 +27,24 @@ def _block(**overrides):
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"distill": {"w_kd": -1}}, "distill.w_kd must be a number >= 0"),
-    ({"distill": {"temperature": 0}}, "temperature must be > 0"),
+    ({"distill": {"w_kd": -1}}, "distill.w_kd must be a finite number >= 0"),
+    ({"distill": {"w_kd": float("nan")}}, "distill.w_kd must be a finite number >= 0, got nan"),
+    ({"distill": {"w_feat": float("inf")}}, "distill.w_feat must be a finite number >= 0, got inf"),
+    ({"distill": {"temperature": 0}}, "distill.temperature must be a finite number > 0"),
+    ({"distill": {"temperature": float("nan")}}, "distill.temperature must be a finite number > 0"),
     ({"distill": {"kd_mode": "pixel"}}, r"distill.kd_mode must be one of \['voxel', 'class', 'channel'\]"),
+    ({"distill": {"levels": "encdr"}}, "distill.levels must be 'encoder', 'bottleneck' or a non-empty list"),
+    ({"distill": {"decoder_levels": "yes"}}, "distill.decoder_levels must be true or false"),
+    ({"fusion": {"levels": []}}, "fusion.levels must be 'encoder'"),
+    ({"fusion": {"levels": [0, "1"]}}, "fusion.levels must be 'encoder'"),
     ({"dann": {"weight": -0.1}}, "dann.weight"),
+    ({"dann": {"gamma": float("-inf")}}, "dann.gamma must be a finite number >= 0"),
+    ({"dann": {"hidden": 0}}, "dann.hidden must be a positive integer, got 0"),
+    ({"dann": {"hidden": 12.5}}, "dann.hidden must be a positive integer"),
+    ({"classification": {"class_weights": "true"}}, "classification.class_weights must be true or false"),
+    ({"classification": {"backbone": 3}}, "classification.backbone must be a timm model name or null"),
+    ({"student": {"init_from_target_teacher": 1}}, "student.init_from_target_teacher must be true or false"),
+    ({"task": "segmentation"}, r"task must be one of \['seg', 'cls', 'det'\]"),
     ({"distill": {"alpha": 1}}, "unknown key 'alpha'"),
     ({"bogus": 1}, "unknown key 'bogus'"),
 ])
@@ -40,6 +54,20 @@ def test_bad_kd_blocks_are_rejected(override, message):
         block[k] = dict(block[k], **v) if isinstance(v, dict) and k in block else v
     with pytest.raises(KDError, match=message):
         validate_block(block, "plans.json")
+
+
+def test_every_setting_has_a_rule_and_the_presets_pass_them():
+    from nnunet_kd.config import _RULES, DEFAULT_SETTINGS, _leaves
+    assert set(_RULES) == {path for path, _ in _leaves(DEFAULT_SETTINGS)}
+    for name in preset_names():
+        load_preset(name)
+
+
+def test_a_preset_file_with_nan_is_refused_naming_the_file_and_key(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"distill": {"w_kd": NaN}}')  # Python's json reads the NaN token
+    with pytest.raises(KDError, match=r"mine.json: distill.w_kd must be a finite number >= 0, got nan"):
+        load_preset(str(path))
 
 
 def test_missing_block_explains_how_to_create_it():
