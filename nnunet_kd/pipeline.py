@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, save_json
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
 from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic
 from nnunet_kd.protocol.teachers import file_sha256
 
 STAGE_RECORD = "nnunet_kd_stage.json"
@@ -205,7 +206,7 @@ class Pipeline:
             recorded = load_json(record)["fingerprint"] if isfile(record) else None
             current = self.fingerprint(stage)
             if recorded is None:  # trained by hand before: adopt it as it is
-                save_json({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True}, record)
+                save_json_atomic({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True}, record)
                 return "done", "finished (trained outside `nnunet_kd run`; its KD block and teachers recorded now)"
             if recorded == current:
                 return "done", "finished, same KD block and teachers"
@@ -255,7 +256,7 @@ class Pipeline:
             self.log(f"{head}: start  {shlex.join(argv)}")
             self._execute(argv)
             if stage.trainer is not None:
-                save_json({"fingerprint": self.fingerprint(stage), "command": shlex.join(stage.argv)},
+                save_json_atomic({"fingerprint": self.fingerprint(stage), "command": shlex.join(stage.argv)},
                           join(self.folder(stage), STAGE_RECORD))
             if stage.id.startswith("student:"):
                 self.record_teachers(stage)
@@ -275,7 +276,5 @@ class Pipeline:
             "fusion_levels": joint_plans["configurations"][self.spec.configuration]["architecture"]["arch_kwargs"][
                 "fusion_levels"],
         }
-        tmp = plans_file + ".tmp"
-        save_json(plans, tmp, sort_keys=False)
-        os.replace(tmp, plans_file)
+        save_json_atomic(plans, plans_file)
 

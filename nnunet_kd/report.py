@@ -11,6 +11,7 @@ import numpy as np
 from nnunet_kd import stats
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic, write_atomic
 
 KD_MODELS = ("joint teacher", "student")  # their source teachers saw the target's training images, unlabelled
 
@@ -198,6 +199,11 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
                                       "per_class": {c: _stats(d["per_class"].get(c) for d in folds.values())
                                                     for c in classes}},
                        "test": test, "notes": notes + test_notes}
+    if not any(r["folds"] or r["test"] for r in rows.values()):
+        raise KDError(f"No results of plans '{plans}', configuration '{configuration}' in "
+                      f"{os.path.join(results_root, target)} (looked for fold_*/validation/summary.json of "
+                      f"{', '.join(models.values())}); nothing was written. Check -p, -c and --suffix, and that "
+                      f"nnUNet_results is this experiment's.")
     baseline = next(iter(models))
     base = rows[baseline]
     for label, row in rows.items():
@@ -367,6 +373,17 @@ def _metric_label(report: dict) -> str:
     return "fg Dice" if report.get("metric", "Dice") == "Dice" else report["metric"]
 
 
+def _finite_or_none(obj):
+    """obj with NaN and infinite numbers (a fold without boxes has mAP NaN) as None, for strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_report(report: dict, out_dir: str) -> str:
     """Writes report.md, report.json and report.png to out_dir; returns the markdown."""
     os.makedirs(out_dir, exist_ok=True)
@@ -400,10 +417,8 @@ def write_report(report: dict, out_dir: str) -> str:
     lines += ["", "Notes:", *notes] if notes else []
     lines += ["", verdict_line(report)]
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
-        f.write(text)
-    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, allow_nan=False)
+    write_atomic(os.path.join(out_dir, "report.md"), text)
+    save_json_atomic(_finite_or_none(report), os.path.join(out_dir, "report.json"), indent=2, allow_nan=False)
     _plot(report, os.path.join(out_dir, "report.png"))
     return text
 

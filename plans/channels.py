@@ -11,6 +11,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic
 
 DERIVED_KEY = "nnunet_kd_derived_from"
 CHANNEL_MAP_SYNTAX = ('--channel-map \'{"SOURCE_ID": {"TARGET_CHANNEL": "SOURCE_CHANNEL", ...}}\' '
@@ -88,5 +89,4 @@ def register_derived(raw_root: str, derived_name: str, dataset_json: dict) -> No
                           f"Choose another id with --derived-id, or delete that folder if it is a stale nnunet_kd one.")
         return
     os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(dataset_json, f, indent=2)
+    save_json_atomic(dataset_json, path, indent=2)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json, subdirs
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, subdirs
 
 import nnunetv2
 from nnunetv2.configuration import default_num_processes
@@ -32,6 +32,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic
 from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
 
@@ -186,7 +187,7 @@ def _write_or_verify(path: str, plans: dict) -> bool:
                           f"(the datasets, the preset or the file changed). It is never overwritten: delete it, "
                           f"together with the trained models that used it, to plan anew.")
         return False
-    save_json(plans, path, sort_keys=False)
+    save_json_atomic(plans, path)
     return True
 
 
@@ -397,7 +398,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
             p["image_reader_writer"] = determine_reader_writer_from_dataset_json(
                 d.json, example, allow_nonmatching_filename=True, verbose=False).__name__
             if not isfile(join(d.preprocessed_folder, "dataset.json")):
-                save_json(d.json, join(d.preprocessed_folder, "dataset.json"), sort_keys=False)
+                save_json_atomic(d.json, join(d.preprocessed_folder, "dataset.json"))
         path = join(d.preprocessed_folder, name + ".json")
         log(("wrote " if _write_or_verify(path, p) else "reusing identical ") + path)
         plans_by_dataset[d.name] = p

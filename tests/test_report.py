@@ -202,6 +202,29 @@ def test_cli_report_out_dir_and_errors(cli_env, tmp_path, capsys):
     assert "Dataset 7 does not exist" in capsys.readouterr().err
 
 
+def test_cli_report_without_any_matching_model_fails_and_writes_nothing(cli_env, capsys):
+    results, t, _ = cli_env
+    from conftest import tree_digest
+    before = tree_digest(results), sorted(os.walk(results))
+    assert main(["report", "-t", "1", "-p", "Typo", "-c", "2d"]) == 2
+    err = capsys.readouterr().err
+    assert "No results of plans 'Typo', configuration '2d'" in err and "nothing was written" in err
+    assert (tree_digest(results), sorted(os.walk(results))) == before  # no report folder created
+
+
+def test_nan_in_a_summary_is_null_in_report_json(experiment, tmp_path):
+    """A detection fold without boxes has mAP NaN: report.json stays strict JSON (null), written whole."""
+    results, t, tests = experiment
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    rep["models"]["student"]["validation"]["foreground"]["mean"] = float("nan")
+    rep["models"]["student"]["validation"]["per_class"]["1"]["std"] = float("inf")
+    write_report(rep, str(tmp_path / "out"))
+    saved = _strict((tmp_path / "out" / "report.json").read_text())
+    assert saved["models"]["student"]["validation"]["foreground"]["mean"] is None
+    assert saved["models"]["student"]["validation"]["per_class"]["1"]["std"] is None
+    assert not [f for f in os.listdir(tmp_path / "out") if ".tmp" in f]
+
+
 @pytest.fixture
 def paired_experiment(tmp_path):
     """Per-case results: on validation the student is better on class 1 by 0.01 * (k + 1) in case k, equal on class 2;

@@ -13,7 +13,7 @@ from typing import List
 import numpy as np
 import torch
 import torch.nn.functional as F
-from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p, save_json
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
@@ -24,6 +24,7 @@ from nnunet_kd.classification.metrics import classification_summary, write_summa
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic
 from nnunet_kd.plans.channels import DERIVED_KEY
 from nnunet_kd.segmentation.base import KDTrainerMixin, failpoint
 
@@ -146,9 +147,7 @@ class ClsTrainerMixin:
         by_class = [k for c in sorted({self.case_classes[k] for k in keys})
                     for k in rng.permutation([k for k in keys if self.case_classes[k] == c]).tolist()]
         splits = [{"train": sorted(set(keys) - set(by_class[i::5])), "val": sorted(by_class[i::5])} for i in range(5)]
-        tmp = f"{path}.{os.getpid()}.tmp"  # several DDP ranks may write the same split
-        save_json(splits, tmp)
-        os.replace(tmp, path)
+        save_json_atomic(splits, path)
         self.print_to_log_file("nnunet_kd: created a 5-fold cross-validation split stratified by class")
 
     def get_tr_and_val_datasets(self):

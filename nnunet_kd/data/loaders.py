@@ -3,9 +3,8 @@ source teacher, labelled source batches for the multi-head baseline) and the tar
 unlabelled distillation)."""
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
-import os
 
-from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nnUNetDatasetBlosc2
@@ -14,6 +13,7 @@ from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import save_json_atomic
 from nnunet_kd.plans.unlabelled import unlabelled_folder, unlabelled_identifiers
 
 
@@ -111,9 +111,7 @@ def fold_training_keys(preprocessed: str, identifiers, fold: int) -> list:
     5-fold split is written first (the one its trainers would write)."""
     path = join(preprocessed, "splits_final.json")
     if not isfile(path):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        save_json(generate_crossval_split(sorted(identifiers), seed=12345, n_splits=5), tmp)
-        os.replace(tmp, path)
+        save_json_atomic(generate_crossval_split(sorted(identifiers), seed=12345, n_splits=5), path)
     splits = load_json(path)
     if not 0 <= fold < len(splits):
         raise KDError(f"dann.target_fold is {fold}, but {path} defines folds 0-{len(splits) - 1}. Set it to the fold "
