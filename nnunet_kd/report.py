@@ -208,7 +208,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
     base = rows[baseline]
     for label, row in rows.items():
         row["delta_vs_baseline"] = None if label == baseline else {
-            "validation": _diff(row["validation"]["foreground"]["mean"], base["validation"]["foreground"]["mean"]),
+            "validation": _fold_delta(row, base),
             "test": _diff(row["test"] and row["test"]["foreground"], base["test"] and base["test"]["foreground"])}
         row["paired"] = None if label == baseline else _paired_row(label, row, cases[label], cases[baseline])
     metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
@@ -216,6 +216,16 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
             "baseline": baseline, "metric": metric, "class_names": _class_names(base["folder"]),
             "method": stats.METHOD, "models": rows}
+
+
+def _fold_delta(row: dict, base: dict) -> Optional[float]:
+    """Mean validation difference to the baseline over the folds both have (a note names them where the two differ)."""
+    common = [f for f in row["folds"] if f in base["folds"]]
+    if row["folds"] and base["folds"] and set(common) != set(row["folds"]) | set(base["folds"]):
+        row["notes"].append(f"Δ val over the folds both it and the baseline have: "
+                            f"{', '.join(f.removeprefix('fold_') for f in common) or 'none'}")
+    return _diff(*(_stats(r["folds"][f]["foreground"] for f in common)["mean"] for r in (row, base))) if common \
+        else None
 
 
 def _paired_row(label: str, row: dict, mine: dict, base: dict) -> dict:

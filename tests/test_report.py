@@ -83,12 +83,13 @@ def test_differences_to_the_baseline(experiment):
     results, t, tests = experiment
     rep = collect(results, t, "P", "2d", MODELS, tests)
     models = rep["models"]
-    teacher_mean = (0.7 + 0.9 + 0.6) / 3
     assert models["target teacher"]["delta_vs_baseline"] is None
-    assert models["student"]["delta_vs_baseline"] == {"validation": pytest.approx(0.8 - teacher_mean),
+    # over the folds both have (0 and 1; the baseline's fold 2 and the joint teacher's fold all have no partner)
+    assert models["student"]["delta_vs_baseline"] == {"validation": pytest.approx(0.8 - (0.7 + 0.9) / 2),
                                                       "test": pytest.approx(0.8 - 0.65)}
-    assert models["joint teacher"]["delta_vs_baseline"] == {"validation": pytest.approx(0.5 - teacher_mean),
-                                                            "test": None}
+    assert "Δ val over the folds both it and the baseline have: 0, 1" in models["student"]["notes"]
+    assert models["joint teacher"]["delta_vs_baseline"] == {"validation": None, "test": None}
+    assert "Δ val over the folds both it and the baseline have: none" in models["joint teacher"]["notes"]
     assert models["multi-head"]["delta_vs_baseline"] == {"validation": None, "test": None}
 
 
@@ -145,7 +146,7 @@ def test_write_report_files(experiment, tmp_path):
     assert row["target teacher"] == ["nnUNetTrainer", "0, 1, 2", "0.7333 ± 0.1247", "0.8000", "0.5500", "0.6500",
                                      "(baseline)", "(baseline) |"]
     assert row["student"] == ["nnUNetTrainerJointKD", "0, 1", "0.8000 ± 0.0000", "0.9000", "0.7000", "0.8000",
-                              "+0.0667 †", "+0.1500 |"]  # † transductive
+                              "+0.0000 †", "+0.1500 |"]  # † transductive; folds 0 and 1 only
     assert row["joint teacher"][1:3] == ["all", "0.5000 ± 0.0000"] and row["joint teacher"][-1] == " |"
     assert row["multi-head"] == ["nnUNetTrainerMultiHead", "", "", "", "", "", "", " |"]
     assert "- multi-head: no model folder" in md
