@@ -295,6 +295,9 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         if explicit is None and order == list(range(len(channel_list(s.json)))):
             continue
         derived.append((i, order))
+    bad = [i for i in derived_ids or [] if not 1 <= i <= 999]
+    if bad:
+        raise KDError(f"--derived-id {bad[0]} is outside 1-999, the range of nnU-Net's DatasetXXX names.")
     if derived_ids is not None and len(derived_ids) != len(derived):
         raise KDError(f"--derived-id got {len(derived_ids)} ids but {len(derived)} sources need a derived dataset "
                       f"({[srcs[i].name for i, _ in derived]}).")

@@ -54,11 +54,13 @@ def check_new_dataset(raw_root: str, dataset_id: int, name: str) -> None:
     if not _NAME.fullmatch(name):
         raise KDError(f"Dataset name {name!r} may only hold letters, digits, '_' and '-' (nnU-Net folder names). "
                       f"Pick another name (-n).")
-    used = sorted(d for d in os.listdir(raw_root) if d.startswith(f"Dataset{dataset_id:03d}_")) \
-        if os.path.isdir(raw_root) else []
+    # an id left in preprocessed or results (a deleted raw dataset) would make nnU-Net reuse its stale data
+    roots = [raw_root] + [os.environ[k] for k in ("nnUNet_preprocessed", "nnUNet_results") if os.environ.get(k)]
+    used = [os.path.join(root, d) for root in roots if os.path.isdir(root)
+            for d in sorted(os.listdir(root)) if d.startswith(f"Dataset{dataset_id:03d}_")]
     if used:
-        raise KDError(f"Dataset id {dataset_id} is already used by {os.path.join(raw_root, used[0])}; nothing was "
-                      f"written. Pick a free id (-d), or remove that dataset yourself if it is obsolete.")
+        raise KDError(f"Dataset id {dataset_id} is already used by {used[0]}; nothing was written. Pick a free id "
+                      f"(-d), or remove that dataset (raw, preprocessed and results) yourself if it is obsolete.")
 
 
 def scan_images(images_dir: str) -> list[ImageFile]:

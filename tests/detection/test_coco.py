@@ -212,6 +212,17 @@ def test_an_existing_dataset_id_is_refused(tmp_path, images):
     assert os.listdir(tmp_path / "raw") == ["Dataset035_Other"] and not os.listdir(existing)
 
 
+@pytest.mark.parametrize("folder", ["nnUNet_preprocessed", "nnUNet_results"])
+def test_an_id_left_in_preprocessed_or_results_is_refused(tmp_path, images, monkeypatch, folder):
+    """A dataset deleted from raw but still preprocessed: a new one under its id would reuse its stale data."""
+    coco = _write_json(tmp_path / "coco.json", _coco())
+    (tmp_path / folder / "Dataset036_Old").mkdir(parents=True)
+    monkeypatch.setenv(folder, str(tmp_path / folder))
+    with pytest.raises(KDError, match=f"already used by .*{folder}.*Dataset036_Old.*preprocessed and results"):
+        convert_det(coco, str(images), 36, "New", raw_root=str(tmp_path / "raw"))
+    assert not (tmp_path / "raw").exists()
+
+
 def test_missing_boxes_and_categories_are_clear_errors(tmp_path):
     with pytest.raises(KDError, match="has no boxes.json.*convert-det"):
         read_boxes(str(tmp_path))

@@ -108,6 +108,10 @@ def _cli(kd, *args):
     (["-t", "1", "-s", "2", "-c", "2d", "--preset", "nope"], ["Unknown KD preset 'nope'"]),
     (["-t", "1", "-s", "3", "-c", "2d", "--channel-map", '{"3": {"T1": "flair"}}'], ["names source channel 'flair'"]),
     (["-t", "1", "-s", "2", "-c", "3d_fullres", "--preset", "tiny"], ["are 2D, so nnU-Net plans only the '2d'"]),
+    (["-t", "1", "-s", "2", "3", "-c", "2d", "--channel-map", '{"3": {"T1": "mri"}}', "--derived-id", "1000"],
+     ["--derived-id 1000 is outside 1-999"]),
+    (["-t", "1", "-s", "2", "3", "-c", "2d", "--channel-map", '{"3": {"T1": "mri"}}', "--derived-id", "-1"],
+     ["--derived-id -1 is outside 1-999"]),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(kd, args, messages):
     before_raw, before_pre = tree_digest(kd.raw), tree_digest(kd.preprocessed)
