@@ -181,6 +181,11 @@ def validate_block(block: dict, where: str) -> dict:
             raise KDError(f"{where}: teachers[{i}] has unknown keys {sorted(unknown)}. Known: {sorted(TEACHER_KEYS)}.")
         if t.get("role") not in ("target", "source"):
             raise KDError(f"{where}: teachers[{i}].role must be 'target' or 'source', got {t.get('role')!r}.")
+    roles = [t.get("role") for t in block["teachers"]]
+    if block["teachers"] and (roles.count("target") != 1 or roles[0] != "target"):
+        raise KDError(f"{where}: the KD block's teachers must be exactly one target teacher, first (the levels that are "
+                      f"not fused come from it), then the source teachers; their roles are {roles}. Put the target "
+                      f"teacher first, or recreate the block with `nnunet_kd plan`.")
     merged.update({k: block[k] for k in DATASET_KEYS})
     return merged
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -54,6 +55,16 @@ def test_bad_kd_blocks_are_rejected(override, message):
         block[k] = dict(block[k], **v) if isinstance(v, dict) and k in block else v
     with pytest.raises(KDError, match=message):
         validate_block(block, "plans.json")
+
+
+@pytest.mark.parametrize("roles", [["source", "target"], ["target", "target", "source"], ["source", "source"]])
+def test_teachers_must_be_one_target_teacher_first(roles):
+    teachers = [{"role": r, "dataset": "Dataset001_A", "trainer": "T", "plans": "P"} for r in roles]
+    with pytest.raises(KDError, match=r"exactly one target teacher, first.*their roles are " + re.escape(str(roles))):
+        validate_block(_block(teachers=teachers), "plans.json")
+    teachers.sort(key=lambda t: t["role"] != "target")
+    if roles.count("target") == 1:
+        validate_block(_block(teachers=teachers), "plans.json")
 
 
 def test_every_setting_has_a_rule_and_the_presets_pass_them():
