@@ -23,7 +23,7 @@ from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.protocol.teachers import file_sha256
+from nnunet_kd.protocol.teachers import changed_teachers, file_sha256
 
 STAGE_RECORD = "nnunet_kd_stage.json"
 PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
@@ -56,19 +56,22 @@ def set_aside(path: str) -> str:
 
 
 def resume_point(folder: str):
-    """('resume' | 'restart' | 'new', reason) of an unfinished fold folder. nnU-Net's --c takes the final, else the
-    latest, else the best checkpoint: corrupt ones are set aside until a readable one is found; a checkpoint refused
-    as unsafe stops the run (UnsafeCheckpoint)."""
+    """('resume' | 'restart' | 'new' | 'changed', reason) of an unfinished fold folder. nnU-Net's --c takes the final,
+    else the latest, else the best checkpoint: corrupt ones are set aside until a readable one is found; a checkpoint
+    refused as unsafe stops the run (UnsafeCheckpoint); one trained from teachers that changed since is 'changed'."""
     broken = []
     for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
         path = join(folder, name)
         if isfile(path):
             try:
-                load_checkpoint(path)
+                checkpoint = load_checkpoint(path)
             except UnreadableCheckpoint:
                 broken.append(set_aside(path))
                 continue
             aside = f" ({', '.join(broken)}: unreadable, moved aside)" if broken else ""
+            changed = changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
+            if changed:
+                return "changed", f"interrupted, but {changed[0]}{aside}"
             return "resume", f"interrupted; continuing from {name}{aside}"
     if broken:
         return "restart", f"no readable checkpoint; {', '.join(broken)} moved aside (unreadable)"

@@ -209,3 +209,20 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
     with pytest.raises(UnsafeCheckpoint):
         resume_point(folder)
     assert os.path.isfile(latest) and not (tmp_path / "ran").exists()
+
+
+def test_resume_point_refuses_a_checkpoint_trained_from_a_changed_teacher(tmp_path):
+    from conftest import nnunet_like_checkpoint
+    from nnunet_kd.pipeline import resume_point
+    from nnunet_kd.protocol.teachers import file_sha256
+    teacher = tmp_path / "teacher.pth"
+    teacher.write_bytes(b"teacher weights")
+    ckpt = nnunet_like_checkpoint()
+    ckpt["kd_state"]["teachers"] = [{"role": "source", "checkpoint": str(teacher), "sha256": file_sha256(str(teacher))}]
+    torch.save(ckpt, tmp_path / "checkpoint_latest.pth")
+    assert resume_point(str(tmp_path))[0] == "resume"
+    teacher.write_bytes(b"retrained teacher weights")
+    state, reason = resume_point(str(tmp_path))
+    assert state == "changed" and f"teacher checkpoint {teacher} (source) changed after" in reason
+    teacher.unlink()
+    assert "no longer exists" in resume_point(str(tmp_path))[1]

@@ -217,8 +217,11 @@ class KDTrainerMixin:
     def load_kd_state_dict(self, state: dict) -> None:
         self.kd_modules.load_state_dict(state["modules"])
         self.kd_step = state["step"]
-        for problem in changed_teachers(state.get("teachers", [])):
-            self.print_to_log_file(f"WARNING: {problem}", also_print_to_console=True)
+        changed = changed_teachers(state.get("teachers", []))
+        if changed:
+            raise KDError(f"Cannot continue this training (--c): {'; '.join(changed)}. Its checkpoint would mix the "
+                          f"old teachers' knowledge with the new ones'. Move {self.output_folder} aside and train "
+                          f"without --c (`nnunet_kd run --force` does this), or restore the teacher checkpoints.")
 
     def save_checkpoint(self, filename: str) -> None:
         if self.local_rank != 0:
