@@ -180,13 +180,13 @@ class Pipeline:
         return stage.fold_folder(self.env["nnUNet_results"], self.plans_name, self.spec.configuration)
 
     def plans_exist(self) -> bool:
+        """Whether every dataset has the shared plans and all its cases preprocessed whole (an interrupted `plan`
+        leaves a subset, which nnU-Net's splits would then freeze)."""
+        from nnunet_kd.plans.shared import RawDataset, is_preprocessed
         for ds in [self.target] + self.source_names:
             path = join(self.env["nnUNet_preprocessed"], ds, self.plans_name + ".json")
-            if not isfile(path):
-                return False
-            data = join(self.env["nnUNet_preprocessed"], ds,
-                        load_json(path)["configurations"][self.spec.configuration]["data_identifier"])
-            if not os.path.isdir(data) or not os.listdir(data):
+            if not isfile(path) or not is_preprocessed(
+                    RawDataset(ds), load_json(path)["configurations"][self.spec.configuration]["data_identifier"]):
                 return False
         return True
 

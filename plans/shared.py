@@ -191,7 +191,9 @@ def _write_or_verify(path: str, plans: dict) -> bool:
     return True
 
 
-def _is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
+def is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
+    """Whether every raw case, and no other, is preprocessed whole: nnU-Net writes a case's properties (.pkl) after
+    its arrays, so a case cut short by a kill has none."""
     folder = join(ds.preprocessed_folder, data_identifier)
     if not isdir(folder) or not os.listdir(folder):
         return False
@@ -200,7 +202,8 @@ def _is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
     except AssertionError:
         return False
     gt = join(ds.preprocessed_folder, "gt_segmentations")
-    return set(ids) == set(ds.cases) and isdir(gt) and len(os.listdir(gt)) >= len(ds.cases)
+    return set(ids) == set(ds.cases) and all(isfile(join(folder, i + ".pkl")) for i in ids) and isdir(gt) and \
+        len(os.listdir(gt)) >= len(ds.cases)
 
 
 def verify_shared_plans(plans_by_dataset: Dict[str, dict], configurations: Sequence[str]) -> None:
@@ -408,7 +411,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     verify_shared_plans(plans_by_dataset, configurations)
     for d in [tgt] + srcs:
         todo = [c for c in configurations
-                if not _is_preprocessed(d, plans_by_dataset[d.name]["configurations"][c]["data_identifier"])]
+                if not is_preprocessed(d, plans_by_dataset[d.name]["configurations"][c]["data_identifier"])]
         if todo and d is tgt and plans is not None:
             raise KDError(f"{tgt.name} has plans {plans} but its preprocessed data for {todo} is missing or incomplete. "
                           f"Run nnUNetv2_preprocess -d {tgt.id} -plans_name {plans} -c {' '.join(todo)} first.")

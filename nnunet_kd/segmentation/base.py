@@ -148,15 +148,16 @@ class KDTrainerMixin:
         Inf gradients under the fp16 GradScaler are its normal business and not counted."""
         values = self.to_host(terms)
         bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
+        if self.any_worker(bool(bad)):  # under DDP every worker skips, or none: the gradient all-reduce needs all
+            what = ", ".join(bad) or "terms on another DDP worker"
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_steps += 1
             self.nonfinite_in_a_row += 1
-            self.print_to_log_file(f"WARNING: non-finite {', '.join(bad)} at step {self.kd_step}: step skipped "
+            self.print_to_log_file(f"WARNING: non-finite {what} at step {self.kd_step}: step skipped "
                                    f"({self.nonfinite_steps} skipped so far)")
             if self.nonfinite_in_a_row >= self.max_nonfinite_steps:
                 raise KDError(f"{self.nonfinite_in_a_row} training steps in a row had non-finite loss terms "
-                              f"({', '.join(bad)}); training stopped. The last good checkpoint in {self.output_folder} "
+                              f"({what}); training stopped. The last good checkpoint in {self.output_folder} "
                               f"is intact; lower the learning rate or the KD weights, check the input data, and "
                               f"continue with --c.")
             return dict(values, skipped=True)
@@ -174,6 +175,14 @@ class KDTrainerMixin:
             self.optimizer.step()
         self.kd_step += 1
         return values
+
+    def any_worker(self, flag: bool) -> bool:
+        """Whether flag holds on any DDP worker: the same answer on every worker (flag itself without DDP)."""
+        if not self.is_ddp:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     @staticmethod
     def to_host(terms: dict) -> dict:
@@ -198,9 +207,10 @@ class KDTrainerMixin:
 
     def on_train_start(self):
         super().on_train_start()
-        for f in os.listdir(self.output_folder):  # left by a process killed while writing a checkpoint
-            if f.startswith("checkpoint_") and ".pth.tmp" in f:
-                os.remove(join(self.output_folder, f))
+        if self.local_rank == 0:  # the worker that writes checkpoints cleans what a killed one left
+            for f in os.listdir(self.output_folder):
+                if f.startswith("checkpoint_") and ".pth.tmp" in f:
+                    os.remove(join(self.output_folder, f))
 
     def on_epoch_end(self):
         super().on_epoch_end()

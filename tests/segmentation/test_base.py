@@ -1,4 +1,5 @@
 """The shared trainer machinery: non-finite steps, failpoints, DDP wrapping of the extras."""
+import datetime
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def _bare_trainer():
     t.network, t.kd_modules = nn.Linear(3, 1), nn.Linear(1, 1)
     t.optimizer = torch.optim.SGD(list(t.network.parameters()) + list(t.kd_modules.parameters()), lr=0.1)
     t.grad_scaler, t.kd_step, t.nonfinite_steps, t.nonfinite_in_a_row = None, 0, 0, 0
-    t.output_folder, t.log = "/nowhere", []
+    t.output_folder, t.log, t.is_ddp, t.device = "/nowhere", [], False, torch.device("cpu")
     t.print_to_log_file = lambda *a, **k: t.log.append(" ".join(map(str, a)))
     return t
 
@@ -64,7 +65,7 @@ def test_failpoint_kills_the_process(tmp_path):
 
 def _ddp_worker(rank, world, port, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
     torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
     heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8), torch.device("cpu"))
     torch.manual_seed(1 + rank)  # different data per rank
@@ -73,10 +74,20 @@ def _ddp_worker(rank, world, port, out_dir):
         logits = heads(skips, 1.0)
         nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
     torch.save({n: p.grad for n, p in heads.module.named_parameters()}, os.path.join(out_dir, f"grads{rank}.pt"))
+    # the step logic: at step 0 only worker 1 has a NaN term; both must skip it together, then step together
+    torch.manual_seed(0)
+    t = _bare_trainer()
+    t.is_ddp, t.network, t.kd_modules = True, wrap_ddp(t.network, t.device), wrap_ddp(t.kd_modules, t.device)
+    first = _step(t, poison=rank == 1)
+    _step(t)
+    torch.save({"skipped": bool(first.get("skipped")), "log": t.log, "steps": t.kd_step,
+                "weight": t.network.module.weight.detach().clone()}, os.path.join(out_dir, f"step{rank}.pt"))
     dist.destroy_process_group()
 
 
-def test_extras_are_ddp_wrapped_with_gloo_on_cpu(tmp_path):
+def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
+    """Extras are DDP-wrapped; a non-finite step is skipped by every worker or none (otherwise worker 0 waits in the
+    gradient all-reduce for one that skipped: a hang, here a gloo timeout)."""
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,3 +97,7 @@ def test_extras_are_ddp_wrapped_with_gloo_on_cpu(tmp_path):
     assert set(g0) == set(g1) and all(g is not None for g in g0.values())  # every extra took part
     for k in g0:
         assert torch.allclose(g0[k], g1[k])  # gradients averaged across the two processes
+    w0, w1 = (torch.load(tmp_path / f"step{r}.pt") for r in (0, 1))
+    assert w0["skipped"] and w1["skipped"] and w0["steps"] == w1["steps"] == 1
+    assert "terms on another DDP worker" in w0["log"][0] and "non-finite loss, feat_loss" in w1["log"][0]
+    assert torch.allclose(w0["weight"], w1["weight"])
