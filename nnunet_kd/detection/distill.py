@@ -7,6 +7,7 @@ samples for its loss.
 from typing import Optional
 
 import torch
+from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 
@@ -20,6 +21,13 @@ def _roi_logits(model: FasterRCNN, features, proposals, image_sizes) -> tuple[to
 
 def _pyramid(features) -> list[str]:
     return [k for k in features if k != "pool"]
+
+
+def fpn_adapters(backbone) -> FeatureAdapters:
+    """One 1x1 adapter per FPN level of a plans backbone (its pyramid stages, not every encoder stage: an adapter
+    without a level would get no gradient, which DDP refuses)."""
+    n = len(backbone.levels)
+    return FeatureAdapters([backbone.out_channels] * n, [backbone.out_channels] * n, nn.Conv2d)
 
 
 def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],

@@ -5,10 +5,9 @@ from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.detection.coco import categories
-from nnunet_kd.detection.distill import detector_losses, student_step_losses, unlabelled_kd_losses
+from nnunet_kd.detection.distill import detector_losses, fpn_adapters, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import build_det_network, joint_architecture
 from nnunet_kd.detection.trainer import DetTrainerMixin
-from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap
@@ -68,9 +67,7 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
     no_decoder = "detector"
 
     def build_kd_modules(self) -> None:
-        backbone = self.stock_network().backbone
-        n = len(backbone.encoder.output_channels)  # one FPN level per pyramid stage
-        self.kd_modules = FeatureAdapters([backbone.out_channels] * n, [backbone.out_channels] * n, nn.Conv2d)
+        self.kd_modules = fpn_adapters(self.stock_network().backbone)
 
     def build_joint_teacher(self, spec: Teacher) -> nn.Module:
         arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from classification.test_network import ARCH
-from nnunet_kd.detection.distill import detector_losses, student_step_losses, unlabelled_kd_losses
+from nnunet_kd.detection.distill import detector_losses, fpn_adapters, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.teachers import freeze
@@ -30,6 +30,17 @@ def _with_roi_rows():
         model.roi_heads.box_predictor.register_forward_hook(
             lambda m, i, out, name=name: rows.__setitem__(name, out[0].shape))
     return student, teacher, FeatureAdapters([64, 64], [32, 32], nn.Conv2d), rows
+
+
+def test_the_students_adapters_match_its_fpn_levels_and_all_learn():
+    """ARCH's first stage has stride 1 and no FPN level: an adapter for it would be an unused parameter (DDP raises)."""
+    student, _ = student_and_teacher()  # in the trainers, student and joint teacher have FPNs of one width
+    teacher = freeze(DetJointTeacherNetwork(1, 2, [WIDE, ARCH], ARCH, [-1], PATCH, fpn_channels=64, **SMALL))
+    adapters = fpn_adapters(student.backbone)
+    assert len(adapters.adapters) == len(student.backbone.levels) == 2 < len(student.backbone.encoder.output_channels)
+    losses = student_step_losses(student, teacher, *batch(), temperature=2.0, adapters=adapters)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in adapters.parameters())
 
 
 def test_distillation_terms_and_gradients():
