@@ -132,23 +132,23 @@ def test_changed_teacher_is_refused_until_force(kd, run_env, first_run):
             json.dump(saved, f)
 
 
-def test_partly_preprocessed_data_is_planned_again_before_any_training(kd, run_env, first_run):
+def test_partly_preprocessed_data_is_planned_again_before_any_training(kd, run_env, first_run, tmp_path):
     """A `plan` killed mid-way leaves a case without its properties file (nnU-Net writes it last): run preprocesses
     again rather than training on a subset."""
     plans = load_json(os.path.join(kd.preprocessed, kd.target, kd.plans + ".json"))
     data = os.path.join(kd.preprocessed, kd.target, plans["configurations"]["2d"]["data_identifier"])
     pkl = os.path.join(data, sorted(f for f in os.listdir(data) if f.endswith(".pkl"))[-1])
-    shutil.copy(pkl, pkl + ".bak")
+    backup = str(tmp_path / "case.pkl")  # outside the data folder, which preprocessing replaces
+    shutil.copy(pkl, backup)
     os.remove(pkl)
     try:
         proc = kd.run(RUN, env=run_env)
     finally:
         if not os.path.isfile(pkl):
-            os.replace(pkl + ".bak", pkl)
+            shutil.copy(backup, pkl)
     lines = _stage_lines(proc)
     assert lines[0].startswith("[1/6] shared plans: start"), lines
     assert os.path.isfile(pkl) and all(": skipped (" in line for line in lines[2:]), lines
-    os.remove(pkl + ".bak")
 
 
 @pytest.mark.parametrize("point, resumes_from", [
