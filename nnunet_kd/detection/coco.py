@@ -9,7 +9,6 @@ dataset.json's `detection`. Everything is checked before anything is written, an
 complete: it is written into a hidden folder beside it and renamed.
 """
 import json
-import math
 import os
 import re
 import shutil
@@ -54,8 +53,7 @@ def _is_id(value) -> bool:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
-        abs(v) < MAX_COORDINATE if isinstance(v, int) else math.isfinite(v) and abs(v) < MAX_COORDINATE)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < MAX_COORDINATE  # False for NaN, inf
 
 
 def _numbers(value, n: int) -> bool:

@@ -146,9 +146,9 @@ class KDTrainerMixin:
         ``terms`` (the loss and its parts) come to the host in one transfer; a non-finite term skips the step and is
         named in the log, and ``max_nonfinite_steps`` of them in a row stop the training (the last checkpoint stays).
         Inf gradients under the fp16 GradScaler are its normal business and not counted."""
-        values = self.to_host(terms)
+        values, any_bad = self.to_host(terms)
         bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if self.any_worker(bool(bad)):  # under DDP every worker skips, or none: the gradient all-reduce needs all
+        if any_bad:  # under DDP every worker skips, or none: the gradient all-reduce needs all
             what = ", ".join(bad) or "terms on another DDP worker"
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_steps += 1
@@ -176,19 +176,15 @@ class KDTrainerMixin:
         self.kd_step += 1
         return values
 
-    def any_worker(self, flag: bool) -> bool:
-        """Whether flag holds on any DDP worker: the same answer on every worker (flag itself without DDP)."""
-        if not self.is_ddp:
-            return flag
-        t = torch.tensor([float(flag)], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
-    @staticmethod
-    def to_host(terms: dict) -> dict:
-        """All loss terms of a step in one device-to-host transfer."""
-        values = torch.stack([v.detach().float() for v in terms.values()]).cpu().numpy()
-        return dict(zip(terms, values))
+    def to_host(self, terms: dict) -> tuple:
+        """All loss terms of a step and whether any is non-finite on any DDP worker, in one device-to-host transfer
+        (under DDP the flag is all-reduced on the device first, so every worker gets the same answer)."""
+        stacked = torch.stack([v.detach().float() for v in terms.values()])
+        flag = (~torch.isfinite(stacked)).any().float()[None]
+        if self.is_ddp:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        host = torch.cat((stacked, flag)).cpu().numpy()
+        return dict(zip(terms, host[:-1])), bool(host[-1])
 
     def on_train_epoch_end(self, train_outputs: List[dict]):
         finite = [o for o in train_outputs if not o.get("skipped")]
