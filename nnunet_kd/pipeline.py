@@ -181,12 +181,15 @@ class Pipeline:
 
     def plans_exist(self) -> bool:
         """Whether every dataset has the shared plans and all its cases preprocessed whole (an interrupted `plan`
-        leaves a subset, which nnU-Net's splits would then freeze)."""
+        leaves a subset, which nnU-Net's splits would then freeze); KDError when its raw files changed since."""
+        from nnunet_kd.plans.raw_record import check_record
         from nnunet_kd.plans.shared import RawDataset, is_preprocessed
         for ds in [self.target] + self.source_names:
             path = join(self.env["nnUNet_preprocessed"], ds, self.plans_name + ".json")
+            raw = RawDataset(ds)
+            check_record(raw)
             if not isfile(path) or not is_preprocessed(
-                    RawDataset(ds), load_json(path)["configurations"][self.spec.configuration]["data_identifier"]):
+                    raw, load_json(path)["configurations"][self.spec.configuration]["data_identifier"]):
                 return False
         return True
 

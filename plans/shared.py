@@ -33,6 +33,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
+from nnunet_kd.plans.raw_record import check_record, write_record
 from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
 
@@ -366,10 +367,13 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
             f"{channel_list(tgt.json)})")
         srcs[i] = RawDataset(dname)
     for d in [tgt] + srcs:
+        check_record(d)
+    for d in [tgt] + srcs:
         if not isfile(join(d.preprocessed_folder, "dataset_fingerprint.json")):
             _check_dataset(d.name, d.cases, d.json, num_processes)
         extract_fingerprint_dataset(d.id, num_processes=num_processes, clean=False, verbose=False,
                                     show_progress_bar=False)
+        write_record(d)
 
     # 3. target plans + preset + KD block
     target_plans = _plan_target(tgt, name, planner, plans)

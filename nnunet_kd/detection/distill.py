@@ -1,15 +1,15 @@
 """The detection student's training step: Faster R-CNN losses + distillation from a frozen teacher detector.
 
-`student_step_losses` unrolls torchvision's ``GeneralizedRCNN.forward`` / ``RoIHeads.forward`` (torchvision 0.29) so
-that the teacher sees what the student sees: the student's transformed images and the ROIs the student's ROI head
-samples for its loss.
+`student_step_losses` runs the student's own forward (so a DDP-wrapped student all-reduces its gradients) and reads
+what the teacher needs from it with hooks: the student's transformed images, FPN levels, the ROIs its ROI head samples
+for its loss and their class logits (torchvision 0.29's ``GeneralizedRCNN`` / ``RoIHeads``).
 """
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
 from torch import nn
 from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.roi_heads import fastrcnn_loss
 
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 
@@ -30,11 +30,40 @@ def fpn_adapters(backbone) -> FeatureAdapters:
     return FeatureAdapters([backbone.out_channels] * n, [backbone.out_channels] * n, nn.Conv2d)
 
 
-def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],
+@contextmanager
+def _forward_internals(model: FasterRCNN):
+    """Within the block, the dict filled by ``model``'s next forward: its transformed images ("tensors"), FPN levels
+    ("features"), the ROIs and image sizes its ROI head pools ("rois", "image_sizes") and their class logits."""
+    seen = {}
+
+    def backbone(module, args, out):
+        seen.update(tensors=args[0], features=out)
+
+    def pool(module, args):
+        seen.update(rois=args[1], image_sizes=args[2])
+
+    def predictor(module, args, out):
+        seen["logits"] = out[0]
+
+    heads = model.roi_heads
+    hooks = [model.backbone.register_forward_hook(backbone), heads.box_roi_pool.register_forward_pre_hook(pool),
+             heads.box_predictor.register_forward_hook(predictor)]
+    try:
+        yield seen
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def _inner(model: nn.Module) -> FasterRCNN:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def student_step_losses(student: nn.Module, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],
                         temperature: float, adapters: Optional[FeatureAdapters] = None,
                         kd_mode: str = "voxel") -> dict[str, torch.Tensor]:
-    """Losses of one training step of ``student`` (train mode) distilled from ``teacher`` (frozen, eval mode; the
-    same transform settings and FPN levels):
+    """Losses of one training step of ``student`` (train mode; may be DDP-wrapped: its forward is called once)
+    distilled from ``teacher`` (frozen, eval mode; the same transform settings and FPN levels):
 
     - loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg: the student's Faster R-CNN losses;
     - feat: `feature_mse` of the student's FPN levels (without "pool"; through ``adapters`` if given) and the
@@ -45,15 +74,12 @@ def student_step_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[t
     """
     if not student.training or teacher.training:
         raise ValueError("student_step_losses: the student must be in train mode and the teacher in eval mode")
-    batch, targets = student.transform(images, targets)
-    s_features = student.backbone(batch.tensors)
-    proposals, losses = student.rpn(batch, s_features, targets)
-    rois, _, labels, regression_targets = student.roi_heads.select_training_samples(proposals, targets)
-    s_logits, s_boxes = _roi_logits(student, s_features, rois, batch.image_sizes)
-    losses["loss_classifier"], losses["loss_box_reg"] = fastrcnn_loss(s_logits, s_boxes, labels, regression_targets)
+    with _forward_internals(_inner(student)) as seen:
+        losses = dict(student(images, targets))
+    s_features, s_logits = seen["features"], seen["logits"]
     with torch.no_grad():
-        t_features = teacher.backbone(batch.tensors)
-        t_logits, _ = _roi_logits(teacher, t_features, rois, batch.image_sizes)
+        t_features = teacher.backbone(seen["tensors"])
+        t_logits, _ = _roi_logits(teacher, t_features, seen["rois"], seen["image_sizes"])
     levels = _pyramid(s_features)
     if levels != _pyramid(t_features):
         raise ValueError(f"student FPN levels {levels} differ from the teacher's {_pyramid(t_features)}")

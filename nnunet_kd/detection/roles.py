@@ -81,10 +81,11 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
         targets = self.box_targets(batch["keys"], batch["target"])
         self.optimizer.zero_grad(set_to_none=True)
         d = self.distill
-        losses = student_step_losses(self.stock_network(), self.joint_teacher, images, targets, d["temperature"],
+        losses = student_step_losses(self.network, self.joint_teacher, images, targets, d["temperature"],
                                      self.extras, d["kd_mode"])
         feat, kd = losses.pop("feat"), losses.pop("kd")
         if self.dataloader_unlabelled is not None:  # the terms as averages over labelled and unlabelled images
+            # the network's parts, after its DDP forward above: their gradients join that forward's all-reduce
             unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
             u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d["temperature"],
                                      self.extras, d["kd_mode"])

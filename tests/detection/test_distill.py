@@ -1,7 +1,12 @@
 import copy
+import datetime
+import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch import nn
 
 from classification.test_network import ARCH
@@ -9,6 +14,7 @@ from nnunet_kd.detection.distill import detector_losses, fpn_adapters, student_s
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.teachers import freeze
+from nnunet_kd.segmentation.base import wrap_ddp
 
 from .test_network import LOSSES, PATCH, SMALL, batch
 
@@ -86,3 +92,32 @@ def test_unlabelled_terms_score_the_students_best_proposals_with_both_heads():
     copy_teacher = freeze(copy.deepcopy(student))
     same = unlabelled_kd_losses(student, copy_teacher, images, 2.0)
     assert same["kd"].abs() < 1e-6 and same["feat"] == 0
+
+
+def _ddp_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    student, _ = student_and_teacher()  # the same weights on both ranks, as DDP requires
+    teacher = freeze(DetJointTeacherNetwork(1, 2, [WIDE, ARCH], ARCH, [-1], PATCH, fpn_channels=64, **SMALL))
+    adapters = fpn_adapters(student.backbone)
+    ddp_student, ddp_adapters = wrap_ddp(student, torch.device("cpu")), wrap_ddp(adapters, torch.device("cpu"))
+    images, targets = batch()
+    torch.manual_seed(10 + rank)  # different images per rank
+    images = [torch.randn_like(i) for i in images]
+    losses = student_step_losses(ddp_student, teacher, images, targets, 2.0, ddp_adapters)
+    unlabelled = unlabelled_kd_losses(student, teacher, [torch.randn_like(i) for i in images], 2.0, ddp_adapters)
+    (sum(losses.values()) + sum(unlabelled.values())).backward()
+    torch.save({n: p.grad for n, p in student.named_parameters()}, os.path.join(out_dir, f"grads{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_a_ddp_student_all_reduces_its_gradients(tmp_path):
+    """The student's step calls its (DDP-wrapped) forward, so its gradients, those of the unlabelled terms included,
+    are averaged across workers (calling its parts alone would leave each worker with its own)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    g0, g1 = (torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1))
+    assert all(g is not None for g in g0.values())
+    assert all(torch.allclose(g0[k], g1[k], atol=1e-6) for k in g0)

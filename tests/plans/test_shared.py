@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -230,3 +231,31 @@ def test_non_finite_images_are_rejected(nnunet_env, bad):
     _nifti_dataset(kd, sid, f"Vol3DBad{sid}", bad_value=bad)
     with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has images with non-finite values.*_tr_002_0000"):
         plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
+
+
+def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
+    """A dataset re-converted under its name would reuse its old fingerprint and preprocessed data: `plan` and `run`
+    refuse it, naming the files, and write nothing; a copy of a file with a new time only is no change."""
+    from nnunet_kd.pipeline import Pipeline, RunSpec
+    kd = nnunet_env
+    spec = DatasetSpec(74, "Fresh", {"T1": Scanner()}, 4, shape=(32, 32))
+    folders = [write_dataset(kd.raw, spec), write_dataset(kd.raw, DatasetSpec(75, "FreshSource", {"T1": Scanner()}, 4,
+                                                                             shape=(32, 32)))]
+    args = dict(preset="tiny", num_processes=2, verbose=False)
+    try:
+        name = plan(74, [75], ["2d"], **args)
+        label = os.path.join(folders[0], "labelsTr", sorted(os.listdir(os.path.join(folders[0], "labelsTr")))[0])
+        os.utime(label, ns=(10**9, 10**9))  # the same bytes with another time (a copy without timestamps)
+        assert plan(74, [75], ["2d"], **args) == name
+        before = tree_digest(kd.preprocessed)
+        write_dataset(kd.raw, dataclasses.replace(spec, num_training=5), seed=1)  # re-converted: other cases, one more
+        pipeline = Pipeline(RunSpec(74, [75], "2d", ["all"], preset="tiny", device="cpu"), log=lambda *a: None)
+        for attempt in (lambda: plan(74, [75], ["2d"], **args), pipeline.plans_exist):
+            with pytest.raises(KDError, match=r"(?s)raw files of Dataset074_Fresh differ.*2 added.*fresh_tr_004.*"
+                                              r"9 changed.*Move that preprocessed folder aside"):
+                attempt()
+        assert tree_digest(kd.preprocessed) == before
+    finally:
+        for f in folders:
+            shutil.rmtree(f)
+            shutil.rmtree(os.path.join(kd.preprocessed, os.path.basename(f)), ignore_errors=True)
