@@ -6,6 +6,7 @@ setup(
     description="Multi-dataset cross-domain knowledge distillation for nnU-Net v2",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["nnunet_kd", "nnunet_kd.*"]) + ["nnunet_kd.trainers", "nnunet_kd.plans"],
     # trainers/ is what nnUNet_extTrainer points at, plans/ holds the shared-plans step and the KD presets;

@@ -8,8 +8,8 @@ from nnunet_kd.errors import KDError
 
 
 def _trainer_path(_args) -> None:
-    from nnunet_kd import trainer_path
-    print(trainer_path())
+    from nnunet_kd import ext_trainer_value
+    print(ext_trainer_value(os.environ.get("nnUNet_extTrainer", "")))
 
 
 def _json_arg(value: str, flag: str) -> dict:
@@ -23,10 +23,34 @@ def _json_arg(value: str, flag: str) -> dict:
     return out
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    from nnunet_kd import __version__
+    try:
+        nnunet = version("nnunetv2")
+    except PackageNotFoundError:
+        nnunet = "not installed"
+    return f"nnunet_kd {__version__} (nnunetv2 {nnunet})"
+
+
+def _dataset(value: str):
+    """A dataset id (as int) or name, as nnU-Net's commands take them."""
+    return int(value) if value.isdigit() else value
+
+
+def _no_p(args) -> None:
+    if args.p is not None:
+        raise KDError(f"-p {args.p}: in `nnunet_kd {args.command}`, -p is not the plans to train with (as in "
+                      f"nnUNetv2_train). To copy an existing plans file of the target, such as nnUNetPlans, use "
+                      f"--from-plans {args.p}; an experiment's shared plans name (nnUNetPlans_kd_*) follows from the "
+                      f"other arguments: rerun with the arguments that made it.")
+
+
 def _plan(args) -> None:
     from nnunetv2.configuration import default_num_processes
     from nnunet_kd.plans.shared import plan
-    name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.p, preset=args.preset,
+    _no_p(args)
+    name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
                 channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                 derived_ids=args.derived_id, num_processes=args.np or default_num_processes,
                 verbose=not args.quiet, extra_target_images=args.extra_target_images, task=args.task)
@@ -53,7 +77,9 @@ def _report(args) -> None:
 
 def _run_spec(args):
     from nnunet_kd.pipeline import RunSpec
-    return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl, plans=args.p,
+    _no_p(args)
+    return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl,
+                   plans=args.from_plans,
                    preset=args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
@@ -112,9 +138,11 @@ def _add_dataset_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-pl", default="ExperimentPlanner",
                    help="nnU-Net experiment planner for the target, e.g. nnUNetPlannerResEncM. Default: ExperimentPlanner.")
-    g.add_argument("-p", default=None,
-                   help="Reuse this existing plans identifier of the target (e.g. nnUNetPlans) instead of planning: it is "
-                        "copied under the shared name with the same data_identifier, so nothing is preprocessed again.")
+    g.add_argument("--from-plans", default=None, metavar="PLANS",
+                   help="Copy this existing plans file of the target (e.g. nnUNetPlans, made by "
+                        "nnUNetv2_plan_and_preprocess) instead of planning: it is copied under the shared name with the "
+                        "same data_identifier, so nothing is preprocessed again.")
+    p.add_argument("-p", default=None, help=argparse.SUPPRESS)  # nnU-Net's meaning differs: a clear error
     p.add_argument("--preset", default="default",
                    help="KD preset from plans/presets (default, tiny) or a path to a JSON file. Default: default.")
     p.add_argument("--channel-map", default=None,
@@ -128,14 +156,16 @@ def _add_dataset_args(p) -> None:
                         "`nnunet_kd convert-det`). Default: seg.")
     p.add_argument("--extra-target-images", default=None, metavar="DIR",
                    help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
-                        "teachers' domain loss uses beside the labelled target training images.")
+                        "teachers' domain loss uses beside the labelled target training images, and the student's "
+                        "distillation on unlabelled images (distill.unlabelled_ratio in the KD block).")
 
 
 def _add_predict_args(p, output: str, task: str, truth: str) -> None:
     p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
     p.add_argument("-o", required=True, help=f"Output {output} file.")
     p.add_argument("-m", required=True, help=f"Model folder (TRAINER__PLANS__CONFIGURATION) of a {task} trainer.")
-    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="Folds to ensemble. Default: 0 1 2 3 4.")
+    p.add_argument("-f", nargs="+", default=None,
+                   help="Folds to ensemble. Default: every fold_* of the model folder that has the checkpoint.")
     p.add_argument("-c", default=None, help="Configuration. Default: read from the model folder's name.")
     p.add_argument("-chk", default="checkpoint_final.pth", help="Checkpoint name. Default: checkpoint_final.pth.")
     p.add_argument("--truth", default=None, metavar="FILE",
@@ -145,25 +175,39 @@ def _add_predict_args(p, output: str, task: str, truth: str) -> None:
                    help="Default: cuda when available, else cpu.")
 
 
+EXAMPLES = {
+    "plan": "Example: P=$(nnunet_kd plan -t 1 -s 2 3 -c 3d_fullres --quiet); nnUNetv2_train 1 3d_fullres 0 -p $P",
+    "report": "Example: nnunet_kd report -t 1 -p nnUNetPlans_kd_1a2b3c4d -c 3d_fullres",
+    "run": "Example: nnunet_kd run -t 1 -s 2 3 -c 3d_fullres -f 0 1 2 3 4 --with-baselines --dry-run",
+    "demo": "Example: nnunet_kd demo --out ~/nnunet_kd_demo",
+    "convert-cls": "Example: nnunet_kd convert-cls --images xrays/ --labels xrays.csv -d 501 -n ChestXray",
+    "convert-det": "Example: nnunet_kd convert-det --coco train.json --images images/ -d 601 -n Polyps",
+    "predict-cls": "Example: nnunet_kd predict-cls -i imagesTs -o probs.csv -m $nnUNet_results/Dataset501_ChestXray/nnUNetTrainerClsJointKD__nnUNetPlans_kd_1a2b3c4d__2d",
+    "predict-det": "Example: nnunet_kd predict-det -i imagesTs -o boxes.json -m $nnUNet_results/Dataset601_Polyps/nnUNetTrainerDetJointKD__nnUNetPlans_kd_1a2b3c4d__2d",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet_kd",
         description="Multi-dataset cross-domain knowledge distillation for nnU-Net v2. "
                     "Run `nnunet_kd COMMAND -h` for the options of a command.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("trainer-path", help="Print the folder to export as nnUNet_extTrainer.",
-                       description="Print the folder holding the plugin's trainers. Use: "
-                                   "export nnUNet_extTrainer=$(nnunet_kd trainer-path)")
+    p = sub.add_parser("trainer-path", help="Print the value to export as nnUNet_extTrainer.",
+                       description="Print the folder holding the plugin's trainers, followed by the folders already "
+                                   "in $nnUNet_extTrainer (nnU-Net reads a path list, so your own trainers stay "
+                                   "found).", epilog="Example: export nnUNet_extTrainer=$(nnunet_kd trainer-path)")
     p.set_defaults(func=_trainer_path)
 
-    p = sub.add_parser("plan", help="Create shared plans for a target and its source datasets.",
+    p = sub.add_parser("plan", epilog=EXAMPLES["plan"], help="Create shared plans for a target and its source datasets.",
                        description="Fingerprint target and sources, plan the target with nnU-Net's planner (or reuse "
                                    "an existing target plans file), transfer the plans to every source under one shared "
                                    "plans name with the KD block, and preprocess. The last line printed is the shared "
                                    "plans name. Rerunning with the same arguments verifies and reuses.")
-    p.add_argument("-t", type=int, required=True, help="Target dataset id.")
-    p.add_argument("-s", type=int, nargs="+", required=True, help="Source dataset ids.")
+    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
+    p.add_argument("-s", type=_dataset, nargs="+", required=True, help="Source dataset ids or names.")
     p.add_argument("-c", nargs="+", default=["3d_fullres"],
                    help="Configurations: 2d, 3d_fullres, 3d_lowres. Default: 3d_fullres.")
     _add_dataset_args(p)
@@ -173,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plan)
 
     from nnunet_kd.report import DEFAULT_MODELS
-    p = sub.add_parser("report", help="Tabulate every model of a KD experiment and its paired difference to the "
+    p = sub.add_parser("report", epilog=EXAMPLES["report"], help="Tabulate every model of a KD experiment and its paired difference to the "
                                       "baseline.",
                        description="Collect nnU-Net's fold_*/validation/summary.json of the target teacher "
                                    "(nnUNetTrainer, the baseline), multi-head, joint teacher and student of the target "
@@ -181,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "baseline on the same cases (mean difference, 95% paired-bootstrap CI, p-value, "
                                    "verdict; per class for segmentation) and write report.md (printed), report.json "
                                    "and report.png. Models not trained yet are listed with a note.")
-    p.add_argument("-t", type=int, required=True, help="Target dataset id.")
+    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
     p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
@@ -198,27 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "run k of a model is paired with run k of the baseline.")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("run", help="Run the whole pipeline: plan, teachers, joint teacher, student, report.",
-                       description="plan -> target teachers -> source teachers -> joint teacher -> student "
+    p = sub.add_parser("run", epilog=EXAMPLES["run"], help="Run the whole pipeline: plan, teachers, joint teacher, student, report.",
+                       description="plan -> source teachers -> target teachers -> joint teacher -> student "
                                    "(-> multi-head baseline) for the given folds, then the report. Finished stages are "
                                    "skipped, interrupted ones resume with nnU-Net's --c; --dry-run prints the commands "
                                    "(one per line: stage, dependencies, environment, command) for cluster jobs.")
-    p.add_argument("-t", type=int, required=True, help="Target dataset id.")
-    p.add_argument("-s", type=int, nargs="+", required=True, help="Source dataset ids.")
+    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
+    p.add_argument("-s", type=_dataset, nargs="+", required=True, help="Source dataset ids or names.")
     p.add_argument("-c", default="3d_fullres", help="Configuration: 2d, 3d_fullres or 3d_lowres. Default: 3d_fullres.")
-    p.add_argument("-f", nargs="+", default=["0"], help="Folds of the target (0-4 or all). Default: 0.")
+    p.add_argument("-f", nargs="+", default=["0"],
+                   help="Folds of the target, separated by spaces: 0 1 2 3 4 or all (more folds only with your own "
+                        "splits_final.json). Default: 0.")
     _add_dataset_args(p)
-    p.add_argument("--suffix", default="", choices=["", "_tiny", "_5epochs", "_demo", "_bench"],
-                   help="Short-trainer variant for quick runs. Default: none (full nnU-Net training).")
-    p.add_argument("--device", default="cuda", choices=["cpu", "cuda"], help="Default: cuda.")
-    p.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnU-Net's -num_gpus). Default: 1.")
+    from nnunet_kd.config import VARIANTS
+    p.add_argument("--suffix", default="", choices=[""] + list(VARIANTS),
+                   help="Short-trainer variant for quick runs: " + "; ".join(
+                       f"{k}: {v.get('num_epochs', 1000)} epochs x {v.get('num_iterations_per_epoch', 250)} "
+                       f"iterations" for k, v in VARIANTS.items()) +
+                   ". Default: none (nnU-Net's 1000 epochs x 250 iterations).")
+    p.add_argument("--device", "-device", default="cuda", choices=["cpu", "cuda"],
+                   help="Default: cuda (checked before anything runs).")
+    p.add_argument("--num-gpus", "-num_gpus", type=int, default=1,
+                   help="GPUs per training (nnU-Net's -num_gpus, CUDA only). Default: 1.")
     p.add_argument("--with-baselines", action="store_true", help="Also train the multi-head baseline.")
     p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
     p.add_argument("--force", action="store_true",
                    help="Retrain finished stages whose KD block or teachers changed (old fold folders are kept).")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("demo", help="Generate the built-in demo benchmark and run the whole pipeline on it (CPU).",
+    p = sub.add_parser("demo", epilog=EXAMPLES["demo"], help="Generate the built-in demo benchmark and run the whole pipeline on it (CPU).",
                        description="Writes a small multi-domain benchmark (a target with few labelled cases and a "
                                    "test set, two larger sources from other scanners) in nnU-Net raw format under "
                                    "--out, sets the nnU-Net folders there, runs plan, teachers, joint teacher, student "
@@ -229,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="Default: cpu.")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("convert-cls", help="Convert a folder of images and a CSV of classes to an nnU-Net dataset.",
+    p = sub.add_parser("convert-cls", epilog=EXAMPLES["convert-cls"], help="Convert a folder of images and a CSV of classes to an nnU-Net dataset.",
                        description="Write $nnUNet_raw/DatasetXXX_NAME from a folder of images (PNG, JPEG, NIfTI, "
                                    "single-file DICOM) and a CSV with one row per image: its file name (with or "
                                    "without ending) and class name. Images become imagesTr (RGB as channels R, G, B; "
@@ -246,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-column", default=None, help="CSV column of the class names. Default: the second.")
     p.set_defaults(func=_convert_cls)
 
-    p = sub.add_parser("convert-det", help="Convert a COCO box annotation file and its images to an nnU-Net dataset.",
+    p = sub.add_parser("convert-det", epilog=EXAMPLES["convert-det"], help="Convert a COCO box annotation file and its images to an nnU-Net dataset.",
                        description="Write $nnUNet_raw/DatasetXXX_NAME from a COCO object detection JSON file and the "
                                    "folder its images (PNG, JPEG) are in. Images become imagesTr (RGB as channels R, "
                                    "G, B), the boxes of each image an instance map in labelsTr (smaller boxes painted "
@@ -259,14 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", required=True, help="Dataset name: the folder is DatasetXXX_NAME.")
     p.set_defaults(func=_convert_det)
 
-    p = sub.add_parser("predict-cls", help="Class probabilities of images from a classification model folder.",
+    p = sub.add_parser("predict-cls", epilog=EXAMPLES["predict-cls"], help="Class probabilities of images from a classification model folder.",
                        description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "
                                    "image to the patch size, averages the softmax of the given folds and writes a CSV: "
                                    "case, p_<class> for every class, predicted class.")
     _add_predict_args(p, "CSV", "classification", "classes (a CSV case,class such as the dataset's labelsTs.csv)")
     p.set_defaults(func=_predict_cls)
 
-    p = sub.add_parser("predict-det", help="Boxes of images from a detection model folder, as COCO result JSON.",
+    p = sub.add_parser("predict-det", epilog=EXAMPLES["predict-det"], help="Boxes of images from a detection model folder, as COCO result JSON.",
                        description="Preprocesses the images like nnU-Net (the model folder's plans), detects in "
                                    "sliding windows of the patch size, pools the boxes of the tiles and folds with "
                                    "class-wise NMS, maps them back to the original pixels and writes COCO result "

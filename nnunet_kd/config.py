@@ -59,6 +59,13 @@ ROLE_TRAINERS = {
     "det": {"target": "nnUNetTrainerDet", "source": "nnUNetTrainerDetDomainAdversarial",
             "joint": "nnUNetTrainerDetJointTeacher", "student": "nnUNetTrainerDetJointKD", "multihead": None},
 }
+# the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes)
+VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
+            "_5epochs": dict(num_epochs=5),
+            # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
+            "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
+            # benchmarks/domain_shift.py: longer training of the demo benchmark
+            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
 TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}

@@ -18,12 +18,12 @@ from typing import Dict, List, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
-from nnunet_kd import trainer_path
+from nnunet_kd import ext_trainer_value
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.protocol.teachers import changed_teachers, file_sha256
+from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
 PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
@@ -100,7 +100,7 @@ class RunSpec:
 def _plan_argv(spec: RunSpec) -> List[str]:
     argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", spec.configuration,
             "--preset", spec.preset]
-    argv += ["-p", spec.plans] if spec.plans else ["-pl", spec.planner]
+    argv += ["--from-plans", spec.plans] if spec.plans else ["-pl", spec.planner]
     if spec.channel_map:
         argv += ["--channel-map", json.dumps(spec.channel_map)]
     if spec.derived_ids:
@@ -146,18 +146,30 @@ def command_env() -> Dict[str, str]:
     missing = {"nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"} - set(env)
     if missing:
         raise KDError(f"{sorted(missing)} not set: point them at your nnU-Net folders.")
-    env["nnUNet_extTrainer"] = trainer_path()
+    env["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer", ""))
     env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
     return env
 
 
 def _check_folds(spec: RunSpec, preprocessed: str) -> None:
     from nnunet_kd.plans.shared import RawDataset, dataset_name
+    bad = [f for f in spec.folds if f != "all" and not f.isdigit()]
+    if bad:
+        raise KDError(f"-f {' '.join(spec.folds)}: folds are 0-4 or all, separated by spaces (e.g. -f 0 1 2 3 4); "
+                      f"{bad} is not a fold.")
+    if len(set(spec.folds)) != len(spec.folds):
+        raise KDError(f"-f {' '.join(spec.folds)} names a fold twice.")
     folds = [f for f in spec.folds if f != "all"]
     if not folds:
         return
     target = RawDataset(dataset_name(spec.target))
     splits = join(preprocessed, target.name, "splits_final.json")
+    n_splits = len(load_json(splits)) if isfile(splits) else 5
+    beyond = [f for f in folds if int(f) >= n_splits]
+    if beyond:
+        raise KDError(f"-f {' '.join(spec.folds)}: {target.name} has {n_splits} folds (0-{n_splits - 1}"
+                      f"{', from ' + splits if isfile(splits) else ', nnU-Net 5-fold cross-validation'}); fold "
+                      f"{beyond[0]} would make nnU-Net train on a random 80:20 split. Use 0-{n_splits - 1} or all.")
     if len(target.cases) < 5 and not isfile(splits):
         raise KDError(f"{target.name} has {len(target.cases)} labelled cases, too few for nnU-Net's 5-fold "
                       f"cross-validation (-f {' '.join(folds)}). Use -f all, or write your own split to {splits}.")
@@ -233,7 +245,21 @@ class Pipeline:
                           f"Fix the cause and rerun the same `nnunet_kd run`: finished stages are skipped and this "
                           f"one resumes.")
 
+    def check_device(self) -> None:
+        """Before the first stage: the device and GPUs asked for exist here (--dry-run does not check: its commands
+        may run on other machines)."""
+        import torch
+        spec = self.spec
+        if spec.device == "cuda" and not torch.cuda.is_available():
+            raise KDError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here (a CPU build of torch, "
+                          f"or no GPU visible: check nvidia-smi and CUDA_VISIBLE_DEVICES). Install a CUDA build of "
+                          f"torch, or pass --device cpu to train on the CPU (slow: for tests and the demo).")
+        if spec.num_gpus > 1 and (spec.device != "cuda" or torch.cuda.device_count() < spec.num_gpus):
+            raise KDError(f"--num-gpus {spec.num_gpus} needs --device cuda and {spec.num_gpus} visible GPUs "
+                          f"(nnU-Net's multi-GPU launcher: CUDA and NCCL); {torch.cuda.device_count()} are visible.")
+
     def run(self) -> None:
+        self.check_device()
         start = time.time()
         n = len(self.stages)
         for i, stage in enumerate(self.stages, 1):
@@ -277,8 +303,9 @@ class Pipeline:
         joint_plans = load_json(join(os.path.dirname(self.folder(joint)), "plans.json"))
         teachers = [self.folder(self.by_id[d]) for d in joint.depends]
         plans[KD_BLOCK_KEY]["run"] = {
-            "joint_teacher": self.folder(joint),
-            "teachers": [{"fold_folder": f, "sha256": file_sha256(join(f, "checkpoint_final.pth"))} for f in teachers],
+            "joint_teacher": portable_path(self.folder(joint)),
+            "teachers": [{"fold_folder": portable_path(f), "sha256": file_sha256(join(f, "checkpoint_final.pth"))}
+                         for f in teachers],
             "fusion_levels": joint_plans["configurations"][self.spec.configuration]["architecture"]["arch_kwargs"][
                 "fusion_levels"],
         }

@@ -91,7 +91,7 @@ class RawDataset:
     """What `plan` needs to know of one raw dataset."""
 
     def __init__(self, name: str):
-        self.name = name
+        self.name = str(name)  # nnU-Net returns numpy strings
         self.id = int(name[7:10])
         self.raw_folder = join(nnUNet_raw.get(), name)
         json_file = join(self.raw_folder, "dataset.json")
@@ -137,13 +137,22 @@ def _cap_architecture(configuration: dict, max_stages: Optional[int], max_featur
         arch["features_per_stage"] = [min(f, max_features) for f in arch["features_per_stage"]]
 
 
+def _check_from_plans(target: RawDataset, plans: str) -> None:
+    if plans.startswith("nnUNetPlans_kd_"):
+        raise KDError(f"--from-plans {plans} names the shared plans of an nnunet_kd experiment, not a plans file of "
+                      f"{target.name} to copy. To continue that experiment, rerun `nnunet_kd run` with the arguments "
+                      f"that made it (`nnunet_kd run ... --dry-run` lists the target's experiments and their "
+                      f"arguments); to train one of its stages by hand, use nnUNetv2_train ... -p {plans}.")
+    path = join(target.preprocessed_folder, plans + ".json")
+    if not isfile(path):
+        raise KDError(f"--from-plans {plans}: {path} does not exist. Give the identifier of an existing plans file "
+                      f"of {target.name} (e.g. nnUNetPlans, made by nnUNetv2_plan_and_preprocess), or leave it out to "
+                      f"plan anew with -pl.")
+
+
 def _plan_target(target: RawDataset, name: str, planner: Optional[str], existing_plans: Optional[str]) -> dict:
     if existing_plans is not None:
-        path = join(target.preprocessed_folder, existing_plans + ".json")
-        if not isfile(path):
-            raise KDError(f"-p {existing_plans}: {path} does not exist. Give the identifier of an existing plans file "
-                          f"of {target.name} (e.g. nnUNetPlans), or plan anew with -pl.")
-        plans = load_json(path)  # read only; the copy keeps its data_identifier so nothing is preprocessed again
+        plans = load_json(join(target.preprocessed_folder, existing_plans + ".json"))  # read only; the copy keeps its data_identifier so nothing is preprocessed again
         plans["plans_name"] = name
         return plans
     planner_class = recursive_find_python_class(join(nnunetv2.__path__[0], "experiment_planning"), planner,
@@ -263,8 +272,6 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
             raise KDError(f"Unknown configuration '{c}'. Choose from {list(SUPPORTED_CONFIGURATIONS)}.")
     if not sources:
         raise KDError("Give at least one source dataset (-s).")
-    if target in sources or len(set(sources)) != len(sources):
-        raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets.")
     settings = load_preset(preset)
     if task not in ROLE_TRAINERS:
         raise KDError(f"--task must be one of {list(ROLE_TRAINERS)}, got {task!r}.")
@@ -274,6 +281,11 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     # 1. inputs, before anything is written
     tgt = RawDataset(dataset_name(target))
     srcs = [RawDataset(dataset_name(s)) for s in sources]
+    names = [tgt.name] + [s.name for s in srcs]
+    if len(set(names)) != len(names):
+        raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets (they are {names}).")
+    if plans is not None:
+        _check_from_plans(tgt, plans)
     if task == "cls":  # class labels are checked before anything is written; class sets may differ
         from nnunet_kd.classification.labels import read_case_classes
         for d in [tgt] + srcs:
@@ -283,7 +295,9 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         for d in [tgt] + srcs:
             categories(d.json)
             read_boxes(d.raw_folder)
-    unknown = set(channel_map) - {str(s) for s in sources} - {s.name for s in srcs}
+    ids = {s.name: str(s.id) for s in srcs}  # keys by id, as given by id or name (the plans name hashes the ids)
+    channel_map = {ids.get(k, k): v for k, v in channel_map.items()}
+    unknown = set(channel_map) - set(ids.values())
     if unknown:
         raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources {list(sources)}.")
     dims = {d.name: d.is_2d() for d in [tgt] + srcs}
@@ -294,7 +308,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         raise KDError(f"The datasets are 2D, so nnU-Net plans only the '2d' configuration; got -c {configurations}.")
     derived = []  # (index in sources, name, dataset.json)
     for i, s in enumerate(srcs):
-        explicit = channel_map.get(str(sources[i]), channel_map.get(s.name))
+        explicit = channel_map.get(str(s.id))
         order = resolve_channel_order(tgt.json, s.json, s.name, tgt.name, explicit)
         if explicit is None and order == list(range(len(channel_list(s.json)))):
             continue

@@ -57,6 +57,7 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
                                            f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d", "plans.json"))
     used = student_plans["nnunet_kd"]["run"]
     assert len(used["teachers"]) == 3 and used["joint_teacher"].endswith("fold_0")
+    assert all(p.startswith("$nnUNet_results/") for p in [used["joint_teacher"]] + [t["fold_folder"] for t in used["teachers"]])
     assert "student" in first_run.stdout and "Dice" in first_run.stdout  # the report table
 
 

@@ -28,7 +28,8 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
                 truth: str = None) -> np.ndarray:
     """Writes case, p_<class>..., predicted to output_csv; returns the probabilities (cases x classes). With truth (a
     CSV of case,class such as the dataset's labelsTs.csv) also the classification summary with every case."""
-    plans, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
+    plans, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration,
+                                                              task="cls")
     classes = class_names(dataset_json)
     settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
     dev = torch.device(device)

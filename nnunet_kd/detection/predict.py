@@ -36,7 +36,8 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
     score} for every image, detected by sliding windows of the patch size (`detect_image`); folds are ensembled by
     pooling their boxes (and those of overlapping tiles) with class-wise NMS at ``nms_iou``. With truth (the boxes of
     the images, as the dataset's boxesTs.json) also the detection summary with every image."""
-    _, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration)
+    _, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration,
+                                                               task="det")
     names = categories(dataset_json)
     dev = torch.device(device)
     networks = []

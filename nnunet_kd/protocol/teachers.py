@@ -16,6 +16,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.errors import KDError
 
 
@@ -138,34 +139,74 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+RESULTS_PREFIX = "$nnUNet_results/"
+
+
+def portable_path(path: str) -> str:
+    """A path under nnUNet_results as ``$nnUNet_results/<relative path>`` (results folders moved to another machine
+    still resolve), any other path absolute."""
+    path, results = os.path.abspath(path), os.environ.get("nnUNet_results")
+    if results and os.path.commonpath([path, os.path.abspath(results)]) == os.path.abspath(results):
+        return RESULTS_PREFIX + os.path.relpath(path, results).replace(os.sep, "/")
+    return path
+
+
+def resolve_path(stored: str) -> str:
+    """The file a `portable_path` names on this machine."""
+    if stored.startswith(RESULTS_PREFIX):
+        return join(os.environ.get("nnUNet_results", ""), *stored[len(RESULTS_PREFIX):].split("/"))
+    return stored
+
+
 def teacher_record(t: Teacher) -> dict:
     """What a trained stage records of a teacher it used (checked on --c and by report)."""
     return {"role": t.role, "dataset": t.dataset, "trainer": t.trainer, "fold": t.fold,
-            "checkpoint": os.path.abspath(t.checkpoint), "sha256": file_sha256(t.checkpoint)}
+            "checkpoint": portable_path(t.checkpoint), "sha256": file_sha256(t.checkpoint)}
 
 
 def changed_teachers(records) -> List[str]:
     """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
     problems = []
     for r in records:
-        if not os.path.isfile(r["checkpoint"]):
-            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) no longer exists")
-        elif file_sha256(r["checkpoint"]) != r["sha256"]:
-            problems.append(f"teacher checkpoint {r['checkpoint']} ({r['role']}) changed after this model was trained "
-                            f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(r['checkpoint'])[:12]} now)")
+        path = resolve_path(r["checkpoint"])
+        if not os.path.isfile(path):
+            problems.append(f"teacher checkpoint {path} ({r['role']}) no longer exists")
+        elif file_sha256(path) != r["sha256"]:
+            problems.append(f"teacher checkpoint {path} ({r['role']}) changed after this model was trained "
+                            f"from it (sha256 {r['sha256'][:12]} then, {file_sha256(path)[:12]} now)")
     return problems
 
 
-def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: Optional[str] = None):
+TASK_NAMES = {"seg": "segmentation", "cls": "classification", "det": "detection"}
+
+
+def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: Optional[str] = None,
+                      task: str = "seg"):
     """plans, dataset.json, PlansManager, ConfigurationManager, input channel count and the fold checkpoints of a
-    trained nnU-Net model folder, with errors naming what is missing."""
+    trained nnU-Net model folder of ``task`` (folds None: every fold_* with the checkpoint), with errors naming what
+    is missing and, for a model of another task, the command that predicts it."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     for f in ("plans.json", "dataset.json"):
         if not isfile(join(model_folder, f)):
             raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
     plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    configuration = model_folder_configuration(model_folder, configuration)
+    found = (plans.get(KD_BLOCK_KEY) or {}).get("task", "seg")
+    if found != task:
+        trainer, plans_name = os.path.basename(os.path.normpath(model_folder)).split("__")[:2]
+        how = {"seg": f"stock nnU-Net: nnUNetv2_predict -i IMAGES -o OUTPUT -d {plans.get('dataset_name')} -c "
+                      f"{configuration} -p {plans_name} -tr {trainer}",
+               "cls": "nnunet_kd predict-cls", "det": "nnunet_kd predict-det"}[found]
+        raise KDError(f"{model_folder} is a {TASK_NAMES[found]} model, not a {TASK_NAMES[task]} one. Predict it with "
+                      f"{how}.")
     pm = PlansManager(plans)
-    cm = pm.get_configuration(model_folder_configuration(model_folder, configuration))
+    cm = pm.get_configuration(configuration)
+    if folds is None:
+        folds = sorted(d[len("fold_"):] for d in os.listdir(model_folder)
+                       if d.startswith("fold_") and isfile(join(model_folder, d, checkpoint)))
+        if not folds:
+            raise KDError(f"{model_folder} has no fold_*/{checkpoint}: train a fold first, or choose another "
+                          f"checkpoint with -chk.")
     paths = [join(model_folder, f"fold_{fold}", checkpoint) for fold in folds]
     for fold, path in zip(folds, paths):
         if not isfile(path):

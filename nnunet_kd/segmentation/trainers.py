@@ -13,16 +13,11 @@ from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+from nnunet_kd.config import VARIANTS
 
 BASES = {"nnUNetTrainer": nnUNetTrainerKD, "nnUNetTrainerDomainAdversarial": nnUNetTrainerDomainAdversarial,
          "nnUNetTrainerJointTeacher": nnUNetTrainerJointTeacher, "nnUNetTrainerJointKD": nnUNetTrainerJointKD,
          "nnUNetTrainerMultiHead": nnUNetTrainerMultiHead}
-VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
-            "_5epochs": dict(num_epochs=5),
-            # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
-            "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
-            # benchmarks/domain_shift.py: longer training of the demo benchmark
-            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
 
 
 def make_variants(bases: dict, namespace: dict, skip=()) -> None:

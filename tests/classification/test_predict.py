@@ -61,4 +61,26 @@ def test_bad_input_names_the_path(cls_run, tmp_path, capsys):
     assert "fold_3" in capsys.readouterr().err
     assert main(args + ["-m", cls_run.model_folder("nnUNetTrainerNope"), "-f", "0"]) == 2
     assert "plans.json is missing" in capsys.readouterr().err
+    model = cls_run.model_folder("nnUNetTrainerCls_tiny")
+    plans = json.loads(open(os.path.join(model, "plans.json")).read())
+    for task, hint in (("seg", "segmentation model, not a classification one. Predict it with stock nnU-Net: "
+                               "nnUNetv2_predict -i IMAGES -o OUTPUT -d"),
+                       ("det", "Predict it with nnunet_kd predict-det")):
+        other = tmp_path / f"nnUNetTrainer__Plans{task}__2d"  # a model of another task
+        other.mkdir()
+        p = json.loads(json.dumps(plans))
+        if task == "seg":
+            p.pop("nnunet_kd")  # stock nnU-Net plans
+        else:
+            p["nnunet_kd"]["task"] = task
+        (other / "plans.json").write_text(json.dumps(p))
+        (other / "dataset.json").write_text(open(os.path.join(model, "dataset.json")).read())
+        assert main(args + ["-m", str(other)]) == 2
+        assert hint in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "p.csv")
+    folds = sorted(d for d in os.listdir(model) if os.path.isfile(os.path.join(model, d, "checkpoint_final.pth")))
+    assert main(["predict-cls", "-i", _images(cls_run), "-o", str(tmp_path / "all.csv"), "-device", "cpu", "-m",
+                 model]) == 0  # default: every fold the model has
+    _, p_all = _probs(tmp_path / "all.csv")
+    np.testing.assert_allclose(p_all, predict_cls(_images(cls_run), str(tmp_path / "f.csv"), model,
+                                                  [f[5:] for f in folds]), atol=2e-6)

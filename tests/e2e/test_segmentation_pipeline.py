@@ -10,7 +10,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from conftest import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.protocol.teachers import file_sha256
+from nnunet_kd.protocol.teachers import file_sha256, resolve_path
 from nnunet_kd.segmentation.joint_network import CLASS_NAME
 
 
@@ -48,7 +48,7 @@ def test_student_logs_and_plots_every_term(kd_pipeline):
     adapters = ckpt["kd_state"]["modules"]
     assert len([k for k in adapters if k.endswith("weight")]) == 3  # one adapter per encoder level
     record = ckpt["kd_state"]["teachers"][0]
-    assert record["role"] == "joint" and record["sha256"] == file_sha256(record["checkpoint"])
+    assert record["role"] == "joint" and record["sha256"] == file_sha256(resolve_path(record["checkpoint"]))
 
 
 def test_joint_teacher_is_self_contained(kd, kd_pipeline, tmp_path):
@@ -65,7 +65,8 @@ def test_teachers_are_bit_identical_after_training(kd_pipeline):
     records = joint["kd_state"]["teachers"]
     assert [r["role"] for r in records] == ["target", "source", "source"]
     for i, (record, folder) in enumerate(zip(records, [kd_pipeline.target_teacher] + kd_pipeline.source_teachers)):
-        assert record["sha256"] == file_sha256(record["checkpoint"])
+        assert record["checkpoint"].startswith("$nnUNet_results/")  # portable: relative to nnUNet_results
+        assert record["sha256"] == file_sha256(resolve_path(record["checkpoint"]))
         teacher = _ckpt(folder, record["fold"])["network_weights"]
         for k, v in teacher.items():
             if k.startswith("encoder."):

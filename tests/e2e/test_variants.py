@@ -49,8 +49,8 @@ def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
     assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
     ckpt = load_checkpoint(os.path.join(folder, "fold_0", "checkpoint_final.pth"))
     assert len([k for k in ckpt["kd_state"]["modules"] if k.endswith("weight")]) == 5  # 3 encoder + 2 decoder levels
-    assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == [
-        os.path.join(kd_pipeline.joint_teacher, "fold_0", "checkpoint_final.pth")]
+    assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == ["$nnUNet_results/" + os.path.relpath(
+        os.path.join(kd_pipeline.joint_teacher, "fold_0", "checkpoint_final.pth"), kd.results)]
     out = tmp_path / "pred"
     kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
             "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], ext_trainer=False)

@@ -113,6 +113,14 @@ def _cli(kd, *args):
      ["--derived-id 1000 is outside 1-999"]),
     (["-t", "1", "-s", "2", "3", "-c", "2d", "--channel-map", '{"3": {"T1": "mri"}}', "--derived-id", "-1"],
      ["--derived-id -1 is outside 1-999"]),
+    (["-t", "1", "-s", "2", "3", "-c", "2d", "-p", "nnUNetPlans"],
+     ["in `nnunet_kd plan`, -p is not the plans to train with", "--from-plans nnUNetPlans"]),
+    (["-t", "1", "-s", "2", "-c", "2d", "--from-plans", "nnUNetPlans_kd_ab12cd34"],
+     ["names the shared plans of an nnunet_kd experiment", "nnUNetv2_train ... -p nnUNetPlans_kd_ab12cd34"]),
+    (["-t", "1", "-s", "2", "-c", "2d", "--from-plans", "NoSuchPlans"],
+     ["--from-plans NoSuchPlans:", "NoSuchPlans.json does not exist"]),
+    (["-t", "Dataset001_KDTarget", "-s", "1", "-c", "2d"],
+     ["must be distinct datasets (they are ['Dataset001_KDTarget', 'Dataset001_KDTarget'])"]),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(kd, args, messages):
     before_raw, before_pre = tree_digest(kd.raw), tree_digest(kd.preprocessed)

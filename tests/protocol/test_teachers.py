@@ -1,11 +1,12 @@
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import Teacher, check_compatible
+from nnunet_kd.protocol.teachers import Teacher, changed_teachers, check_compatible, file_sha256, portable_path
 
 ARCH = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
         "arch_kwargs": {"n_stages": 3, "features_per_stage": [8, 16, 16], "conv_op": "torch.nn.modules.conv.Conv2d",
@@ -58,3 +59,24 @@ def test_missing_teacher_says_how_to_train_it(tmp_path):
     t = Teacher("source", "Dataset002_B", "nnUNetTrainerDomainAdversarial", "p", "2d", "all", str(tmp_path / "none"))
     with pytest.raises(KDError, match="nnUNetv2_train Dataset002_B 2d all -p p -tr nnUNetTrainerDomainAdversarial"):
         check_compatible([t], ARCH, 1, 2)
+
+
+def test_teacher_records_survive_moving_the_results_folder(tmp_path, monkeypatch):
+    """Records of teachers under nnUNet_results are relative to it: results moved from a cluster still match."""
+    results = tmp_path / "cluster" / "results"
+    checkpoint = results / "Dataset001_A" / "T__P__2d" / "fold_0" / "checkpoint_final.pth"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    outside = tmp_path / "elsewhere.pth"
+    outside.write_bytes(b"other")
+    monkeypatch.setenv("nnUNet_results", str(results))
+    records = [{"role": "joint", "checkpoint": portable_path(str(p)), "sha256": file_sha256(str(p))}
+               for p in (checkpoint, outside)]
+    assert records[0]["checkpoint"] == "$nnUNet_results/Dataset001_A/T__P__2d/fold_0/checkpoint_final.pth"
+    assert records[1]["checkpoint"] == str(outside)  # outside nnUNet_results: absolute
+    assert changed_teachers(records) == []
+    shutil.move(str(results), str(tmp_path / "laptop_results"))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "laptop_results"))
+    assert changed_teachers(records) == []
+    (tmp_path / "laptop_results" / "Dataset001_A" / "T__P__2d" / "fold_0" / "checkpoint_final.pth").write_bytes(b"x")
+    assert ["changed after this model was trained" in p for p in changed_teachers(records)] == [True]

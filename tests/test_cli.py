@@ -1,0 +1,58 @@
+"""The command line's own checks and conveniences (in-process `main`, on the planned fixture)."""
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import CHANNEL_MAP, tree_digest
+from nnunet_kd import trainer_path
+from nnunet_kd.cli import main
+
+RUN = ["run", "-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny", "--channel-map", json.dumps(CHANNEL_MAP),
+       "--suffix", "_tiny"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-f", "5"], "fold 5 would make nnU-Net train on a random 80:20 split"),
+    (["-f", "0,1"], "separated by spaces (e.g. -f 0 1 2 3 4); ['0,1'] is not a fold"),
+    (["-f", "0", "0"], "names a fold twice"),
+    (["-f", "0", "-p", "nnUNetPlans_kd_ab12cd34"], "in `nnunet_kd run`, -p is not the plans to train with"),
+])
+def test_run_refuses_bad_options_before_anything_runs(nnunet_env, capsys, args, message):
+    before = tree_digest(nnunet_env.preprocessed), tree_digest(nnunet_env.results)
+    assert main(RUN + args + ["--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+    assert (tree_digest(nnunet_env.preprocessed), tree_digest(nnunet_env.results)) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_run_checks_the_device_before_the_first_stage(nnunet_env, capsys):
+    before = tree_digest(nnunet_env.results)
+    assert main(RUN + ["-f", "0"]) == 2  # --device defaults to cuda
+    err = capsys.readouterr().err
+    assert "--device cuda, but torch" in err and "pass --device cpu" in err
+    assert tree_digest(nnunet_env.results) == before
+
+
+def test_nnunet_spellings_names_and_version(nnunet_env, capsys):
+    assert main(RUN + ["-f", "0", "-device", "cpu", "--dry-run"]) == 0
+    by_id = capsys.readouterr().out
+    assert "nnUNetv2_train Dataset001_KDTarget 2d 0" in by_id and "-device cpu" in by_id
+    assert main(["run", "-t", "Dataset001_KDTarget", "-s", "Dataset002_KDSourceA", "Dataset003_KDSourceB"] + RUN[6:] +
+                ["-f", "0", "-device", "cpu", "--dry-run"]) == 0
+    by_name = capsys.readouterr().out
+    assert by_name.splitlines()[1:] == by_id.splitlines()[1:]  # names and ids make the same experiment
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("nnunet_kd 0.")
+
+
+def test_trainer_path_keeps_the_users_trainer_folders(monkeypatch, capsys, tmp_path):
+    mine = str(tmp_path / "my_trainers")
+    monkeypatch.setenv("nnUNet_extTrainer", os.pathsep.join([mine, trainer_path()]))
+    assert main(["trainer-path"]) == 0
+    assert capsys.readouterr().out.strip() == os.pathsep.join([trainer_path(), mine])
+    monkeypatch.delenv("nnUNet_extTrainer")
+    assert main(["trainer-path"]) == 0
+    assert capsys.readouterr().out.strip() == trainer_path()
