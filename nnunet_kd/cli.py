@@ -1,5 +1,6 @@
 """`nnunet_kd`: the command line of the plugin (argparse, nnU-Net style)."""
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -46,16 +47,42 @@ def _no_p(args) -> None:
                       f"other arguments: rerun with the arguments that made it.")
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Everything printed to stdout, by Python or by child processes, goes to stderr within the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _plan(args) -> None:
     from nnunetv2.configuration import default_num_processes
     from nnunet_kd.plans.shared import plan
     _no_p(args)
-    name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
-                channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
-                derived_ids=args.derived_id, num_processes=args.np or default_num_processes,
-                verbose=not args.quiet, extra_target_images=args.extra_target_images, task=args.task)
-    if not args.quiet:
-        print(f"Shared plans: {name}  (train with -p {name})")
+    channel_map = _json_arg(args.channel_map, "--channel-map") if args.channel_map else None
+    with _stdout_to_stderr() if args.quiet else contextlib.nullcontext():  # nnU-Net prints
+        name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
+                    channel_map=channel_map, derived_ids=args.derived_id,
+                    num_processes=args.np or default_num_processes, verbose=not args.quiet,
+                    extra_target_images=args.extra_target_images, task=args.task)
+    from nnunet_kd.pipeline import RunSpec, build_stages
+    from nnunet_kd.plans.shared import prepare
+    shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
+                     args.extra_target_images, args.task)
+    out = sys.stderr if args.quiet else sys.stdout
+    print(f"Shared plans: {name}. Train fold 0 with these (after export nnUNet_extTrainer=$(nnunet_kd "
+          f"trainer-path); folds 1-4 alike):", file=out)
+    for c in shared.configurations:
+        spec = RunSpec(target=args.t, sources=args.s, configuration=c, folds=["0"], task=args.task, device="cuda")
+        for stage in build_stages(spec, name, shared.target.name, shared.source_names)[1:]:
+            print("  " + " ".join(stage.argv[:-2]), file=out)  # without "-device cuda": nnU-Net's default
     print(name)
 
 
@@ -83,7 +110,8 @@ def _run_spec(args):
                    preset=args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
-                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task)
+                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task,
+                   npz=args.npz)
 
 
 def _run(args) -> None:
@@ -213,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     p.add_argument("-np", type=int, default=None, help="Processes for fingerprinting and preprocessing. "
                                                        "Default: nnUNet_def_n_proc.")
-    p.add_argument("--quiet", action="store_true", help="Print only the shared plans name.")
+    p.add_argument("--quiet", action="store_true",
+                   help="Print only the shared plans name on stdout (for P=$(nnunet_kd plan ... --quiet)); the "
+                        "training commands go to stderr.")
     p.set_defaults(func=_plan)
 
     from nnunet_kd.report import DEFAULT_MODELS
@@ -265,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", "-num_gpus", type=int, default=1,
                    help="GPUs per training (nnU-Net's -num_gpus, CUDA only). Default: 1.")
     p.add_argument("--with-baselines", action="store_true", help="Also train the multi-head baseline.")
+    p.add_argument("--npz", action="store_true",
+                   help="nnU-Net's --npz for every stage: the final validation also saves the softmax, which "
+                        "nnUNetv2_find_best_configuration and ensembling need (finished stages rerun only their "
+                        "validation). Segmentation only.")
     p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
     p.add_argument("--force", action="store_true",
                    help="Retrain finished stages whose KD block or teachers changed (old fold folders are kept).")

@@ -67,7 +67,9 @@ VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iter
             # benchmarks/domain_shift.py: longer training of the demo benchmark
             "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
-RECORD_KEYS = ("run",)  # written by `nnunet_kd run` into a student's model folder: the teachers it used
+# optional records: the arguments the shared plans name hashes ("arguments", from `plan`), the teachers a student was
+# distilled from ("run", written by `nnunet_kd run` into its model folder)
+RECORD_KEYS = ("arguments", "run")
 TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}
 
 

@@ -3,6 +3,7 @@ and verdict. `run_scenario` also serves the segmentation benchmark."""
 import contextlib
 import io
 import os
+import shlex
 from typing import Dict
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
@@ -11,7 +12,7 @@ from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from
 
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
 from nnunet_kd.errors import KDError
-from nnunet_kd.pipeline import Pipeline, RunSpec, command_env
+from nnunet_kd.pipeline import Pipeline, RunSpec, command_env, run_argv
 from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
 
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
@@ -89,6 +90,8 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
                    channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra, suffix=suffix, device=device,
                    with_baselines=True)
     pipeline = Pipeline(spec)
+    print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +
+          shlex.join(run_argv(spec)), flush=True)
     pipeline.run()
     test_folders = {}
     for label, trainer in MODELS.items():

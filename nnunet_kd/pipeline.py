@@ -55,10 +55,11 @@ def set_aside(path: str) -> str:
     return target
 
 
-def resume_point(folder: str):
+def resume_point(folder: str, write: bool = True):
     """('resume' | 'restart' | 'new' | 'changed', reason) of an unfinished fold folder. nnU-Net's --c takes the final,
-    else the latest, else the best checkpoint: corrupt ones are set aside until a readable one is found; a checkpoint
-    refused as unsafe stops the run (UnsafeCheckpoint); one trained from teachers that changed since is 'changed'."""
+    else the latest, else the best checkpoint: corrupt ones are set aside until a readable one is found (write=False:
+    only said); a checkpoint refused as unsafe stops the run (UnsafeCheckpoint); one trained from teachers that
+    changed since is 'changed'."""
     broken = []
     for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
         path = join(folder, name)
@@ -66,15 +67,16 @@ def resume_point(folder: str):
             try:
                 checkpoint = load_checkpoint(path)
             except UnreadableCheckpoint:
-                broken.append(set_aside(path))
+                broken.append(set_aside(path) if write else path)
                 continue
-            aside = f" ({', '.join(broken)}: unreadable, moved aside)" if broken else ""
+            aside = f" ({', '.join(broken)}: unreadable, {'moved' if write else 'to be moved'} aside)" if broken else ""
             changed = changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
             if changed:
                 return "changed", f"interrupted, but {changed[0]}{aside}"
             return "resume", f"interrupted; continuing from {name}{aside}"
     if broken:
-        return "restart", f"no readable checkpoint; {', '.join(broken)} moved aside (unreadable)"
+        return "restart", f"no readable checkpoint; {', '.join(broken)} {'moved' if write else 'to be moved'} aside " \
+                          f"(unreadable)"
     return "new", "not trained yet"
 
 
@@ -95,6 +97,7 @@ class RunSpec:
     task: str = "seg"
     num_gpus: int = 1
     with_baselines: bool = False
+    npz: bool = False  # nnU-Net's --npz: the final validation also saves softmax (ensembling, find_best_configuration)
 
 
 def _plan_argv(spec: RunSpec) -> List[str]:
@@ -112,11 +115,20 @@ def _plan_argv(spec: RunSpec) -> List[str]:
     return argv
 
 
+def run_argv(spec: RunSpec) -> List[str]:
+    """The `nnunet_kd run` command line of spec."""
+    argv = ["run" if a == "plan" else a for a in _plan_argv(spec)] + ["-f", *spec.folds, "--device", spec.device]
+    argv += (["--suffix", spec.suffix] if spec.suffix else []) + (
+        ["--num-gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []) + (
+        ["--with-baselines"] if spec.with_baselines else []) + (["--npz"] if spec.npz else [])
+    return argv
+
+
 def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]) -> List[Stage]:
     def train(dataset, trainer, fold):
         argv = ["nnUNetv2_train", dataset, spec.configuration, str(fold), "-p", plans_name, "-tr", trainer + spec.suffix,
                 "-device", spec.device]
-        return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else [])
+        return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []) + (["--npz"] if spec.npz else [])
 
     role = ROLE_TRAINERS[spec.task]
     stages = [Stage("plan", "shared plans", _plan_argv(spec))]
@@ -179,11 +191,15 @@ class Pipeline:
     def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True)):
         from nnunet_kd.plans.shared import prepare
         self.spec, self.force, self.log = spec, force, log
+        if spec.npz and spec.task != "seg":
+            raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.task} trainers write their own "
+                          f"validation files. Leave out --npz.")
         self.env = command_env()
         _check_folds(spec, self.env["nnUNet_preprocessed"])  # before the (slower) planning checks
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
                          spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
+        self.arguments = shared.arguments
         self.stages = build_stages(spec, self.plans_name, self.target, self.source_names)
         self.by_id = {s.id: s for s in self.stages}
 
@@ -215,8 +231,8 @@ class Pipeline:
                 parts.append(file_sha256(join(folder, "checkpoint_final.pth")))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-    def status(self, stage: Stage):
-        """('done' | 'resume' | 'restart' | 'new' | 'changed', reason)."""
+    def status(self, stage: Stage, write: bool = True):
+        """('done' | 'resume' | 'restart' | 'new' | 'changed', reason); write=False changes no file (--dry-run)."""
         folder = self.folder(stage)
         final, summary = join(folder, "checkpoint_final.pth"), join(folder, "validation", "summary.json")
         if isfile(final) and isfile(summary):
@@ -224,17 +240,56 @@ class Pipeline:
             recorded = load_json(record)["fingerprint"] if isfile(record) else None
             current = self.fingerprint(stage)
             if recorded is None:  # trained by hand before: adopt it as it is
-                save_json_atomic({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True}, record)
+                if write:
+                    save_json_atomic({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True},
+                                     record)
                 return "done", "finished (trained outside `nnunet_kd run`; its KD block and teachers recorded now)"
             if recorded == current:
                 return "done", "finished, same KD block and teachers"
             return "changed", "finished, but its KD block or teachers changed since"
-        return resume_point(folder)
+        return resume_point(folder, write)
+
+    def other_experiments(self) -> List[str]:
+        """Lines on the target's other shared plans (other nnunet_kd experiments) and how their arguments differ."""
+        folder = join(self.env["nnUNet_preprocessed"], self.target)
+        lines = []
+        for f in sorted(os.listdir(folder)):
+            if not (f.startswith("nnUNetPlans_kd_") and f.endswith(".json")) or f == self.plans_name + ".json":
+                continue
+            recorded = (load_json(join(folder, f)).get(KD_BLOCK_KEY) or {}).get("arguments")
+            if recorded is None:
+                lines.append(f"{f[:-5]} (its arguments were not recorded)")
+                continue
+            diff = [f"{k}: {recorded.get(k)!r} there, {self.arguments.get(k)!r} here"
+                    for k in sorted(set(recorded) | set(self.arguments)) if recorded.get(k) != self.arguments.get(k)]
+            lines.append(f"{f[:-5]} ({'; '.join(diff) or 'same arguments'})")
+        return lines
 
     # ---- running -----------------------------------------------------------------------------------------------
+    def has_npz(self, stage: Stage) -> bool:
+        validation = join(self.folder(stage), "validation")
+        return os.path.isdir(validation) and any(f.endswith(".npz") for f in os.listdir(validation))
+
+    def stage_state(self, stage: Stage) -> str:
+        """done | resume | train | changed (needs --force), without changing any file."""
+        if stage.id == "plan":
+            return "done" if self.plans_exist() else "train"
+        state, _ = self.status(stage, write=False)
+        return {"new": "train", "restart": "train"}.get(state, state)
+
     def dry_run_lines(self) -> List[str]:
+        """One line per stage: id, after=dependencies, state, environment and command; notes first, as # lines."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        return [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{env} {shlex.join(s.argv)}" for s in self.stages]
+        states = [self.stage_state(s) for s in self.stages]
+        notes = [f"# shared plans {self.plans_name}: " + ", ".join(
+            f"{states.count(k)} {k}" for k in ("done", "resume", "train", "changed") if states.count(k))]
+        others = self.other_experiments()
+        if others and "done" not in states[1:]:
+            notes.append(f"# {self.target} has other nnunet_kd experiments; these arguments make a new one, so every "
+                         f"stage trains anew. Did you mean one of them?")
+        notes += [f"#   {line}" for line in others]
+        return notes + [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{state}\t{env} {shlex.join(s.argv)}"
+                        for s, state in zip(self.stages, states)]
 
     def _execute(self, argv: List[str]) -> None:
         # the nnU-Net and nnunet_kd commands of this interpreter's environment, also when it is not activated
@@ -270,6 +325,10 @@ class Pipeline:
                 continue
             if stage.trainer is not None:
                 state, reason = self.status(stage)
+                if state == "done" and self.spec.npz and not self.has_npz(stage):
+                    self.log(f"{head}: finished; its validation again, with --npz")
+                    self._execute(argv + ["--val"])
+                    continue
                 if state == "done":
                     self.log(f"{head}: skipped ({reason})")
                     continue

@@ -192,7 +192,11 @@ def _write_or_verify(path: str, plans: dict) -> bool:
     """Writes plans to path; an existing file must be identical. Returns True when written."""
     plans = json.loads(json.dumps(plans))
     if isfile(path):
-        if load_json(path) != plans:
+        existing = load_json(path)
+        if KD_BLOCK_KEY in existing and "arguments" not in existing[KD_BLOCK_KEY]:  # planned before they were kept
+            plans = copy.deepcopy(plans)
+            plans.get(KD_BLOCK_KEY, {}).pop("arguments", None)
+        if existing != plans:
             raise KDError(f"{path} exists and differs from what `nnunet_kd plan` computes for these arguments now "
                           f"(the datasets, the preset or the file changed). It is never overwritten: delete it, "
                           f"together with the trained models that used it, to plan anew.")
@@ -247,6 +251,7 @@ class SharedPlansSpec:
     configurations: List[str]
     settings: dict
     unlabelled: Optional[dict] = None  # case -> files of the opt-in unlabelled target images
+    arguments: dict = None  # what the shared plans name is a hash of (kept in the KD block as "arguments")
 
     @property
     def source_names(self) -> List[str]:
@@ -324,11 +329,12 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         extra_target_images = os.path.abspath(extra_target_images)
         unlabelled = find_cases(extra_target_images, tgt.json)
         settings["dann"]["extra_target_images"] = extra_target_images
-    name = shared_plans_name(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
-                             planner=None if plans else planner, plans=plans, preset=preset,
-                             channel_map=channel_map, derived_ids=list(derived_ids or []),
-                             **({"extra_target_images": extra_target_images} if extra_target_images else {}),
-                             **({"task": task} if task != "seg" else {}))
+    arguments = dict(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
+                     planner=None if plans else planner, plans=plans, preset=preset, channel_map=channel_map,
+                     derived_ids=list(derived_ids or []),
+                     **({"extra_target_images": extra_target_images} if extra_target_images else {}),
+                     **({"task": task} if task != "seg" else {}))
+    name = shared_plans_name(**arguments)
     derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
         suffix = f"_{srcs[i].name[11:]}For{tgt.name[11:]}"
@@ -344,7 +350,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         dname = f"Dataset{did:03d}{suffix}"
         derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
                                                              srcs[i].json, tgt.json, order)))
-    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled)
+    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled, arguments)
 
 
 def _datasets_with_id(did: int) -> List[str]:
@@ -399,6 +405,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     block.update({
         "version": 1,
         "preset": preset,
+        "arguments": spec.arguments,
         "target": tgt.name,
         "sources": [{"dataset": s.name, "derived_from": s.json.get("nnunet_kd_derived_from", {}).get("dataset")}
                     for s in srcs],

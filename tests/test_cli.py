@@ -56,3 +56,27 @@ def test_trainer_path_keeps_the_users_trainer_folders(monkeypatch, capsys, tmp_p
     monkeypatch.delenv("nnUNet_extTrainer")
     assert main(["trainer-path"]) == 0
     assert capsys.readouterr().out.strip() == trainer_path()
+
+
+def test_run_argv_is_the_command_line_of_its_spec():
+    """What `demo` prints as its `nnunet_kd run` equivalent parses back into the same run."""
+    from nnunet_kd.cli import _run_spec, build_parser
+    from nnunet_kd.pipeline import RunSpec, run_argv
+    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0", "1"], preset="tiny",
+                   channel_map=CHANNEL_MAP, extra_target_images="/data/unlabelled", suffix="_demo", device="cpu",
+                   with_baselines=True, num_gpus=1)
+    argv = run_argv(spec)
+    assert argv[:2] == ["nnunet_kd", "run"]
+    assert _run_spec(build_parser().parse_args(argv[1:])) == spec
+
+
+def test_plan_quiet_prints_only_the_name_and_the_training_commands_on_stderr(nnunet_env, capfd):
+    args = ["plan", "-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny", "--channel-map", json.dumps(CHANNEL_MAP)]
+    assert main(args + ["--quiet"]) == 0
+    out, err = capfd.readouterr()  # what a shell sees, child processes included
+    assert out == nnunet_env.plans + "\n"  # P=$(nnunet_kd plan ... --quiet)
+    p = nnunet_env.plans
+    for line in (f"nnUNetv2_train {nnunet_env.source_b} 2d all -p {p} -tr nnUNetTrainerDomainAdversarial",
+                 f"nnUNetv2_train Dataset001_KDTarget 2d 0 -p {p} -tr nnUNetTrainer",
+                 f"nnUNetv2_train Dataset001_KDTarget 2d 0 -p {p} -tr nnUNetTrainerJointKD"):
+        assert "  " + line + "\n" in err

@@ -71,6 +71,21 @@ def test_second_run_skips_every_stage(second_run):
     assert len(lines) == 6 and all(": skipped (" in line for line in lines), lines
 
 
+def test_npz_reruns_only_validations_and_feeds_find_best_configuration(kd, run_env, second_run):
+    """--npz on finished stages reruns only their validation with softmax saved; stock nnU-Net then compares and
+    ensembles the baseline and the student (the README's deployment section)."""
+    student = _fold_folder(run_env, kd, kd.target, "nnUNetTrainerJointKD_tiny")
+    weights = open(os.path.join(student, "checkpoint_final.pth"), "rb").read()
+    lines = _stage_lines(kd.run(RUN + ["--npz"], env=run_env))
+    assert sum("its validation again, with --npz" in line for line in lines) == 5, lines
+    assert any(f.endswith(".npz") for f in os.listdir(os.path.join(student, "validation")))
+    assert open(os.path.join(student, "checkpoint_final.pth"), "rb").read() == weights  # not retrained
+    kd.run(["nnUNetv2_find_best_configuration", kd.target, "-c", "2d", "-p", kd.plans, "-f", "0", "-tr",
+            "nnUNetTrainer_tiny", "nnUNetTrainerJointKD_tiny"], env=run_env)
+    instructions = open(os.path.join(run_env["nnUNet_results"], kd.target, "inference_instructions.txt")).read()
+    assert "nnUNetv2_predict" in instructions and kd.plans in instructions
+
+
 def _marked_processes(mark: str) -> list:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -179,13 +194,21 @@ def test_killed_student_resumes(kd, run_env, first_run, point, resumes_from):
 
 def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_path):
     proc = kd.run(RUN + ["--dry-run"], env=run_env)
-    lines = proc.stdout.strip().splitlines()
+    notes = [line for line in proc.stdout.strip().splitlines() if line.startswith("#")]
+    lines = [line for line in proc.stdout.strip().splitlines() if not line.startswith("#")]
+    assert notes[0] == f"# shared plans {kd.plans}: 6 done"
     assert [line.split("\t")[0] for line in lines] == [
         "plan", f"source:{kd.source_a}", f"source:{kd.source_b}", "target:0", "joint:0", "student:0"]
     by_id = {line.split("\t")[0]: line.split("\t") for line in lines}
     assert by_id["joint:0"][1] == f"after=target:0,source:{kd.source_a},source:{kd.source_b}"
+    assert {v[2] for v in by_id.values()} == {"done"}
+    # forgetting one argument is another experiment: every stage would train, and the dry run says so
+    other = kd.run([a if a != "tiny" else "default" for a in RUN] + ["--dry-run"], env=run_env).stdout
+    assert f"# {kd.target} has other nnunet_kd experiments" in other
+    assert f"#   {kd.plans} (preset: 'tiny' there, 'default' here)" in other
+    assert [line.split("\t")[2] for line in other.splitlines() if not line.startswith("#")] == ["train"] * 6
     # every training command writes the fold folder that `run` produced
-    for stage, (_, _, command) in by_id.items():
+    for stage, (_, _, _, command) in by_id.items():
         if stage == "plan":
             continue
         argv = shlex.split(command)
@@ -199,7 +222,7 @@ def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_pa
     student = os.path.join(run_env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d",
                            "fold_0")
     shutil.rmtree(student)
-    proc = subprocess.run(["bash", "-c", by_id["student:0"][2]], env=dict(os.environ, PATH=run_env["PATH"]),
+    proc = subprocess.run(["bash", "-c", by_id["student:0"][3]], env=dict(os.environ, PATH=run_env["PATH"]),
                           cwd=kd.root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.path.isfile(os.path.join(student, "checkpoint_final.pth"))
@@ -222,6 +245,8 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
         assert (f0.read(), f1.read()) == (b"truncated 0", b"truncated 1")
     with open(latest, "wb") as f:
         f.write(b"")
+    before = sorted(os.listdir(folder))
+    assert resume_point(folder, write=False)[0] == "restart" and sorted(os.listdir(folder)) == before  # --dry-run
     assert resume_point(folder)[0] == "restart" and os.path.isfile(latest + ".unreadable")
     assert resume_point(folder) == ("new", "not trained yet")
     from conftest import OpensAFile
