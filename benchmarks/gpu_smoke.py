@@ -24,7 +24,8 @@ def main() -> None:
     out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="nnunet_kd_gpu_smoke_"))
     os.environ.setdefault("nnUNet_def_n_proc", str(os.cpu_count()))
     from nnunet_kd.data.synthetic import lesion_demo
-    from nnunet_kd.demo import DEMO_CHANNEL_MAP, evaluate_test_set, set_nnunet_folders, write_demo_data
+    from nnunet_kd.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
+    from nnunet_kd.test_set import predict_and_score
     from nnunet_kd.pipeline import Pipeline, RunSpec
     folders = set_nnunet_folders(out)
     write_demo_data(folders["nnUNet_raw"], lesion_demo())
@@ -39,8 +40,10 @@ def main() -> None:
         print(f"{os.path.relpath(log, folders['nnUNet_results'])}: compiled={'Using torch.compile' in text}")
     student = "nnUNetTrainerJointKD" + args.suffix
     t0 = time.perf_counter()
-    pred = evaluate_test_set(pipeline.target, "2d", ["0"], pipeline.plans_name, student, args.device,
-                             join(out, "test_predictions"))
+    raw = join(folders["nnUNet_raw"], pipeline.target)
+    pred = predict_and_score("seg", join(folders["nnUNet_results"], pipeline.target,
+                                         f"{student}__{pipeline.plans_name}__2d"), ["0"], args.device,
+                             join(raw, "imagesTs"), join(raw, "labelsTs"), join(out, "test_predictions"))
     dice = load_json(join(pred, "summary.json"))["foreground_mean"]["Dice"]
     print(f"student test Dice (nnUNetPredictor, {time.perf_counter() - t0:.0f} s): {dice:.4f}")
 

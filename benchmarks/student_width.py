@@ -49,8 +49,10 @@ def _model_folder(target, trainer, plans, configuration) -> str:
 
 
 def _test_dice(target, trainer, plans, configuration, fold, device, out_dir) -> float:
-    from nnunet_kd.demo import evaluate_test_set
-    evaluate_test_set(target, configuration, [fold], plans, trainer, device, out_dir)
+    from nnunet_kd.test_set import predict_and_score
+    raw = join(os.environ["nnUNet_raw"], target)
+    predict_and_score("seg", _model_folder(target, trainer, plans, configuration), [fold], device,
+                      join(raw, "imagesTs"), join(raw, "labelsTs"), out_dir)
     return load_json(join(out_dir, "summary.json"))["foreground_mean"]["Dice"]
 
 

@@ -88,7 +88,7 @@ def _plan(args) -> None:
 
 def _report(args) -> None:
     from nnunet_kd.plans.shared import dataset_name
-    from nnunet_kd.report import models_for, report
+    from nnunet_kd.report import SHORT_LABELS, models_for, report
     results = os.environ.get("nnUNet_results")
     if not results:
         raise KDError("nnUNet_results is not set: export it to the folder holding the trained models.")
@@ -96,8 +96,10 @@ def _report(args) -> None:
     test_folders = {}
     for item in args.test_dir:
         label, sep, folder = item.partition("=")
-        if not sep:
-            raise KDError(f"--test-dir {item!r} must be LABEL=FOLDER with LABEL one of {list(models)}.")
+        label = SHORT_LABELS.get(label, label)
+        if not sep or label not in models:
+            raise KDError(f"--test-dir {item!r} must be LABEL=FOLDER with LABEL one of {list(SHORT_LABELS)} (or "
+                          f"{list(models)}).")
         test_folders.setdefault(label, []).append(folder)
     report(results, dataset_name(args.t), args.p, args.c, models, test_folders, args.o)
 
@@ -117,13 +119,21 @@ def _run_spec(args):
 def _run(args) -> None:
     from nnunet_kd.pipeline import Pipeline
     from nnunet_kd.report import models_for, report
+    from nnunet_kd.test_set import check_test_inputs
+    if bool(args.test_images) != bool(args.test_labels):
+        raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
+    if args.test_images:
+        check_test_inputs(args.task, args.test_images, args.test_labels)
     pipeline = Pipeline(_run_spec(args), force=args.force)
     if args.dry_run:
         print("\n".join(pipeline.dry_run_lines()))
         return
     pipeline.run()
     models = {label: trainer + args.suffix for label, trainer in models_for(args.task).items()}
-    report(pipeline.env["nnUNet_results"], pipeline.target, pipeline.plans_name, args.c, models)
+    results = pipeline.env["nnUNet_results"]
+    out = os.path.join(results, pipeline.target, f"nnunet_kd_test_{pipeline.plans_name}_{args.c}")
+    tests = pipeline.test_set(args.test_images, args.test_labels, out) if args.test_images else {}
+    report(results, pipeline.target, pipeline.plans_name, args.c, models, tests)
 
 
 def _demo(args) -> None:
@@ -246,7 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "training commands go to stderr.")
     p.set_defaults(func=_plan)
 
-    from nnunet_kd.report import DEFAULT_MODELS
     p = sub.add_parser("report", epilog=EXAMPLES["report"], help="Tabulate every model of a KD experiment and its paired difference to the "
                                       "baseline.",
                        description="Collect nnU-Net's fold_*/validation/summary.json of the target teacher "
@@ -267,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER|FILE",
                    help="Folder with the summary.json of a model's test-set predictions (nnU-Net's "
                         "compute_metrics_on_folder), or a summary file (predict-cls/predict-det --truth), LABEL one "
-                        "of: " + ", ".join(map(repr, DEFAULT_MODELS)) + ". "
+                        "of: baseline, multihead, joint, student. "
                         "Repeat a LABEL for several runs (seeds, or folds predicting the test set one by one); "
                         "run k of a model is paired with run k of the baseline.")
     p.set_defaults(func=_report)
@@ -299,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nnU-Net's --npz for every stage: the final validation also saves the softmax, which "
                         "nnUNetv2_find_best_configuration and ensembling need (finished stages rerun only their "
                         "validation). Segmentation only.")
+    p.add_argument("--test-images", default=None, metavar="DIR",
+                   help="Held-out target images (CASE_0000.ext): after training, every model predicts them (its folds "
+                        "ensembled) and the report gets test-set columns. Needs --test-labels.")
+    p.add_argument("--test-labels", default=None, metavar="PATH",
+                   help="Their labels: a folder of label files (seg), a CSV case,class (cls) or a boxes JSON (det). "
+                        "Predictions go to $nnUNet_results/<target>/nnunet_kd_test_<plans>_<configuration>/.")
     p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
     p.add_argument("--force", action="store_true",
                    help="Retrain finished stages whose KD block or teachers changed (old fold folders are kept).")

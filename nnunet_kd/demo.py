@@ -1,18 +1,14 @@
 """`nnunet_kd demo`: a small multi-domain scenario, the whole pipeline on CPU, test-set evaluation, paired results table
 and verdict. `run_scenario` also serves the segmentation benchmark."""
-import contextlib
-import io
 import os
 import shlex
 from typing import Dict
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
-from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
-from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
 from nnunet_kd.errors import KDError
-from nnunet_kd.pipeline import Pipeline, RunSpec, command_env, run_argv
+from nnunet_kd.pipeline import Pipeline, RunSpec, run_argv
 from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
 
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
@@ -45,31 +41,6 @@ def write_demo_data(raw: str, specs, seed: int = 0) -> None:
                           f"Use a new --out folder, or delete that one.")
 
 
-def evaluate_test_set(target: str, configuration: str, folds, plans: str, trainer: str, device: str,
-                      out_dir: str) -> str:
-    """Predicts the target's imagesTs with nnU-Net's own predictor (what nnUNetv2_predict runs, here in this process
-    and without worker processes) and scores it with compute_metrics_on_folder."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    env = command_env()
-    raw = join(env["nnUNet_raw"], target)
-    dataset_json = load_json(join(raw, "dataset.json"))
-    predictor = nnUNetPredictor(perform_everything_on_device=device == "cuda", device=torch.device(device),
-                                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(
-        join(env["nnUNet_results"], target, f"{trainer}__{plans}__{configuration}"),
-        [f if f == "all" else int(f) for f in folds])
-    os.makedirs(out_dir, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # a line per case
-        predictor.predict_from_files_sequential(join(raw, "imagesTs"), out_dir)
-    example = next(f for f in os.listdir(join(raw, "labelsTs")) if f.endswith(dataset_json["file_ending"]))
-    reader = determine_reader_writer_from_dataset_json(dataset_json, join(raw, "labelsTs", example))
-    labels = [v for k, v in dataset_json["labels"].items() if k != "background" and k != "ignore"]
-    compute_metrics_on_folder(join(raw, "labelsTs"), out_dir, join(out_dir, "summary.json"), reader(),
-                              dataset_json["file_ending"], labels, num_processes=2)
-    return out_dir
-
-
 def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
     """The built-in demo (`lesion_demo`): an organ and faint small lesions in the target, clear in the sources."""
     return run_scenario(out_dir, lesion_demo(), seed, suffix, device)
@@ -93,12 +64,8 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
     print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +
           shlex.join(run_argv(spec)), flush=True)
     pipeline.run()
-    test_folders = {}
-    for label, trainer in MODELS.items():
-        pred = join(out_dir, "test_predictions", trainer + suffix)
-        print(f"test set: predicting with {label} ({trainer + suffix})", flush=True)
-        test_folders[label] = evaluate_test_set(pipeline.target, spec.configuration, spec.folds, pipeline.plans_name,
-                                                trainer + suffix, device, pred)
+    raw = join(folders["nnUNet_raw"], pipeline.target)
+    test_folders = pipeline.test_set(join(raw, "imagesTs"), join(raw, "labelsTs"), join(out_dir, "test_predictions"))
     return report(folders["nnUNet_results"], pipeline.target, pipeline.plans_name, spec.configuration,
                   {label: trainer + suffix for label, trainer in MODELS.items()}, test_folders,
                   join(out_dir, "report"))

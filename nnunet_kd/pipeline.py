@@ -266,6 +266,23 @@ class Pipeline:
         return lines
 
     # ---- running -----------------------------------------------------------------------------------------------
+    def test_set(self, images: str, labels: str, out: str) -> dict:
+        """Predicts images with every trained model of the experiment (its folds ensembled) into out/<trainer> and
+        scores them against labels; {report label: what `report --test-dir` takes}."""
+        from nnunet_kd.report import models_for
+        from nnunet_kd.test_set import predict_and_score
+        found = {}
+        for label, role_trainer in models_for(self.spec.task).items():
+            trainer = role_trainer + self.spec.suffix
+            stages = [s for s in self.stages if s.trainer == trainer]
+            if not stages:
+                continue
+            model = os.path.dirname(self.folder(stages[0]))
+            self.log(f"test set: predicting with {label} ({trainer})")
+            found[label] = predict_and_score(self.spec.task, model, [s.fold for s in stages], self.spec.device,
+                                             images, labels, join(out, trainer))
+        return found
+
     def has_npz(self, stage: Stage) -> bool:
         validation = join(self.folder(stage), "validation")
         return os.path.isdir(validation) and any(f.endswith(".npz") for f in os.listdir(validation))

@@ -25,6 +25,7 @@ def models_for(task: str) -> dict:
 
 
 DEFAULT_MODELS = models_for("seg")
+SHORT_LABELS = dict(zip(("baseline", "multihead", "joint", "student"), models_for("seg")))  # for --test-dir
 
 
 def _stats(values) -> dict:

@@ -71,6 +71,24 @@ def test_second_run_skips_every_stage(second_run):
     assert len(lines) == 6 and all(": skipped (" in line for line in lines), lines
 
 
+def test_test_images_fill_the_reports_test_columns(kd, run_env, second_run):
+    raw = os.path.join(kd.raw, kd.target)
+    proc = kd.run(RUN + ["--test-images", os.path.join(raw, "imagesTs"), "--test-labels", os.path.join(raw, "labelsTs")],
+                  env=run_env)
+    assert all(": skipped (" in line for line in _stage_lines(proc))
+    out = os.path.join(run_env["nnUNet_results"], kd.target, f"nnunet_kd_test_{kd.plans}_2d")
+    assert sorted(os.listdir(out)) == ["nnUNetTrainerJointKD_tiny", "nnUNetTrainerJointTeacher_tiny",
+                                       "nnUNetTrainer_tiny"]  # every trained model (no multi-head in this run)
+    report = load_json(os.path.join(run_env["nnUNet_results"], kd.target, f"nnunet_kd_report_{kd.plans}_2d",
+                                    "report.json"))
+    rows = report["models"]
+    for label in ("dataset-specific (target teacher)", "joint teacher", "student"):
+        summary = load_json(os.path.join(out, rows[label]["trainer"], "summary.json"))
+        assert rows[label]["test"]["foreground"] == pytest.approx(summary["foreground_mean"]["Dice"])
+    bad = kd.run(RUN + ["--test-images", os.path.join(raw, "imagesTs")], env=run_env, check=False)
+    assert bad.returncode == 2 and "--test-images and --test-labels go together" in bad.stderr
+
+
 def test_npz_reruns_only_validations_and_feeds_find_best_configuration(kd, run_env, second_run):
     """--npz on finished stages reruns only their validation with softmax saved; stock nnU-Net then compares and
     ensembles the baseline and the student (the README's deployment section)."""

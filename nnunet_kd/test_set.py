@@ -1,0 +1,65 @@
+"""Test-set figures of every model of an experiment: predict held-out images with each model and score them, in the
+files `report --test-dir` reads (what `run --test-images/--test-labels` and the demo do)."""
+import contextlib
+import io
+import os
+from typing import Sequence
+
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
+
+from nnunet_kd.errors import KDError
+
+LABELS_HINT = {"seg": "a folder of label files named like the images without the channel suffix (labelsTs)",
+               "cls": "a CSV case,class (such as labelsTs.csv of `convert-cls`)",
+               "det": "a COCO-style boxes file (such as boxesTs.json of `convert-det`)"}
+
+
+def check_test_inputs(task: str, images: str, labels: str) -> None:
+    """Before any training: the test images and labels exist in the form the task needs."""
+    if not isdir(images):
+        raise KDError(f"--test-images {images} is not a folder of images named CASE_0000.ext.")
+    if (task == "seg" and not isdir(labels)) or (task != "seg" and not isfile(labels)):
+        raise KDError(f"--test-labels {labels} must be {LABELS_HINT[task]}.")
+
+
+def predict_and_score(task: str, model_folder: str, folds: Sequence[str], device: str, images: str, labels: str,
+                      out: str) -> str:
+    """Predicts images with the model's folds into out and scores them against labels; returns what `report
+    --test-dir LABEL=...` takes (seg: the folder with summary.json; cls/det: the summary file)."""
+    if task == "cls":
+        from nnunet_kd.classification.predict import predict_cls, summary_path
+        predict_cls(images, out + ".csv", model_folder, folds, device=device, truth=labels)
+        return summary_path(out + ".csv")
+    if task == "det":
+        from nnunet_kd.classification.predict import summary_path
+        from nnunet_kd.detection.predict import predict_det
+        predict_det(images, out + ".json", model_folder, folds, device=device, truth=labels)
+        return summary_path(out + ".json")
+    return _segment_and_score(model_folder, folds, device, images, labels, out)
+
+
+def _segment_and_score(model_folder: str, folds, device: str, images: str, labels: str, out_dir: str) -> str:
+    """nnU-Net's own predictor (what nnUNetv2_predict runs, here in this process and without worker processes),
+    scored with compute_metrics_on_folder."""
+    import torch
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    dataset_json = load_json(join(model_folder, "dataset.json"))
+    predictor = nnUNetPredictor(perform_everything_on_device=device == "cuda", device=torch.device(device),
+                                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(model_folder, [f if f == "all" else int(f) for f in folds])
+    os.makedirs(out_dir, exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # a line per case
+        predictor.predict_from_files_sequential(images, out_dir)
+    ending = dataset_json["file_ending"]
+    predicted = sorted(f for f in os.listdir(out_dir) if f.endswith(ending))
+    missing = [f for f in predicted if not isfile(join(labels, f))]
+    if missing:
+        raise KDError(f"--test-labels {labels} has no label file for {len(missing)} test images, e.g. {missing[:3]}. "
+                      f"Give {LABELS_HINT['seg']}.")
+    reader = determine_reader_writer_from_dataset_json(dataset_json, join(labels, predicted[0]))
+    names = [v for k, v in dataset_json["labels"].items() if k not in ("background", "ignore")]
+    compute_metrics_on_folder(labels, out_dir, join(out_dir, "summary.json"), reader(), ending, names,
+                              num_processes=2)
+    return out_dir
