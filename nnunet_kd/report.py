@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from nnunet_kd import stats
-from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
+from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic, write_atomic
 
@@ -196,6 +196,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
         test, test_cases, test_notes = _test_runs(test_folders[label]) if label in test_folders else (None, [], [])
         cases[label] = {"validation": val_cases, "test": test_cases}
         rows[label] = {"trainer": trainer, "folder": folder, "folds": folds,
+                       "validation_cases": sum(len(next(iter(c.values()))[1]) for c in val_cases.values() if c),
                        "validation": {"foreground": _stats(d["foreground"] for d in folds.values()),
                                       "per_class": {c: _stats(d["per_class"].get(c) for d in folds.values())
                                                     for c in classes}},
@@ -216,7 +217,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
     metric = next((m for m in ("balanced accuracy", "mAP") if m in metrics), "Dice")
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
             "baseline": baseline, "metric": metric, "class_names": _class_names(base["folder"]),
-            "method": stats.METHOD, "models": rows}
+            "method": stats.METHOD, "models": rows, "source_teachers": source_teachers(rows)}
 
 
 def _fold_delta(row: dict, base: dict) -> Optional[float]:
@@ -395,6 +396,52 @@ def _finite_or_none(obj):
     return obj
 
 
+def source_teachers(rows: dict) -> list:
+    """The source teachers behind the joint teacher (from its checkpoints' records): each one's own validation
+    (its summary.json) and its domain head's and probe's final accuracy (0.5 = the domains look alike)."""
+    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.protocol.teachers import resolve_path
+    joint = rows.get("joint teacher") or {}
+    found = {}
+    for fold in joint.get("folds", {}):
+        path = os.path.join(joint["folder"], fold, "checkpoint_final.pth")
+        try:
+            records = load_checkpoint(path).get("kd_state", {}).get("teachers", []) if os.path.isfile(path) else []
+        except KDError:
+            continue
+        for r in records:
+            if r["role"] == "source":
+                found.setdefault(resolve_path(r["checkpoint"]), r)
+    out = []
+    for checkpoint, r in found.items():
+        fold_folder = os.path.dirname(checkpoint)
+        summary = os.path.join(fold_folder, "validation", "summary.json")
+        row = {"dataset": r["dataset"], "trainer": r["trainer"], "fold": r["fold"], "folder": fold_folder,
+               "validation": _dice(_load(summary), summary)["foreground"] if os.path.isfile(summary) else None,
+               "domain_acc": None, "probe_acc": None}
+        try:
+            logging = load_checkpoint(checkpoint).get("logging", {}) if os.path.isfile(checkpoint) else {}
+        except KDError:
+            logging = {}
+        for key, name in (("domain_accs", "domain_acc"), ("domain_probe_accs", "probe_acc")):
+            if logging.get(key):
+                row[name] = float(logging[key][-1])
+        out.append(row)
+    return out
+
+
+def _source_teacher_lines(teachers: list) -> list:
+    if not teachers:
+        return []
+    lines = ["", "### Source teachers (behind the joint teacher)", "",
+             "| Dataset | Trainer | Fold | Own validation | Domain head acc. (last epoch) | Domain probe acc. |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {t['dataset']} | {t['trainer']} | {t['fold']} | {_fmt(t['validation'])} | {_fmt(t['domain_acc'])} "
+              f"| {_fmt(t['probe_acc'])} |" for t in teachers]
+    return lines + ["", "Domain accuracies near 0.5 mean the adversarial term hides the scanner from the encoder; "
+                        "near 1.0 it does not."]
+
+
 def write_report(report: dict, out_dir: str) -> str:
     """Writes report.md, report.json and report.png to out_dir; returns the markdown."""
     os.makedirs(out_dir, exist_ok=True)
@@ -402,14 +449,17 @@ def write_report(report: dict, out_dir: str) -> str:
     classes = list(dict.fromkeys(c for r in rows.values() for c in r["validation"]["per_class"]))
     has_test = any(r["test"] for r in rows.values())
     m = _metric_label(report)
-    header = ["Model", "Trainer", "Folds", f"Val {m} (mean ± std)", *(f"Val Dice {c}" for c in classes),
+    names = report["class_names"]
+    header = ["Model", "Trainer", "Folds", "Val cases", f"Val {m} (mean ± std)",
+              *(f"Val Dice {names.get(c, c)}" for c in classes),
               *([f"Test {m}"] if has_test else []), "Δ val vs baseline", *(["Δ test vs baseline"] if has_test else [])]
     lines = [f"# {report['target']}  {report['plans']}  {report['configuration']}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, r in rows.items():
         fg, delta = r["validation"]["foreground"], r["delta_vs_baseline"] or {}
+        std = f" ± {fg['std']:.4f}" if len(r["folds"]) > 1 else ""  # no spread of one fold
         cells = [label, r["trainer"], ", ".join(f.removeprefix("fold_") for f in r["folds"]),
-                 "" if fg["mean"] is None else f"{fg['mean']:.4f} ± {fg['std']:.4f}",
+                 str(r.get("validation_cases") or ""), "" if fg["mean"] is None else f"{fg['mean']:.4f}{std}",
                  *(_fmt(r["validation"]["per_class"].get(c, {}).get("mean")) for c in classes)]
         if has_test:
             cells.append(_fmt(r["test"] and r["test"]["foreground"]))
@@ -422,7 +472,14 @@ def write_report(report: dict, out_dir: str) -> str:
     source = {"balanced accuracy": "Balanced accuracy from the classification summary.json (scikit-learn)",
               "mAP": "COCO mAP@[.5:.95] from the detection summary.json (pycocotools)"}.get(
         m, "Dice from nnU-Net's summary.json; fg = mean over the foreground classes, NaN ignored")
-    lines += ["", source + "; ± = population std over the folds."]
+    lines += ["", source + "; ± = population std over the folds (none for one fold)."]
+    short = sorted({v for r in rows.values() for v in VARIANTS if r["trainer"].endswith(v)})
+    if short:
+        lines += ["", "Short trainers (" + ", ".join(
+            f"{v}: {VARIANTS[v].get('num_epochs', 1000)} epochs × {VARIANTS[v].get('num_iterations_per_epoch', 250)} "
+            f"iterations" for v in short) + ") are for trying the pipeline out: their figures are no verdict on the "
+            "method, whose models train for nnU-Net's 1000 × 250."]
+    lines += _source_teacher_lines(report.get("source_teachers") or [])
     lines += _paired_lines(report)
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]
     lines += ["", "Notes:", *notes] if notes else []

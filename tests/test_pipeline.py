@@ -59,6 +59,10 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
     assert len(used["teachers"]) == 3 and used["joint_teacher"].endswith("fold_0")
     assert all(p.startswith("$nnUNet_results/") for p in [used["joint_teacher"]] + [t["fold_folder"] for t in used["teachers"]])
     assert "student" in first_run.stdout and "Dice" in first_run.stdout  # the report table
+    assert "Short trainers (_tiny: 2 epochs × 2 iterations)" in first_run.stdout
+    teachers = [line for line in first_run.stdout.splitlines() if line.startswith(f"| {kd.source_a} |")]
+    assert len(teachers) == 1 and "nnUNetTrainerDomainAdversarial_tiny | all |" in teachers[0]  # own validation,
+    assert all(c.strip() for c in teachers[0].split("|")[4:7])  # domain head and probe accuracy
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,8 @@ def _strict(text):
 
 def test_write_report_files(experiment, tmp_path):
     results, t, tests = experiment
+    with open(os.path.join(results, t, "nnUNetTrainer__P__2d", "dataset.json"), "w") as f:
+        json.dump({"labels": {"background": 0, "organ": 1, "lesion": 2}}, f)  # the label names head the columns
     rep = collect(results, t, "P", "2d", MODELS, tests)
     out = tmp_path / "out"
     md = write_report(rep, str(out))
@@ -140,15 +142,16 @@ def test_write_report_files(experiment, tmp_path):
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| Model"))
-    assert header.split(" | ")[2:] == ["Folds", "Val fg Dice (mean ± std)", "Val Dice 1", "Val Dice 2", "Test fg Dice",
-                                       "Δ val vs baseline", "Δ test vs baseline |"]
+    assert header.split(" | ")[2:] == ["Folds", "Val cases", "Val fg Dice (mean ± std)", "Val Dice organ",
+                                       "Val Dice lesion", "Test fg Dice", "Δ val vs baseline", "Δ test vs baseline |"]
     row = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines if line.startswith("| ")}
-    assert row["target teacher"] == ["nnUNetTrainer", "0, 1, 2", "0.7333 ± 0.1247", "0.8000", "0.5500", "0.6500",
-                                     "(baseline)", "(baseline) |"]
-    assert row["student"] == ["nnUNetTrainerJointKD", "0, 1", "0.8000 ± 0.0000", "0.9000", "0.7000", "0.8000",
+    assert row["target teacher"] == ["nnUNetTrainer", "0, 1, 2", "", "0.7333 ± 0.1247", "0.8000", "0.5500", "0.6500",
+                                     "(baseline)", "(baseline) |"]  # no per-case results: no case count
+    assert row["student"] == ["nnUNetTrainerJointKD", "0, 1", "", "0.8000 ± 0.0000", "0.9000", "0.7000", "0.8000",
                               "+0.0000 †", "+0.1500 |"]  # † transductive; folds 0 and 1 only
-    assert row["joint teacher"][1:3] == ["all", "0.5000 ± 0.0000"] and row["joint teacher"][-1] == " |"
-    assert row["multi-head"] == ["nnUNetTrainerMultiHead", "", "", "", "", "", "", " |"]
+    assert row["joint teacher"][1:4] == ["all", "", "0.5000"] and row["joint teacher"][-1] == " |"  # one fold: no ±
+    assert row["multi-head"] == ["nnUNetTrainerMultiHead", "", "", "", "", "", "", "", " |"]
+    assert "Short trainers" not in md
     assert "- multi-head: no model folder" in md
 
 
@@ -198,7 +201,9 @@ def test_cli_report_out_dir_and_errors(cli_env, tmp_path, capsys):
     assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--test-dir", "student"]) == 2
     assert "must be LABEL=FOLDER" in capsys.readouterr().err
     assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--test-dir", "teacher=/x"]) == 2
-    assert "unknown models ['teacher']" in capsys.readouterr().err
+    assert "LABEL one of ['baseline', 'multihead', 'joint', 'student']" in capsys.readouterr().err
+    assert main(["report", "-t", "1", "-p", "P", "-c", "2d", "--test-dir", f"student={tmp_path / 'none'}"]) == 0
+    assert f"no test-set summary {tmp_path / 'none'}" in capsys.readouterr().out  # the short label is the student
     assert main(["report", "-t", "7", "-p", "P", "-c", "2d"]) == 2
     assert "Dataset 7 does not exist" in capsys.readouterr().err
 
