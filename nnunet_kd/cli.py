@@ -71,17 +71,18 @@ def _plan(args) -> None:
         name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
                     channel_map=channel_map, derived_ids=args.derived_id,
                     num_processes=args.np or default_num_processes, verbose=not args.quiet,
-                    extra_target_images=args.extra_target_images, task=args.task)
+                    extra_target_images=args.extra_target_images, task=args.task,
+                    target_teacher=args.target_teacher, source_teachers=args.source_teacher)
     from nnunet_kd.pipeline import RunSpec, build_stages
     from nnunet_kd.plans.shared import prepare
     shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
-                     args.extra_target_images, args.task)
+                     args.extra_target_images, args.task, args.target_teacher, args.source_teacher)
     out = sys.stderr if args.quiet else sys.stdout
     print(f"Shared plans: {name}. Train fold 0 with these (after export nnUNet_extTrainer=$(nnunet_kd "
           f"trainer-path); folds 1-4 alike):", file=out)
     for c in shared.configurations:
         spec = RunSpec(target=args.t, sources=args.s, configuration=c, folds=["0"], task=args.task, device="cuda")
-        for stage in build_stages(spec, name, shared.target.name, shared.source_names)[1:]:
+        for stage in build_stages(spec, name, shared.target.name, shared.source_names, shared.existing)[1:]:
             print("  " + " ".join(stage.argv[:-2]), file=out)  # without "-device cuda": nnU-Net's default
     print(name)
 
@@ -113,12 +114,12 @@ def _run_spec(args):
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
                    device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task,
-                   npz=args.npz)
+                   target_teacher=args.target_teacher, source_teachers=args.source_teacher, npz=args.npz)
 
 
 def _run(args) -> None:
     from nnunet_kd.pipeline import Pipeline
-    from nnunet_kd.report import models_for, report
+    from nnunet_kd.report import report
     from nnunet_kd.test_set import check_test_inputs
     if bool(args.test_images) != bool(args.test_labels):
         raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
@@ -129,7 +130,7 @@ def _run(args) -> None:
         print("\n".join(pipeline.dry_run_lines()))
         return
     pipeline.run()
-    models = {label: trainer + args.suffix for label, trainer in models_for(args.task).items()}
+    models = pipeline.models()
     results = pipeline.env["nnUNet_results"]
     out = os.path.join(results, pipeline.target, f"nnunet_kd_test_{pipeline.plans_name}_{args.c}")
     tests = pipeline.test_set(args.test_images, args.test_labels, out) if args.test_images else {}
@@ -192,6 +193,15 @@ def _add_dataset_args(p) -> None:
                    help="seg: segmentation; cls: image classification (datasets made with `nnunet_kd convert-cls`: "
                         "'classes' in dataset.json and a labels.csv); det: 2D object detection (datasets made with "
                         "`nnunet_kd convert-det`). Default: seg.")
+    p.add_argument("--target-teacher", default=None, metavar="MODEL_FOLDER",
+                   help="Use this trained nnU-Net model of the target as the target teacher instead of training one "
+                        "(e.g. $nnUNet_results/Dataset001_X/nnUNetTrainer__nnUNetPlans__3d_fullres: each fold serves "
+                        "the student's fold of the same number; a fold_X folder serves every fold). It must have been "
+                        "trained on the input the shared plans make: plan with --from-plans of its plans.")
+    p.add_argument("--source-teacher", default=[], action="append", metavar="MODEL_FOLDER",
+                   help="Use this trained nnU-Net model of one of the sources (its fold_all, or the fold_X folder "
+                        "given) as that source's teacher instead of training a domain-adversarial one. Repeat for "
+                        "several sources.")
     p.add_argument("--extra-target-images", default=None, metavar="DIR",
                    help="Opt-in: a folder of unlabelled target images (nnU-Net naming CASE_0000.ext) that the source "
                         "teachers' domain loss uses beside the labelled target training images, and the student's "

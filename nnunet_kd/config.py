@@ -23,7 +23,7 @@ DEFAULT_SETTINGS = {
     # caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)
     "architecture": {"max_stages": None, "max_features": None},
     "dann": {
-        "weight": 1.0,  # L_task : L_domain = 1 : weight
+        "weight": 0.1,  # L_task : L_domain = 1 : weight (chosen in benchmarks/results/dann_probe.md)
         "levels": [-1],  # encoder stages with a domain head; -1 = bottleneck
         "hidden": 256,
         "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1

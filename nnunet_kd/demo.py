@@ -9,7 +9,7 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
 from nnunet_kd.errors import KDError
 from nnunet_kd.pipeline import Pipeline, RunSpec, run_argv
-from nnunet_kd.report import DEFAULT_MODELS as MODELS, report
+from nnunet_kd.report import report
 
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
 
@@ -67,5 +67,4 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
     raw = join(folders["nnUNet_raw"], pipeline.target)
     test_folders = pipeline.test_set(join(raw, "imagesTs"), join(raw, "labelsTs"), join(out_dir, "test_predictions"))
     return report(folders["nnUNet_results"], pipeline.target, pipeline.plans_name, spec.configuration,
-                  {label: trainer + suffix for label, trainer in MODELS.items()}, test_folders,
-                  join(out_dir, "report"))
+                  pipeline.models(), test_folders, join(out_dir, "report"))

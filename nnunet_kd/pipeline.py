@@ -97,6 +97,8 @@ class RunSpec:
     task: str = "seg"
     num_gpus: int = 1
     with_baselines: bool = False
+    target_teacher: Optional[str] = None  # an existing model (folder, or one of its fold folders) instead of training
+    source_teachers: List[str] = field(default_factory=list)  # likewise, one per source at most
     npz: bool = False  # nnU-Net's --npz: the final validation also saves softmax (ensembling, find_best_configuration)
 
 
@@ -112,6 +114,10 @@ def _plan_argv(spec: RunSpec) -> List[str]:
         argv += ["--extra-target-images", os.path.abspath(spec.extra_target_images)]
     if spec.task != "seg":
         argv += ["--task", spec.task]
+    if spec.target_teacher:
+        argv += ["--target-teacher", os.path.abspath(spec.target_teacher)]
+    for t in spec.source_teachers:
+        argv += ["--source-teacher", os.path.abspath(t)]
     return argv
 
 
@@ -124,7 +130,11 @@ def run_argv(spec: RunSpec) -> List[str]:
     return argv
 
 
-def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]) -> List[Stage]:
+def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str],
+                 existing: Optional[dict] = None) -> List[Stage]:
+    """The stages of spec; teachers that are existing models (``existing``: index in the KD block's teachers, 0 =
+    target, 1 + i = source i) are not trained."""
+    existing = existing or {}
     def train(dataset, trainer, fold):
         argv = ["nnUNetv2_train", dataset, spec.configuration, str(fold), "-p", plans_name, "-tr", trainer + spec.suffix,
                 "-device", spec.device]
@@ -133,17 +143,21 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]
     role = ROLE_TRAINERS[spec.task]
     stages = [Stage("plan", "shared plans", _plan_argv(spec))]
     source_ids = []
-    for s in sources:
+    for i, s in enumerate(sources):
+        if 1 + i in existing:
+            continue
         sid = f"source:{s}"
         stages.append(Stage(sid, f"source teacher {s}", train(s, role["source"], "all"), ["plan"], s,
                             role["source"] + spec.suffix, "all"))
         source_ids.append(sid)
     for f in spec.folds:
-        stages.append(Stage(f"target:{f}", f"target teacher fold {f}", train(target, role["target"], f), ["plan"],
-                            target, role["target"] + spec.suffix, f))
+        if 0 not in existing:
+            stages.append(Stage(f"target:{f}", f"target teacher fold {f}", train(target, role["target"], f), ["plan"],
+                                target, role["target"] + spec.suffix, f))
     for f in spec.folds:
         stages.append(Stage(f"joint:{f}", f"joint teacher fold {f}", train(target, role["joint"], f),
-                            [f"target:{f}"] + source_ids, target, role["joint"] + spec.suffix, f))
+                            ([] if 0 in existing else [f"target:{f}"]) + (source_ids or ["plan"]), target,
+                            role["joint"] + spec.suffix, f))
         stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, role["student"], f),
                             [f"joint:{f}"], target, role["student"] + spec.suffix, f))
         if spec.with_baselines and role["multihead"]:
@@ -197,10 +211,21 @@ class Pipeline:
         self.env = command_env()
         _check_folds(spec, self.env["nnUNet_preprocessed"])  # before the (slower) planning checks
         shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
-                         spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task)
+                         spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task,
+                         spec.target_teacher, spec.source_teachers)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
         self.arguments = shared.arguments
-        self.stages = build_stages(spec, self.plans_name, self.target, self.source_names)
+        self.existing = shared.existing or {}
+        target_teacher = self.existing.get(0)
+        if target_teacher and target_teacher["fold"] is None:
+            from nnunet_kd.protocol.teachers import resolve_path
+            folder = resolve_path(target_teacher["model_folder"])
+            missing = [f for f in spec.folds if not isfile(join(folder, f"fold_{f}", "checkpoint_final.pth"))]
+            if missing:
+                raise KDError(f"--target-teacher {folder} has no finished fold {missing[0]} for -f "
+                              f"{' '.join(spec.folds)}: train it, run only its folds, or name one fold folder "
+                              f"(--target-teacher {folder}/fold_0) to use for every fold.")
+        self.stages = build_stages(spec, self.plans_name, self.target, self.source_names, self.existing)
         self.by_id = {s.id: s for s in self.stages}
 
     # ---- what is done ------------------------------------------------------------------------------------------
@@ -229,6 +254,11 @@ class Pipeline:
             folder = self.folder(self.by_id[dep])
             if folder is not None:
                 parts.append(file_sha256(join(folder, "checkpoint_final.pth")))
+        if stage.id.startswith("joint:"):  # existing models among its teachers
+            from nnunet_kd.protocol.teachers import resolve_path
+            for e in self.existing.values():
+                fold = e["fold"] or stage.fold
+                parts.append(file_sha256(join(resolve_path(e["model_folder"]), f"fold_{fold}", "checkpoint_final.pth")))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def status(self, stage: Stage, write: bool = True):
@@ -269,19 +299,29 @@ class Pipeline:
     def test_set(self, images: str, labels: str, out: str) -> dict:
         """Predicts images with every trained model of the experiment (its folds ensembled) into out/<trainer> and
         scores them against labels; {report label: what `report --test-dir` takes}."""
-        from nnunet_kd.report import models_for
         from nnunet_kd.test_set import predict_and_score
         found = {}
-        for label, role_trainer in models_for(self.spec.task).items():
-            trainer = role_trainer + self.spec.suffix
-            stages = [s for s in self.stages if s.trainer == trainer]
-            if not stages:
-                continue
-            model = os.path.dirname(self.folder(stages[0]))
-            self.log(f"test set: predicting with {label} ({trainer})")
-            found[label] = predict_and_score(self.spec.task, model, [s.fold for s in stages], self.spec.device,
-                                             images, labels, join(out, trainer))
+        for label, model in self.models().items():
+            if not os.path.isabs(model):
+                stages = [s for s in self.stages if s.trainer == model]
+                if not stages:
+                    continue
+                model, folds = os.path.dirname(self.folder(stages[0])), [s.fold for s in stages]
+            else:  # the existing target teacher
+                folds = [self.existing[0]["fold"]] if self.existing[0]["fold"] else self.spec.folds
+            self.log(f"test set: predicting with {label} ({os.path.basename(model)})")
+            found[label] = predict_and_score(self.spec.task, model, folds, self.spec.device, images, labels,
+                                             join(out, os.path.basename(model)))
         return found
+
+    def models(self) -> dict:
+        """{report label: trainer of this experiment, or the folder of the existing target teacher}."""
+        from nnunet_kd.protocol.teachers import resolve_path
+        from nnunet_kd.report import models_for
+        models = {label: trainer + self.spec.suffix for label, trainer in models_for(self.spec.task).items()}
+        if 0 in self.existing:
+            models[next(iter(models))] = resolve_path(self.existing[0]["model_folder"])
+        return models
 
     def has_npz(self, stage: Stage) -> bool:
         validation = join(self.folder(stage), "validation")
@@ -377,7 +417,9 @@ class Pipeline:
         plans = load_json(plans_file)
         joint = self.by_id[student.depends[0]]
         joint_plans = load_json(join(os.path.dirname(self.folder(joint)), "plans.json"))
-        teachers = [self.folder(self.by_id[d]) for d in joint.depends]
+        from nnunet_kd.protocol.teachers import resolve_path
+        teachers = [f for f in (self.folder(self.by_id[d]) for d in joint.depends) if f is not None] + [
+            join(resolve_path(e["model_folder"]), f"fold_{e['fold'] or joint.fold}") for e in self.existing.values()]
         plans[KD_BLOCK_KEY]["run"] = {
             "joint_teacher": portable_path(self.folder(joint)),
             "teachers": [{"fold_folder": portable_path(f), "sha256": file_sha256(join(f, "checkpoint_final.pth"))}

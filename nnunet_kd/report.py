@@ -169,7 +169,7 @@ def _test_runs(folders) -> tuple:
 
 def collect(results_root: str, target: str, plans: str, configuration: str, models: dict,
             test_folders: Optional[dict] = None) -> dict:
-    """The report of the models {row label: trainer}; the first one is the baseline. test_folders: {row label: folder
+    """The report of the models {row label: trainer or model folder}; the first one is the baseline. test_folders: {row label: folder
     or [folders]} holding summary.json of the target's test set, or summary files (several: several runs, e.g. seeds,
     paired with the baseline's by position). NaN is written as None."""
     test_folders = test_folders or {}
@@ -179,8 +179,10 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
     if unknown:
         raise KDError(f"Test folders given for unknown models {unknown}; the models are {list(models)}.")
     rows, cases = {}, {}
-    for label, trainer in models.items():
-        folder = os.path.join(results_root, target, f"{trainer}__{plans}__{configuration}")
+    for label, trainer in models.items():  # a trainer name of this experiment, or an existing model's folder
+        folder = trainer if os.path.isabs(trainer) else os.path.join(results_root, target,
+                                                                     f"{trainer}__{plans}__{configuration}")
+        trainer = os.path.basename(trainer) if os.path.isabs(trainer) else trainer
         folds, notes, val_cases = {}, [], {}
         for fold in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             summary_file = os.path.join(folder, fold, "validation", "summary.json")

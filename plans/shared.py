@@ -33,6 +33,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
+from nnunet_kd.plans.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.plans.raw_record import check_record, write_record
 from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
@@ -252,6 +253,7 @@ class SharedPlansSpec:
     settings: dict
     unlabelled: Optional[dict] = None  # case -> files of the opt-in unlabelled target images
     arguments: dict = None  # what the shared plans name is a hash of (kept in the KD block as "arguments")
+    existing: dict = None  # teachers that are existing models: index in the KD block's teachers -> entry
 
     @property
     def source_names(self) -> List[str]:
@@ -265,7 +267,8 @@ class SharedPlansSpec:
 def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
             plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
             derived_ids: Optional[Sequence[int]] = None, extra_target_images: Optional[str] = None,
-            task: str = "seg") -> SharedPlansSpec:
+            task: str = "seg", target_teacher: Optional[str] = None,
+            source_teachers: Sequence[str] = ()) -> SharedPlansSpec:
     """Checks the inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
     configurations = list(dict.fromkeys(configurations))
@@ -329,11 +332,28 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         extra_target_images = os.path.abspath(extra_target_images)
         unlabelled = find_cases(extra_target_images, tgt.json)
         settings["dann"]["extra_target_images"] = extra_target_images
+    existing = {}  # index in the teachers list (0: target, 1 + i: source i) -> KD block entry of an existing model
+    if target_teacher:
+        spec = read_existing(target_teacher, "--target-teacher")
+        if spec["dataset"] != tgt.name:
+            raise KDError(f"--target-teacher {spec['model_folder']} was trained on {spec['dataset']}, not on the "
+                          f"target {tgt.name}.")
+        existing[0] = teacher_entry("target", spec)
+    for path in source_teachers:
+        spec = read_existing(path, "--source-teacher")
+        slot = 1 + source_slot(spec, srcs)
+        if slot in existing:
+            raise KDError(f"Two --source-teacher models for {srcs[slot - 1].name}: give one per source.")
+        existing[slot] = teacher_entry("source", spec)
+    if task != "seg" and existing:
+        raise KDError("--target-teacher/--source-teacher are for segmentation models (--task seg).")
     arguments = dict(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
                      planner=None if plans else planner, plans=plans, preset=preset, channel_map=channel_map,
                      derived_ids=list(derived_ids or []),
                      **({"extra_target_images": extra_target_images} if extra_target_images else {}),
-                     **({"task": task} if task != "seg" else {}))
+                     **({"task": task} if task != "seg" else {}),
+                     **({"existing_teachers": {str(k): e["model_folder"] + f"/fold_{e['fold']}" * bool(e["fold"])
+                                               for k, e in sorted(existing.items())}} if existing else {}))
     name = shared_plans_name(**arguments)
     derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
@@ -350,7 +370,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         dname = f"Dataset{did:03d}{suffix}"
         derived_specs.append((i, dname, derived_dataset_json(nnUNet_raw.get(), srcs[i].raw_folder, dname,
                                                              srcs[i].json, tgt.json, order)))
-    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled, arguments)
+    return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled, arguments, existing)
 
 
 def _datasets_with_id(did: int) -> List[str]:
@@ -372,11 +392,12 @@ def _default_derived_id(suffix: str, chosen: set) -> int:
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
          plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
          derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
-         verbose: bool = True, extra_target_images: Optional[str] = None, task: str = "seg") -> str:
+         verbose: bool = True, extra_target_images: Optional[str] = None, task: str = "seg",
+         target_teacher: Optional[str] = None, source_teachers: Sequence[str] = ()) -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
-                   extra_target_images, task)
+                   extra_target_images, task, target_teacher, source_teachers)
     name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
         spec.settings
 
@@ -410,12 +431,15 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         "sources": [{"dataset": s.name, "derived_from": s.json.get("nnunet_kd_derived_from", {}).get("dataset")}
                     for s in srcs],
         "configurations": configurations,
-        "teachers": [{"role": "target", "dataset": tgt.name, "trainer": ROLE_TRAINERS[task]["target"], "plans": name,
-                      "configuration": None, "fold": None}] +
-                    [{"role": "source", "dataset": s.name, "trainer": ROLE_TRAINERS[task]["source"], "plans": name,
-                      "configuration": None, "fold": "all"} for s in srcs],
+        "teachers": [spec.existing.get(i, t) for i, t in enumerate(
+            [{"role": "target", "dataset": tgt.name, "trainer": ROLE_TRAINERS[task]["target"], "plans": name,
+              "configuration": None, "fold": None}] +
+            [{"role": "source", "dataset": s.name, "trainer": ROLE_TRAINERS[task]["source"], "plans": name,
+              "configuration": None, "fold": "all"} for s in srcs])],
     })
     target_plans[KD_BLOCK_KEY] = block
+    if spec.existing:
+        check_against_plans(list(spec.existing.values()), target_plans, configurations, tgt.json)
 
     # 4. write (or verify) every dataset's copy, then preprocess what is missing
     plans_by_dataset = {}

@@ -198,7 +198,7 @@ def test_killed_student_resumes(kd, run_env, first_run, point, resumes_from):
     folder = _fold_folder(run_env, kd, kd.target, "nnUNetTrainerJointKD_tiny")
     shutil.rmtree(folder + f".{point}", ignore_errors=True)
     os.replace(folder, folder + f".{point}")  # train the student again, killed at the failpoint
-    proc = kd.run(RUN, env=run_env, check=False, NNUNET_KD_FAILPOINT=f"student:{point}")
+    proc = kd.run(RUN, env=run_env, check=False, nnUNet_KD_FAILPOINT=f"student:{point}")
     assert proc.returncode == 2 and f"failpoint student:{point} reached" in proc.stdout
     assert not os.path.isfile(os.path.join(folder, "validation", "summary.json"))
     for f in os.listdir(folder):  # a kill never leaves a truncated checkpoint under a real name

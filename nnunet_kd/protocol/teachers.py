@@ -65,7 +65,8 @@ def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "")
         t_fold = str(fold) if t_fold is None else str(t_fold)
         trainer = spec["trainer"] + ("" if spec.get("model_folder") else suffix)
         ds = dataset_name(spec["dataset"])
-        folder = spec.get("model_folder") or join(nnUNet_results.get(), ds, f"{trainer}__{spec['plans']}__{conf}")
+        folder = resolve_path(spec["model_folder"]) if spec.get("model_folder") else \
+            join(nnUNet_results.get(), ds, f"{trainer}__{spec['plans']}__{conf}")
         out.append(Teacher(spec["role"], ds, trainer, spec["plans"], conf, t_fold, folder))
     return out
 

@@ -71,7 +71,7 @@ class KDTrainerMixin:
     requires_kd_block = False
     #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
     trains_on_target = False
-    #: the stage name used by failpoints (NNUNET_KD_FAILPOINT=<role>:<point>)
+    #: the stage name used by failpoints (nnUNet_KD_FAILPOINT=<role>:<point>)
     kd_role = "target"
     #: consecutive steps with a non-finite loss term after which training stops
     max_nonfinite_steps = 10
@@ -273,7 +273,7 @@ class KDTrainerMixin:
             self.print_to_log_file(f"WARNING: {filename_or_checkpoint} has no kd_state; the plugin's extras start fresh.")
 
 
-FAILPOINT_ENV = "NNUNET_KD_FAILPOINT"
+FAILPOINT_ENV = "nnUNet_KD_FAILPOINT"
 
 
 def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
@@ -288,7 +288,7 @@ def batch_head(output, n: int):
 
 
 def failpoint(role: str, point: str) -> None:
-    """Kills this process with SIGKILL when NNUNET_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
+    """Kills this process with SIGKILL when nnUNet_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
     if os.environ.get(FAILPOINT_ENV) == f"{role}:{point}":
         print(f"nnunet_kd: failpoint {role}:{point} reached, killing this process", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -56,10 +56,10 @@ def test_repeated_non_finite_steps_stop_training():
 def test_failpoint_kills_the_process(tmp_path):
     code = "from nnunet_kd.segmentation.base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env=dict(os.environ, NNUNET_KD_FAILPOINT="student:after_epoch_0"))
+                          env=dict(os.environ, nnUNet_KD_FAILPOINT="student:after_epoch_0"))
     assert proc.returncode == -9 and "alive" not in proc.stdout
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env=dict(os.environ, NNUNET_KD_FAILPOINT="student:after_epoch_1"))
+                          env=dict(os.environ, nnUNet_KD_FAILPOINT="student:after_epoch_1"))
     assert proc.returncode == 0 and "alive" in proc.stdout
 
 

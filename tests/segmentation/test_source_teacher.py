@@ -74,7 +74,7 @@ def test_domain_head_and_probe_tell_the_scanners_apart_without_reversal(kd, nnun
     raw pooled features stayed at chance (loss 0.693, accuracy 0.50) for whole trainings."""
     from nnunetv2.run.run_training import get_trainer_from_args
     for dataset in (kd.source_a, kd.target):
-        _write_plans_variant(kd, dataset, "_gamma0", lambda p: p[KD_BLOCK_KEY]["dann"].update(gamma=0.0))
+        _write_plans_variant(kd, dataset, "_gamma0", lambda p: p[KD_BLOCK_KEY]["dann"].update(gamma=0.0, weight=1.0))
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     monkeypatch.setenv("nnUNet_KD_SEED", "0")
