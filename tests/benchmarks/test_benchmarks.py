@@ -159,22 +159,29 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
 
-def test_dann_probe_holds_out_each_source_scanner_under_the_targets_channel(tmp_path):
+def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses_by_its_rule(tmp_path):
     from nnunet_kd.data.synthetic import shift_benchmark
     from nnunet_kd.demo import DEMO_CHANNEL_MAP
     bench = _load("dann_probe")
     specs = shift_benchmark()
     held_out = bench.held_out_specs(specs, DEMO_CHANNEL_MAP)
-    assert [list(s.channels) for s in held_out] == [["T1"], ["T1"]]
-    assert held_out[0].channels["T1"] == specs[1].channels["t1"]  # mapped by name
-    assert held_out[1].channels["T1"] == specs[2].channels["mri"]  # mapped by the channel map
-    assert [(s.num_training, s.num_test) for s in held_out] == [(0, bench.HELD_OUT)] * 2
-    run = {"seed": 0, "minutes": 1.0, "command": "c", "probe": {"A": {"weight 0": 0.9, "default": 0.6}},
-           "head_acc": {"A": 0.7}}
+    assert [list(s.channels) for s in held_out] == [["T1"]] * 3
+    assert held_out[0].channels["T1"] == specs[0].channels["T1"] and held_out[0].dataset_id != specs[0].dataset_id
+    assert held_out[1].channels["T1"] == specs[1].channels["t1"]  # mapped by name
+    assert held_out[2].channels["T1"] == specs[2].channels["mri"]  # mapped by the channel map
+    assert [(s.num_training, s.num_test) for s in held_out] == [(0, bench.HELD_OUT_TARGET)] + [(0, bench.HELD_OUT)] * 2
+
+    def teacher(probe, dice):
+        return {"probe": probe, "source_dice": dice, "head_acc": 0.6}
+    run = {"seed": 0, "minutes": 1.0, "command": "c", "teachers": {"A": {
+        "0": teacher(0.99, 0.95), "0.1": teacher(0.9, 0.945), "0.3": teacher(0.7, 0.93), "1": teacher(0.6, 0.5)}}}
     text = bench.record(run, str(tmp_path))
-    assert "| 0 | A | 0.900 | 0.600 | -0.300 | 0.700 | 1 |" in text
-    assert "Mean difference over 1 teachers: -0.300" in text
-    assert json.loads((tmp_path / "dann_probe.json").read_text()) == [run]
+    assert "| 0 | A | 0.990 / 0.600 / 0.950 | 0.900 / 0.600 / 0.945 |" in text
+    assert "Chosen: **0.1**" in text  # 0.3 costs 0.02 Dice, more than the rule allows
+    assert bench.choose_weight([run])[0] == "0.1"
+    run["teachers"]["A"]["0.3"]["source_dice"] = 0.949
+    assert bench.choose_weight([run])[0] == "0.3"
+    assert json.loads((tmp_path / "dann_probe.json").read_text())[0]["teachers"]["A"]["0"]["probe"] == 0.99
 
 
 @pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width",
