@@ -302,16 +302,17 @@ class Pipeline:
         from nnunet_kd.test_set import predict_and_score
         found = {}
         for label, model in self.models().items():
+            name = os.path.basename(model)  # the trainer, or the existing target teacher's model folder
             if not os.path.isabs(model):
                 stages = [s for s in self.stages if s.trainer == model]
                 if not stages:
                     continue
                 model, folds = os.path.dirname(self.folder(stages[0])), [s.fold for s in stages]
-            else:  # the existing target teacher
+            else:
                 folds = [self.existing[0]["fold"]] if self.existing[0]["fold"] else self.spec.folds
-            self.log(f"test set: predicting with {label} ({os.path.basename(model)})")
+            self.log(f"test set: predicting with {label} ({name})")
             found[label] = predict_and_score(self.spec.task, model, folds, self.spec.device, images, labels,
-                                             join(out, os.path.basename(model)))
+                                             join(out, name))
         return found
 
     def models(self) -> dict:
