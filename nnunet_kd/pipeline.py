@@ -23,7 +23,7 @@ from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path
+from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, resolve_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
 PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
@@ -218,7 +218,6 @@ class Pipeline:
         self.existing = shared.existing or {}
         target_teacher = self.existing.get(0)
         if target_teacher and target_teacher["fold"] is None:
-            from nnunet_kd.protocol.teachers import resolve_path
             folder = resolve_path(target_teacher["model_folder"])
             missing = [f for f in spec.folds if not isfile(join(folder, f"fold_{f}", "checkpoint_final.pth"))]
             if missing:
@@ -255,10 +254,7 @@ class Pipeline:
             if folder is not None:
                 parts.append(file_sha256(join(folder, "checkpoint_final.pth")))
         if stage.id.startswith("joint:"):  # existing models among its teachers
-            from nnunet_kd.protocol.teachers import resolve_path
-            for e in self.existing.values():
-                fold = e["fold"] or stage.fold
-                parts.append(file_sha256(join(resolve_path(e["model_folder"]), f"fold_{fold}", "checkpoint_final.pth")))
+            parts += [file_sha256(join(f, "checkpoint_final.pth")) for f in self.existing_fold_folders(stage.fold)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def status(self, stage: Stage, write: bool = True):
@@ -315,9 +311,12 @@ class Pipeline:
                                              join(out, name))
         return found
 
+    def existing_fold_folders(self, fold: str) -> List[str]:
+        """The fold folders of the existing models that teach the student's fold ``fold``."""
+        return [join(resolve_path(e["model_folder"]), f"fold_{e['fold'] or fold}") for e in self.existing.values()]
+
     def models(self) -> dict:
         """{report label: trainer of this experiment, or the folder of the existing target teacher}."""
-        from nnunet_kd.protocol.teachers import resolve_path
         from nnunet_kd.report import models_for
         models = {label: trainer + self.spec.suffix for label, trainer in models_for(self.spec.task).items()}
         if 0 in self.existing:
@@ -418,9 +417,8 @@ class Pipeline:
         plans = load_json(plans_file)
         joint = self.by_id[student.depends[0]]
         joint_plans = load_json(join(os.path.dirname(self.folder(joint)), "plans.json"))
-        from nnunet_kd.protocol.teachers import resolve_path
-        teachers = [f for f in (self.folder(self.by_id[d]) for d in joint.depends) if f is not None] + [
-            join(resolve_path(e["model_folder"]), f"fold_{e['fold'] or joint.fold}") for e in self.existing.values()]
+        teachers = [f for f in (self.folder(self.by_id[d]) for d in joint.depends) if f is not None] + \
+            self.existing_fold_folders(joint.fold)
         plans[KD_BLOCK_KEY]["run"] = {
             "joint_teacher": portable_path(self.folder(joint)),
             "teachers": [{"fold_folder": portable_path(f), "sha256": file_sha256(join(f, "checkpoint_final.pth"))}
