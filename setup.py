@@ -8,11 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["nnunet_kd", "nnunet_kd.*"]) + ["nnunet_kd.trainers", "nnunet_kd.plans"],
-    # trainers/ is what nnUNet_extTrainer points at, plans/ holds the shared-plans step and the KD presets;
-    # both ship inside the package so they work after a non-editable install.
-    package_dir={"nnunet_kd.trainers": "trainers", "nnunet_kd.plans": "plans"},
-    package_data={"nnunet_kd.plans": ["presets/*.json"]},
+    packages=find_packages(include=["nnunet_kd", "nnunet_kd.*"]),
+    package_data={"nnunet_kd": ["presets/*.json"]},
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
         "torch",

@@ -180,7 +180,7 @@ def main(argv=None) -> None:
     from nnunet_kd.config import load_preset
     from nnunet_kd.data.synthetic import shift_benchmark, write_dataset
     from nnunet_kd.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
-    from nnunet_kd.plans.shared import plan
+    from nnunet_kd.planning.shared import plan
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_probe_{args.seed}")
     start = datetime.datetime.now()
     folders = set_nnunet_folders(out)

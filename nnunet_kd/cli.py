@@ -64,7 +64,7 @@ def _stdout_to_stderr():
 
 def _plan(args) -> None:
     from nnunetv2.configuration import default_num_processes
-    from nnunet_kd.plans.shared import plan
+    from nnunet_kd.planning.shared import plan
     _no_p(args)
     channel_map = _json_arg(args.channel_map, "--channel-map") if args.channel_map else None
     with _stdout_to_stderr() if args.quiet else contextlib.nullcontext():  # nnU-Net prints
@@ -74,7 +74,7 @@ def _plan(args) -> None:
                     extra_target_images=args.extra_target_images, task=args.task,
                     target_teacher=args.target_teacher, source_teachers=args.source_teacher)
     from nnunet_kd.pipeline import RunSpec, build_stages
-    from nnunet_kd.plans.shared import prepare
+    from nnunet_kd.planning.shared import prepare
     shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
                      args.extra_target_images, args.task, args.target_teacher, args.source_teacher)
     out = sys.stderr if args.quiet else sys.stdout
@@ -88,7 +88,7 @@ def _plan(args) -> None:
 
 
 def _report(args) -> None:
-    from nnunet_kd.plans.shared import dataset_name
+    from nnunet_kd.planning.shared import dataset_name
     from nnunet_kd.report import SHORT_LABELS, models_for, report
     results = os.environ.get("nnUNet_results")
     if not results:
@@ -183,7 +183,7 @@ def _add_dataset_args(p) -> None:
                         "same data_identifier, so nothing is preprocessed again.")
     p.add_argument("-p", default=None, help=argparse.SUPPRESS)  # nnU-Net's meaning differs: a clear error
     p.add_argument("--preset", default="default",
-                   help="KD preset from plans/presets (default, tiny) or a path to a JSON file. Default: default.")
+                   help="KD preset from nnunet_kd/presets (default, tiny) or a path to a JSON file. Default: default.")
     p.add_argument("--channel-map", default=None,
                    help='JSON (string or file) mapping source id -> {target channel: source channel}, e.g. '
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')

@@ -1,7 +1,7 @@
 """The KD block: the ``nnunet_kd`` entry of a shared plans file.
 
 nnU-Net fixes a trainer's constructor, so every setting of the plugin travels in the plans file. ``nnunet_kd plan``
-writes the block from a preset (``plans/presets/<name>.json``); the trainers read it back with :func:`kd_block_from_plans`.
+writes the block from a preset (``nnunet_kd/presets/<name>.json``); the trainers read it back with :func:`kd_block_from_plans`.
 Every key and its default is documented in the README.
 """
 import copy
@@ -88,19 +88,19 @@ def _merge(base: dict, override: dict, where: str) -> dict:
 
 
 def preset_names() -> list:
-    folder = resources.files("nnunet_kd.plans") / "presets"
+    folder = resources.files("nnunet_kd") / "presets"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
 def load_preset(name: str) -> dict:
-    """Default settings overridden by ``plans/presets/<name>.json`` (or a path to a JSON file)."""
+    """Default settings overridden by ``nnunet_kd/presets/<name>.json`` (or a path to a JSON file)."""
     if name.endswith(".json") and os.path.isfile(name):
         path, text = name, open(name, encoding="utf-8").read()
     else:
-        res = resources.files("nnunet_kd.plans") / "presets" / f"{name}.json"
+        res = resources.files("nnunet_kd") / "presets" / f"{name}.json"
         if not res.is_file():
             raise KDError(f"Unknown KD preset '{name}'. Available presets: {preset_names()}, or give a path to a JSON file.")
-        path, text = f"plans/presets/{name}.json", res.read_text(encoding="utf-8")
+        path, text = f"nnunet_kd/presets/{name}.json", res.read_text(encoding="utf-8")
     try:
         override = json.loads(text)
     except json.JSONDecodeError as e:

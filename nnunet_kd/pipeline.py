@@ -178,7 +178,7 @@ def command_env() -> Dict[str, str]:
 
 
 def _check_folds(spec: RunSpec, preprocessed: str) -> None:
-    from nnunet_kd.plans.shared import RawDataset, dataset_name
+    from nnunet_kd.planning.shared import RawDataset, dataset_name
     bad = [f for f in spec.folds if f != "all" and not f.isdigit()]
     if bad:
         raise KDError(f"-f {' '.join(spec.folds)}: folds are 0-4 or all, separated by spaces (e.g. -f 0 1 2 3 4); "
@@ -203,7 +203,7 @@ def _check_folds(spec: RunSpec, preprocessed: str) -> None:
 
 class Pipeline:
     def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True)):
-        from nnunet_kd.plans.shared import prepare
+        from nnunet_kd.planning.shared import prepare
         self.spec, self.force, self.log = spec, force, log
         if spec.npz and spec.task != "seg":
             raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.task} trainers write their own "
@@ -234,8 +234,8 @@ class Pipeline:
     def plans_exist(self) -> bool:
         """Whether every dataset has the shared plans and all its cases preprocessed whole (an interrupted `plan`
         leaves a subset, which nnU-Net's splits would then freeze); KDError when its raw files changed since."""
-        from nnunet_kd.plans.raw_record import check_record
-        from nnunet_kd.plans.shared import RawDataset, is_preprocessed
+        from nnunet_kd.planning.raw_record import check_record
+        from nnunet_kd.planning.shared import RawDataset, is_preprocessed
         for ds in [self.target] + self.source_names:
             path = join(self.env["nnUNet_preprocessed"], ds, self.plans_name + ".json")
             raw = RawDataset(ds)

@@ -78,7 +78,7 @@ class KDSetup:
         env.update(env_overrides)
         if ext_trainer:
             env["nnUNet_extTrainer"] = trainer_path()
-        # run outside the checkout, so that `python -c` never imports the source tree instead of the installed package
+        # in the fixture folder, where anything a command writes to its working directory stays
         proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=self.root)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -101,7 +101,7 @@ class KDSetup:
 
     def plan_with_unlabelled_images(self) -> str:
         """Shared plans of the fixture's datasets with the target's test images as unlabelled target images."""
-        from nnunet_kd.plans.shared import plan
+        from nnunet_kd.planning.shared import plan
         return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False,
                     extra_target_images=os.path.join(self.raw, self.target, "imagesTs"))
 
@@ -136,7 +136,7 @@ def kd(tmp_path_factory) -> KDSetup:
     setup.raw_digest_before = tree_digest(setup.raw)
     saved = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_def_n_proc")}
     set_nnunet_env(setup)
-    from nnunet_kd.plans.shared import plan
+    from nnunet_kd.planning.shared import plan
     setup.plans = plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
     yield setup
     for k, v in saved.items():

@@ -1,4 +1,3 @@
-# nnU-Net imports every module of the folder nnUNet_extTrainer points at; keep this a thin re-export.
-from nnunet_kd.classification.trainers import *  # noqa: F401,F403
-from nnunet_kd.detection.trainers import *  # noqa: F401,F403
-from nnunet_kd.segmentation.trainers import *  # noqa: F401,F403
+# The folder nnUNet_extTrainer points at from a checkout (`nnunet_kd.trainer_path()` gives the installed one): nnU-Net
+# imports every module here, so this stays a one-line re-export.
+from nnunet_kd.trainers.nnunet_kd_trainers import *  # noqa: F401,F403

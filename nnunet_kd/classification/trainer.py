@@ -25,7 +25,7 @@ from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.plans.channels import DERIVED_KEY
+from nnunet_kd.planning.channels import DERIVED_KEY
 from nnunet_kd.segmentation.base import KDTrainerMixin, failpoint
 
 

@@ -14,7 +14,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.plans.unlabelled import unlabelled_folder, unlabelled_identifiers
+from nnunet_kd.planning.unlabelled import unlabelled_folder, unlabelled_identifiers
 
 
 class _UnionDataset:

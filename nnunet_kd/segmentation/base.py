@@ -312,7 +312,7 @@ def check_fold(plans: dict, configuration: str, fold) -> None:
 
 
 def require_target(cls, plans: dict, kd_block: dict) -> None:
-    from nnunet_kd.plans.shared import dataset_name
+    from nnunet_kd.planning.shared import dataset_name
     target = dataset_name(kd_block["target"])
     if plans["dataset_name"] != target:
         raise KDError(f"{cls.__name__} trains on the target dataset, but {plans['dataset_name']} is not the target of "

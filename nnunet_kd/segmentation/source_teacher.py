@@ -11,7 +11,7 @@ from torch import autocast
 
 from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.errors import KDError
-from nnunet_kd.plans.shared import dataset_name, verify_shared_plans
+from nnunet_kd.planning.shared import dataset_name, verify_shared_plans
 from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_accuracy, pooled_statistics,
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda

@@ -7,7 +7,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
-from nnunet_kd.plans.shared import plan
+from nnunet_kd.planning.shared import plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

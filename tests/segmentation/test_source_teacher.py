@@ -142,7 +142,7 @@ def test_bad_input_stops_before_anything_is_written(kd, dataset_attr, variants, 
 def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet_env, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd.data.loaders import dataset_loader
-    from nnunet_kd.plans.shared import plan
+    from nnunet_kd.planning.shared import plan
     images = os.path.join(kd.raw, kd.target, "imagesTs")
     name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}}, num_processes=2, verbose=False,
                 extra_target_images=images)

@@ -12,7 +12,7 @@ from conftest import CHANNEL_MAP, tree_digest
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.errors import KDError
-from nnunet_kd.plans.shared import plan
+from nnunet_kd.planning.shared import plan
 
 
 def _plans(kd, dataset, name=None):
@@ -163,7 +163,7 @@ def test_bad_datasets_are_clear_errors_and_write_nothing(kd, broken_datasets, ar
 
 
 def test_derived_copies_take_free_ids_and_keep_them(nnunet_env):
-    from nnunet_kd.plans.shared import _default_derived_id
+    from nnunet_kd.planning.shared import _default_derived_id
     kd = nnunet_env
     assert _default_derived_id("_KDSourceAForKDTarget", set()) == 901  # the fixture's copy is reused
     free = _default_derived_id("_KDSourceAForOtherTarget", set())  # 901 and 902 are the fixture's

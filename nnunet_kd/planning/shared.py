@@ -33,10 +33,10 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.plans.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
-from nnunet_kd.plans.raw_record import check_record, write_record
-from nnunet_kd.plans.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
-from nnunet_kd.plans.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
+from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
+from nnunet_kd.planning.raw_record import check_record, write_record
+from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
+from nnunet_kd.planning.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
 
 SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 # configuration entries that must agree between the datasets of one shared plans name

@@ -1,0 +1,32 @@
+"""The checkout imports like the installed package: every module under nnunet_kd/, the top-level trainers/ folder a
+working nnUNet_extTrainer."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+FIND = """
+import nnunet_kd, nnunet_kd.planning.shared, nnunet_kd.trainers
+from nnunet_kd.config import preset_names
+from nnunet_kd.segmentation.trainers import nnUNetTrainerJointKD
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+found = recursive_find_trainer_class_by_name("nnUNetTrainerJointKD_tiny")
+assert issubclass(found, nnUNetTrainerJointKD), found.__mro__
+assert {"default", "tiny"} <= set(preset_names()), preset_names()
+print(nnunet_kd.__file__)
+"""
+
+
+def test_the_checkout_imports_its_own_tree_and_its_trainers_folder_finds_the_trainers():
+    env = dict(os.environ, nnUNet_extTrainer=os.path.join(ROOT, "trainers"))
+    proc = subprocess.run([sys.executable, "-c", FIND], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.path.dirname(proc.stdout.strip().splitlines()[-1]) == os.path.join(ROOT, "nnunet_kd")
+    assert [f for f in os.listdir(os.path.join(ROOT, "trainers")) if f.endswith(".py")] == ["nnunet_kd_trainers.py"]
+
+
+def test_cli_runs_as_a_module_from_the_checkout():
+    proc = subprocess.run([sys.executable, "-m", "nnunet_kd.cli", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "nnunet_kd COMMAND -h" in proc.stdout
