@@ -98,7 +98,7 @@ def main(argv=None) -> str:
     if args.work:
         for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
             os.environ[k] = join(os.path.abspath(args.work), k)
-    from nnunet_kd.planning.shared import dataset_name
+    from nnunet_kd.datasets import dataset_name
     target = dataset_name(args.t)
     plans = args.p or _only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     narrow = args.narrow_plans or _variant_plans(target, plans, args.width)

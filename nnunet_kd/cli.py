@@ -88,7 +88,7 @@ def _plan(args) -> None:
 
 
 def _report(args) -> None:
-    from nnunet_kd.planning.shared import dataset_name
+    from nnunet_kd.datasets import dataset_name
     from nnunet_kd.report import SHORT_LABELS, models_for, report
     results = os.environ.get("nnUNet_results")
     if not results:

@@ -178,7 +178,8 @@ def command_env() -> Dict[str, str]:
 
 
 def _check_folds(spec: RunSpec, preprocessed: str) -> None:
-    from nnunet_kd.planning.shared import RawDataset, dataset_name
+    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.planning.shared import RawDataset
     bad = [f for f in spec.folds if f != "all" and not f.isdigit()]
     if bad:
         raise KDError(f"-f {' '.join(spec.folds)}: folds are 0-4 or all, separated by spaces (e.g. -f 0 1 2 3 4); "

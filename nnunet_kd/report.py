@@ -44,9 +44,9 @@ def _load(summary_file: str) -> dict:
         raise KDError(f"Cannot read {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
 
 
-def _dice(summary: dict, summary_file: str) -> dict:
-    """summary.json -> {"foreground": mean Dice over the classes, NaN ignored, "per_class": {class: Dice}}; of a
-    classification summary: {"foreground": balanced accuracy, "per_class": {}}."""
+def _headline_metric(summary: dict, summary_file: str) -> dict:
+    """The task's headline metric of a summary.json, under "foreground" (seg: mean Dice over the classes, NaN ignored,
+    with "per_class" {class: Dice}; cls: balanced accuracy; det: COCO mAP) and its name under "metric"."""
     try:
         if "balanced_accuracy" in summary:
             return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
@@ -154,7 +154,7 @@ def _test_runs(folders) -> tuple:
             notes.append(f"no test-set summary {summary_file}")
             continue
         summary = _load(summary_file)
-        values.append(_dice(summary, summary_file))
+        values.append(_headline_metric(summary, summary_file))
         runs.append(per_case(summary, summary_file))
         if not runs[-1]:
             notes.append(f"{summary_file} has no per-case results: no paired statistics")
@@ -188,7 +188,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             summary_file = os.path.join(folder, fold, "validation", "summary.json")
             if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary_file):
                 summary = _load(summary_file)
-                folds[fold] = _dice(summary, summary_file)
+                folds[fold] = _headline_metric(summary, summary_file)
                 val_cases[fold] = per_case(summary, summary_file)
                 notes += [f"{fold}: {p}" for p in _changed_teachers(os.path.join(folder, fold))]
         if not folds:
@@ -419,7 +419,7 @@ def source_teachers(rows: dict) -> list:
         fold_folder = os.path.dirname(checkpoint)
         summary = os.path.join(fold_folder, "validation", "summary.json")
         row = {"dataset": r["dataset"], "trainer": r["trainer"], "fold": r["fold"], "folder": fold_folder,
-               "validation": _dice(_load(summary), summary)["foreground"] if os.path.isfile(summary) else None,
+               "validation": _headline_metric(_load(summary), summary)["foreground"] if os.path.isfile(summary) else None,
                "domain_acc": None, "probe_acc": None}
         try:
             logging = load_checkpoint(checkpoint).get("logging", {}) if os.path.isfile(checkpoint) else {}

@@ -2,7 +2,7 @@
 embedded in a pickle never runs."""
 import pytest
 import torch
-from conftest import OpensAFile, nnunet_like_checkpoint
+from helpers import OpensAFile, nnunet_like_checkpoint
 
 from nnunet_kd.checkpoints import UnreadableCheckpoint, UnsafeCheckpoint, load_checkpoint, safe_torch_load
 

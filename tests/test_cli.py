@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from conftest import CHANNEL_MAP, tree_digest
+from helpers import CHANNEL_MAP, tree_digest
 from nnunet_kd import trainer_path
 from nnunet_kd.cli import main
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import CHANNEL_MAP
+from helpers import CHANNEL_MAP
 from nnunet_kd.checkpoints import load_checkpoint
 
 RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
@@ -251,7 +251,7 @@ def test_dry_run_prints_the_commands_run_executes(kd, run_env, first_run, tmp_pa
 
 
 def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_path):
-    from conftest import nnunet_like_checkpoint
+    from helpers import nnunet_like_checkpoint
     from nnunet_kd.checkpoints import UnsafeCheckpoint
     from nnunet_kd.pipeline import resume_point
     folder = str(tmp_path)
@@ -271,7 +271,7 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
     assert resume_point(folder, write=False)[0] == "restart" and sorted(os.listdir(folder)) == before  # --dry-run
     assert resume_point(folder)[0] == "restart" and os.path.isfile(latest + ".unreadable")
     assert resume_point(folder) == ("new", "not trained yet")
-    from conftest import OpensAFile
+    from helpers import OpensAFile
     torch.save({"x": OpensAFile(str(tmp_path / "ran"))}, latest)
     with pytest.raises(UnsafeCheckpoint):
         resume_point(folder)
@@ -279,7 +279,7 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
 
 
 def test_resume_point_refuses_a_checkpoint_trained_from_a_changed_teacher(tmp_path):
-    from conftest import nnunet_like_checkpoint
+    from helpers import nnunet_like_checkpoint
     from nnunet_kd.pipeline import resume_point
     from nnunet_kd.protocol.teachers import file_sha256
     teacher = tmp_path / "teacher.pth"

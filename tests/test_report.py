@@ -210,7 +210,7 @@ def test_cli_report_out_dir_and_errors(cli_env, tmp_path, capsys):
 
 def test_cli_report_without_any_matching_model_fails_and_writes_nothing(cli_env, capsys):
     results, t, _ = cli_env
-    from conftest import tree_digest
+    from helpers import tree_digest
     before = tree_digest(results), sorted(os.walk(results))
     assert main(["report", "-t", "1", "-p", "Typo", "-c", "2d"]) == 2
     err = capsys.readouterr().err
@@ -316,7 +316,7 @@ def test_a_crafted_checkpoint_in_the_results_runs_no_code(experiment, tmp_path):
     """report reads the student's checkpoint_final.pth for its teacher record: a crafted one is refused and named in
     the notes, and its payload never runs."""
     import torch
-    from conftest import OpensAFile, nnunet_like_checkpoint
+    from helpers import OpensAFile, nnunet_like_checkpoint
     results, t, tests = experiment
     marker = tmp_path / "code_ran"
     torch.save({**nnunet_like_checkpoint(), "payload": OpensAFile(str(marker))},

@@ -10,6 +10,7 @@ from typing import Dict, Optional
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
+from nnunet_kd.datasets import dataset_id
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 
@@ -51,7 +52,7 @@ def resolve_channel_order(target_json: dict, source_json: dict, source_name: str
                 f"Target {target_name} needs channel '{t}', which source {source_name} lacks (matched by name, "
                 f"case-insensitive).\n  target channels: {t_channels}\n  source channels: {s_channels}\n"
                 f"Map channels explicitly with {CHANNEL_MAP_SYNTAX}, e.g. "
-                f"--channel-map '{{\"{source_name[7:10].lstrip('0')}\": {json.dumps({c: s_channels[0] for c in t_channels})}}}'")
+                f"--channel-map '{{\"{dataset_id(source_name)}\": {json.dumps({c: s_channels[0] for c in t_channels})}}}'")
     if explicit is not None:
         unknown = set(explicit) - set(t_channels) - {str(i) for i in range(len(t_channels))}
         if unknown:

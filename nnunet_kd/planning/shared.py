@@ -31,6 +31,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
+from nnunet_kd.datasets import dataset_id, dataset_name
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
@@ -49,18 +50,6 @@ def _require_env():
         if not os.environ.get(var):
             raise KDError(f"{var} is not set. Point nnUNet_raw, nnUNet_preprocessed and nnUNet_results at your nnU-Net "
                           f"folders (see nnU-Net's documentation/setting_up_paths.md).")
-
-
-def dataset_name(dataset_id) -> str:
-    """nnU-Net's id -> name conversion with an error that says where it looked."""
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-    try:
-        return maybe_convert_to_dataset_name(dataset_id)
-    except (RuntimeError, ValueError, AssertionError):
-        raise KDError(f"Dataset {dataset_id!r} does not exist (or its id is ambiguous): no unique folder "
-                      f"Dataset{str(dataset_id).zfill(3)}_* in nnUNet_raw={os.environ.get('nnUNet_raw')}, "
-                      f"nnUNet_preprocessed={os.environ.get('nnUNet_preprocessed')} or "
-                      f"nnUNet_results={os.environ.get('nnUNet_results')}. Check the id and these folders.") from None
 
 
 def shared_plans_name(**args) -> str:
@@ -93,7 +82,7 @@ class RawDataset:
 
     def __init__(self, name: str):
         self.name = str(name)  # nnU-Net returns numpy strings
-        self.id = int(name[7:10])
+        self.id = dataset_id(name)
         self.raw_folder = join(nnUNet_raw.get(), name)
         json_file = join(self.raw_folder, "dataset.json")
         if not isfile(json_file):
@@ -380,7 +369,7 @@ def _datasets_with_id(did: int) -> List[str]:
 
 def _default_derived_id(suffix: str, chosen: set) -> int:
     """The id of an earlier derived copy with this name, else the lowest id from 901 that no dataset uses."""
-    existing = [int(c[7:10]) for c in subdirs(nnUNet_raw.get(), prefix="Dataset9", join=False) if c.endswith(suffix)]
+    existing = [dataset_id(c) for c in subdirs(nnUNet_raw.get(), prefix="Dataset9", join=False) if c.endswith(suffix)]
     if existing:
         return min(existing)
     for did in range(901, 1000):

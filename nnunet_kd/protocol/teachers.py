@@ -57,7 +57,7 @@ class Teacher:
 def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "") -> List[Teacher]:
     """The block's teachers with defaults filled in: configuration = the student's, target fold = the student's fold,
     trainer names + the short-variant suffix of the running trainer (``_tiny`` student -> ``_tiny`` teachers)."""
-    from nnunet_kd.planning.shared import dataset_name
+    from nnunet_kd.datasets import dataset_name
     out = []
     for spec in kd_block["teachers"]:
         conf = spec.get("configuration") or configuration

@@ -312,11 +312,11 @@ def check_fold(plans: dict, configuration: str, fold) -> None:
 
 
 def require_target(cls, plans: dict, kd_block: dict) -> None:
-    from nnunet_kd.planning.shared import dataset_name
+    from nnunet_kd.datasets import dataset_id, dataset_name
     target = dataset_name(kd_block["target"])
     if plans["dataset_name"] != target:
         raise KDError(f"{cls.__name__} trains on the target dataset, but {plans['dataset_name']} is not the target of "
-                      f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {target[7:10]} ...")
+                      f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {dataset_id(target)} ...")
 
 
 class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):

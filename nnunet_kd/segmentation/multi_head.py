@@ -14,7 +14,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
 from nnunet_kd.data.loaders import dataset_loader, shutdown
-from nnunet_kd.planning.shared import dataset_name
+from nnunet_kd.datasets import dataset_name
 from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
 from nnunet_kd.segmentation.base import KDTrainerMixin
 

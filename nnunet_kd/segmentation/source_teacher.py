@@ -11,7 +11,8 @@ from torch import autocast
 
 from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.errors import KDError
-from nnunet_kd.planning.shared import dataset_name, verify_shared_plans
+from nnunet_kd.datasets import dataset_id, dataset_name
+from nnunet_kd.planning.shared import verify_shared_plans
 from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_accuracy, pooled_statistics,
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
@@ -47,7 +48,7 @@ class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):
         sources = [dataset_name(s["dataset"]) for s in kd_block["sources"]]
         if plans["dataset_name"] not in sources:
             raise KDError(f"{plans['dataset_name']} is not a source of plans '{plans['plans_name']}' (sources: "
-                          f"{sources}). Plan it with `nnunet_kd plan -t TARGET -s ... {plans['dataset_name'][7:10]}`.")
+                          f"{sources}). Plan it with `nnunet_kd plan -t TARGET -s ... {dataset_id(plans['dataset_name'])}`.")
         target_plans_file = join(nnUNet_preprocessed.get(), target, plans["plans_name"] + ".json")
         if not isfile(target_plans_file):
             raise KDError(f"The target's shared plans {target_plans_file} are missing. Run `nnunet_kd plan` with this "

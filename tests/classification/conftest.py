@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import KDSetup
+from helpers import KDSetup
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
 
 CLS_RUN = ["nnunet_kd", "run", "--task", "cls", "-t", "21", "-s", "22", "23", "-c", "2d", "-f", "0", "--preset", "tiny",

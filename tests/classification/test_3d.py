@@ -2,12 +2,14 @@
 import os
 
 import pandas as pd
+import pytest
 
-from conftest import KDSetup
+from helpers import KDSetup
 from nnunet_kd.classification.predict import predict_cls
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
 
 
+@pytest.mark.slow
 def test_3d_classifier_trains_and_predicts(tmp_path):
     setup = KDSetup.create(str(tmp_path))
     target, source, _ = cls_benchmark(dim=3, n_target=6, n_source=6, n_test=2, ids=(31, 32, 33))

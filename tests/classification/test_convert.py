@@ -6,7 +6,7 @@ import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from PIL import Image
 
-from conftest import tree_digest
+from helpers import tree_digest
 from nnunet_kd.classification.convert import convert_cls
 from nnunet_kd.classification.labels import read_case_classes
 from nnunet_kd.cli import main

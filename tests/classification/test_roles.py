@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
+from helpers import check_student_without_unet_decoder
 from nnunet_kd.checkpoints import load_checkpoint
 
 TRAINERS = ["nnUNetTrainerCls_tiny", "nnUNetTrainerClsJointTeacher_tiny", "nnUNetTrainerClsJointKD_tiny",
@@ -90,3 +91,8 @@ def test_plan_refuses_datasets_without_class_labels(cls_run, tmp_path):
             f.write(original)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "pneumonia" in proc.stderr and "labels.csv" in proc.stderr
+
+
+def test_the_student_refuses_decoder_levels_and_channel_wise_kd():
+    from nnunet_kd.classification.roles import nnUNetTrainerClsJointKD
+    check_student_without_unet_decoder(nnUNetTrainerClsJointKD, "classifier")

@@ -4,7 +4,7 @@ import numpy as np
 import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import tree_digest
+from helpers import tree_digest
 from nnunet_kd.classification.labels import TEST_LABELS_CSV, class_names, read_case_classes, read_label_rows
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 
-from conftest import trainer_path
+from nnunet_kd import trainer_path
 from nnunet_kd.data.loaders import dataset_loader, fold_training_keys
 from nnunet_kd.errors import KDError
 

@@ -77,7 +77,7 @@ def _det():
 
 @pytest.mark.parametrize("scenario", [_seg, _cls, _det])
 def test_unlabelled_images_leave_the_labelled_and_test_cases_unchanged(tmp_path, scenario):
-    from conftest import tree_digest
+    from helpers import tree_digest
     target, write = scenario()
     plain = write(str(tmp_path / "plain"), target)
     target.num_unlabelled = 5

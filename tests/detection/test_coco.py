@@ -8,7 +8,7 @@ from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset
 from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
 from PIL import Image
 
-from conftest import tree_digest
+from helpers import tree_digest
 from nnunet_kd.cli import main
 from nnunet_kd.detection.boxes import boxes_from_instance_map
 from nnunet_kd.detection.coco import categories, convert_det, read_boxes

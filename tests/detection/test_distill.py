@@ -111,6 +111,7 @@ def _ddp_worker(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_ddp_student_all_reduces_its_gradients(tmp_path):
     """The student's step calls its (DDP-wrapped) forward, so its gradients, those of the unlabelled terms included,
     are averaged across workers (calling its parts alone would leave each worker with its own)."""

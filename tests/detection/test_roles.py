@@ -3,9 +3,10 @@ import json
 import math
 import os
 
+import pytest
 import torch
 
-from conftest import KDSetup
+from helpers import KDSetup, check_student_without_unet_decoder
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import load_preset
 from nnunet_kd.detection.coco import TEST_BOXES_JSON, read_boxes
@@ -16,6 +17,7 @@ ROLES = {"nnUNetTrainerDet_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetDomai
          "nnUNetTrainerDetJointTeacher_tiny": "Dataset041_DetTarget", "nnUNetTrainerDetJointKD_tiny": "Dataset041_DetTarget"}
 
 
+@pytest.mark.slow
 def test_every_detection_role_trains_and_validates(tmp_path):
     """The pipeline with unlabelled target images (the test images, unlabelled here), distilled on by the student."""
     setup = KDSetup.create(str(tmp_path))
@@ -74,3 +76,8 @@ def test_every_detection_role_trains_and_validates(tmp_path):
         x, y, w, h = r["bbox"]
         assert r["category"] in ("nodule", "mass") and r["category_id"] in (1, 2) and 0 <= r["score"] <= 1
         assert -1e-3 <= x and -1e-3 <= y and w > 0 and h > 0 and x + w <= 64 + 1e-3 and y + h <= 64 + 1e-3
+
+
+def test_the_student_refuses_decoder_levels_and_channel_wise_kd():
+    from nnunet_kd.detection.roles import nnUNetTrainerDetJointKD
+    check_student_without_unet_decoder(nnUNetTrainerDetJointKD, "detector")

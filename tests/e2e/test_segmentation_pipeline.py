@@ -5,13 +5,16 @@ import shutil
 import sys
 
 import numpy as np
+import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import trainer_path
+from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.protocol.teachers import file_sha256, resolve_path
 from nnunet_kd.segmentation.joint_network import CLASS_NAME
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def _ckpt(folder, fold=0):

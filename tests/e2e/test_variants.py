@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 
+import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunet_kd.checkpoints import load_checkpoint
@@ -10,6 +11,8 @@ from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.planning.shared import plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_3d_region_based_target_and_its_source_teacher(nnunet_env):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import CHANNEL_MAP, tree_digest
+from helpers import CHANNEL_MAP, tree_digest
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.protocol.teachers import file_sha256
 

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import CHANNEL_MAP, tree_digest
+from helpers import CHANNEL_MAP, tree_digest
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.errors import KDError

@@ -53,6 +53,7 @@ def test_repeated_non_finite_steps_stop_training():
         _step(t, poison=True)
 
 
+@pytest.mark.slow
 def test_failpoint_kills_the_process(tmp_path):
     code = "from nnunet_kd.segmentation.base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
@@ -85,6 +86,7 @@ def _ddp_worker(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
     """Extras are DDP-wrapped; a non-finite step is skipped by every worker or none (otherwise worker 0 waits in the
     gradient all-reduce for one that skipped: a hang, here a gloo timeout)."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from conftest import trainer_path
+from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
 

@@ -1,31 +1,9 @@
 import os
 
 import numpy as np
-import pytest
 import torch
 
-from conftest import trainer_path
-from nnunet_kd.classification.roles import nnUNetTrainerClsJointKD
-from nnunet_kd.detection.roles import nnUNetTrainerDetJointKD
-from nnunet_kd.config import DEFAULT_SETTINGS
-from nnunet_kd.errors import KDError
-from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
-
-
-@pytest.mark.parametrize("trainer, kind", [(nnUNetTrainerClsJointKD, "classifier"),
-                                           (nnUNetTrainerDetJointKD, "detector")])
-def test_students_without_a_unet_decoder_refuse_decoder_levels_and_channel_wise_kd(trainer, kind):
-    plans = {"dataset_name": "Dataset041_Target", "plans_name": "nnUNetPlans_kd"}
-    def block(**distill):
-        return {"target": "Dataset041_Target", "distill": dict(DEFAULT_SETTINGS["distill"], **distill)}
-    decoder, channel = block(decoder_levels=True), block(kd_mode="channel")
-    with pytest.raises(KDError, match=f"'nnUNetPlans_kd': distill.decoder_levels is true, but {kind}s have no U-Net"):
-        trainer.check_inputs(plans, "2d", 0, decoder)
-    with pytest.raises(KDError, match=f"distill.kd_mode is 'channel' .* but a {kind}'s logits have no spatial axis"):
-        trainer.check_inputs(plans, "2d", 0, channel)
-    trainer.check_inputs(plans, "2d", 0, block(kd_mode="class"))
-    for ok in (decoder, channel):  # the segmentation student has a decoder and spatial logits
-        nnUNetTrainerJointKD.check_inputs(plans, "2d", 0, ok)
+from nnunet_kd import trainer_path
 
 
 def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnunet_env, monkeypatch):
