@@ -8,7 +8,9 @@ import copy
 import json
 import math
 import os
+from dataclasses import dataclass
 from importlib import resources
+from typing import Any, Callable
 
 from nnunet_kd.errors import KDError
 
@@ -16,39 +18,6 @@ KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
 KD_MODES = ("voxel", "class", "channel")  # distill.kd_mode: how the logit KD weighs voxels (protocol/distill.py)
 
-# Settings a preset may change; `plan` fills in the dataset part (target, sources, teachers, ...).
-DEFAULT_SETTINGS = {
-    "task": "seg",  # seg (segmentation) or cls (image classification); set by `plan --task`
-    "seed": None,
-    # caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)
-    "architecture": {"max_stages": None, "max_features": None},
-    "dann": {
-        "weight": 0.1,  # L_task : L_domain = 1 : weight (chosen in benchmarks/results/dann_probe.md)
-        "levels": [-1],  # encoder stages with a domain head; -1 = bottleneck
-        "hidden": 256,
-        "gamma": 10.0,  # lambda = 2 / (1 + exp(-gamma * p)) - 1
-        "target_batch_size": None,  # None = the source batch size
-        "extra_target_images": None,  # set by `plan --extra-target-images`: unlabelled target images also used
-        "target_fold": None,  # None = every target training case as target-domain image; k = fold k's training keys
-    },
-    "fusion": {"levels": "encoder", "adapter_norm": False},
-    "distill": {
-        "w_task": 1.0,
-        "w_feat": 1.0,
-        "w_kd": 3.0,
-        "temperature": 2.0,
-        "kd_mode": "voxel",  # how the logit KD weighs voxels: voxel, class or channel (see protocol/distill.py)
-        "unlabelled_ratio": 0.0,  # unlabelled target images (plan --extra-target-images) per labelled one in a batch
-        "levels": "encoder",
-        "decoder_levels": False,
-    },
-    # joint_teacher_plans: plans name the joint teacher was trained under (None = the student's own plans), so that a
-    # student variant in a copy of the shared plans (other width or weights) distils from the existing joint teacher
-    # classification trainers: class-weighted CE, class-balanced sampling, an optional 2D timm backbone (random init,
-    # or weights from a local file; never downloaded)
-    "classification": {"class_weights": True, "balanced_sampling": False, "backbone": None, "backbone_weights": None},
-    "student": {"width": 1.0, "init_from_target_teacher": False, "joint_teacher_plans": None},
-}
 # the trainer of each role, per task
 ROLE_TRAINERS = {
     "seg": {"target": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
@@ -71,6 +40,135 @@ DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "tea
 # distilled from ("run", written by `nnunet_kd run` into its model folder)
 RECORD_KEYS = ("arguments", "run")
 TEACHER_KEYS = {"role", "dataset", "trainer", "plans", "configuration", "fold", "model_folder"}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_levels(v) -> bool:
+    return v in ("encoder", "bottleneck") or (isinstance(v, list) and bool(v) and all(_is_int(i) for i in v))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the KD block a preset may change: its default, its rule (``accepts``, ``must_be`` for the error) and
+    its meaning (the README's table, `settings_table`)."""
+    default: Any
+    accepts: Callable[[Any], bool]
+    must_be: str
+    meaning: str
+
+
+_LEVELS = "'encoder', 'bottleneck' or a non-empty list of stage indices (-1 = bottleneck)"
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_WEIGHT = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+
+
+def _optional(accepts: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or accepts(v)
+
+
+# Every setting of the KD block, by key path: the one definition of defaults, validation and documentation.
+# `plan` adds the dataset part (DATASET_KEYS).
+SCHEMA = {
+    "task": Setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
+                    "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles"),
+    "seed": Setting(None, _optional(_is_int), "an integer or null",
+                    "seeds python, numpy and torch in every plugin trainer (`nnUNet_KD_SEED` overrides)"),
+    "architecture.max_stages": Setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
+                                       "cap on the planned network's stages (preset `tiny`: 3)"),
+    "architecture.max_features": Setting(None, _optional(lambda v: _is_int(v) and v >= 1),
+                                         "a positive integer or null",
+                                         "cap on the planned network's features per stage (preset `tiny`: 32)"),
+    "dann.weight": Setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
+                                          "1.0 cost the source task)"),
+    "dann.levels": Setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
+                           "a non-empty list of encoder stage indices (-1 = bottleneck)",
+                           "encoder stages with a domain head (-1 = bottleneck)"),
+    "dann.hidden": Setting(256, lambda v: _is_int(v) and v >= 1, "a positive integer",
+                           "hidden units of each domain classifier"),
+    "dann.gamma": Setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1"),
+    "dann.target_batch_size": Setting(None, _optional(lambda v: _is_int(v) and v >= 1), "a positive integer or null",
+                                      "target-domain batch size (null = the source batch size)"),
+    "dann.extra_target_images": Setting(
+        None, _optional(lambda v: isinstance(v, str) and bool(v)), "a folder path or null",
+        "set by `plan --extra-target-images DIR`: unlabelled target images (nnU-Net naming) preprocessed into "
+        "`<data_identifier>_unlabelled` beside the target's data and drawn by the source teachers' target-domain loader"),
+    "dann.target_fold": Setting(
+        None, _optional(lambda v: _is_int(v) and v >= 0), "a fold number (0-4) or null",
+        "null: the source teachers draw target-domain images from every target training case; k: only from fold k's "
+        "training cases, so that fold k's validation is not transductive (see `report`)"),
+    "fusion.levels": Setting("encoder", _is_levels, _LEVELS,
+                             "levels fused from all teachers (`encoder` = every stage, `bottleneck`, or indices); other "
+                             "levels use the target teacher"),
+    "fusion.adapter_norm": Setting(False, *_BOOL, "a norm before each teacher's 1x1 adapter"),
+    "distill.w_task": Setting(1.0, *_WEIGHT, "weight of nnU-Net's loss (MLFD's 0.2/0.2/0.6 task/feature/logit "
+                                             "weights rescaled so the task term keeps nnU-Net's scale)"),
+    "distill.w_feat": Setting(1.0, *_WEIGHT, "weight of the feature MSE"),
+    "distill.w_kd": Setting(3.0, *_WEIGHT, "weight of the logit KD (times T^2)"),
+    "distill.temperature": Setting(2.0, lambda v: _is_number(v) and v > 0, "a finite number > 0",
+                                   "KD temperature T"),
+    "distill.kd_mode": Setting(
+        "voxel", lambda v: v in KD_MODES, f"one of {list(KD_MODES)}",
+        "how the logit KD weighs voxels: `voxel` (mean over voxels; the background dominates), `class` (mean within "
+        "each class the teacher predicts, then over classes: a small class weighs as much as the background), "
+        "`channel` (channel-wise distillation, Shu et al. 2021: each class channel a distribution over space; "
+        "segmentation only)"),
+    "distill.unlabelled_ratio": Setting(
+        0.0, lambda v: _is_number(v) and 0 <= v <= 8, "a number in [0, 8]",
+        "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
+        "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
+        "features, and ROI class logits on the student's 128 best proposals per image)"),
+    "distill.levels": Setting("encoder", _is_levels, _LEVELS, "student levels distilled with adapters + MSE"),
+    "distill.decoder_levels": Setting(False, *_BOOL, "also distil decoder stages"),
+    "classification.class_weights": Setting(True, *_BOOL, "class-weighted cross-entropy (n / (classes x count))"),
+    "classification.balanced_sampling": Setting(False, *_BOOL, "draw each class about equally often"),
+    "classification.backbone": Setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+                                       "a timm model name or null",
+                                       "a 2D timm backbone by name (random init unless `backbone_weights`)"),
+    "classification.backbone_weights": Setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+                                               "a path to a local weights file or null",
+                                               "a local weights file of the backbone (never downloaded)"),
+    "student.width": Setting(1.0, lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]",
+                             "student width factor (e.g. 0.5); recorded in the model folder's plans.json"),
+    "student.init_from_target_teacher": Setting(False, *_BOOL, "start the student from the target teacher's weights "
+                                                               "(same widths only)"),
+    "student.joint_teacher_plans": Setting(
+        None, _optional(lambda v: isinstance(v, str) and bool(v)), "a plans name or null",
+        "plans name of the joint teacher to distil from (null = the student's plans); lets a student variant in a copy "
+        "of the plans file (e.g. `width` 0.5) reuse the trained joint teacher"),
+}
+
+
+def _nested(flat: dict) -> dict:
+    out = {}
+    for path, value in flat.items():
+        *groups, key = path.split(".")
+        node = out
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[key] = copy.deepcopy(value)
+    return out
+
+
+# Settings a preset may change, with their defaults (two levels: groups of keys, and top-level keys).
+DEFAULT_SETTINGS = _nested({path: s.default for path, s in SCHEMA.items()})
+
+
+def _markdown_value(v) -> str:
+    if isinstance(v, str):
+        return f"`{v}`"
+    return json.dumps(v)
+
+
+def settings_table() -> str:
+    """The README's rows of the KD block's settings: key, default, meaning."""
+    return "\n".join(f"| `{path}` | {_markdown_value(s.default)} | {s.meaning} |" for path, s in SCHEMA.items())
 
 
 def _merge(base: dict, override: dict, where: str) -> dict:
@@ -111,54 +209,6 @@ def load_preset(name: str) -> dict:
     return settings
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_levels(v) -> bool:
-    return v in ("encoder", "bottleneck") or (isinstance(v, list) and bool(v) and all(_is_int(i) for i in v))
-
-
-_LEVELS = "'encoder', 'bottleneck' or a non-empty list of stage indices (-1 = bottleneck)"
-# key path -> (accepts the value, what it must be); null is allowed where the rule says so
-_RULES = {
-    "task": (lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}"),
-    "seed": (lambda v: v is None or _is_int(v), "an integer or null"),
-    "architecture.max_stages": (lambda v: v is None or _is_int(v) and v >= 2, "an integer >= 2 or null"),
-    "architecture.max_features": (lambda v: v is None or _is_int(v) and v >= 1, "a positive integer or null"),
-    "dann.weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "dann.levels": (lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
-                    "a non-empty list of encoder stage indices (-1 = bottleneck)"),
-    "dann.hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "dann.gamma": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "dann.target_batch_size": (lambda v: v is None or _is_int(v) and v >= 1, "a positive integer or null"),
-    "dann.extra_target_images": (lambda v: v is None or isinstance(v, str) and bool(v), "a folder path or null"),
-    "dann.target_fold": (lambda v: v is None or _is_int(v) and v >= 0, "a fold number (0-4) or null"),
-    "fusion.levels": (_is_levels, _LEVELS),
-    "fusion.adapter_norm": (lambda v: isinstance(v, bool), "true or false"),
-    "distill.w_task": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "distill.w_feat": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "distill.w_kd": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "distill.temperature": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
-    "distill.kd_mode": (lambda v: v in KD_MODES, f"one of {list(KD_MODES)}"),
-    "distill.unlabelled_ratio": (lambda v: _is_number(v) and 0 <= v <= 8, "a number in [0, 8]"),
-    "distill.levels": (_is_levels, _LEVELS),
-    "distill.decoder_levels": (lambda v: isinstance(v, bool), "true or false"),
-    "classification.class_weights": (lambda v: isinstance(v, bool), "true or false"),
-    "classification.balanced_sampling": (lambda v: isinstance(v, bool), "true or false"),
-    "classification.backbone": (lambda v: v is None or isinstance(v, str) and bool(v), "a timm model name or null"),
-    "classification.backbone_weights": (lambda v: v is None or isinstance(v, str) and bool(v),
-                                        "a path to a local weights file or null"),
-    "student.width": (lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]"),
-    "student.init_from_target_teacher": (lambda v: isinstance(v, bool), "true or false"),
-    "student.joint_teacher_plans": (lambda v: v is None or isinstance(v, str) and bool(v), "a plans name or null"),
-}
-
-
 def _leaves(settings: dict):
     """(key path, value) of every setting (settings have the two levels of DEFAULT_SETTINGS)."""
     for k, v in settings.items():
@@ -171,9 +221,9 @@ def _leaves(settings: dict):
 def validate_settings(settings: dict, where: str) -> None:
     """Every setting against its rule; the message names the key path."""
     for path, value in _leaves(settings):
-        accepts, what = _RULES[path]
-        if not accepts(value):
-            raise KDError(f"{where}: {path} must be {what}, got {value!r}.")
+        rule = SCHEMA[path]
+        if not rule.accepts(value):
+            raise KDError(f"{where}: {path} must be {rule.must_be}, got {value!r}.")
 
 
 def validate_block(block: dict, where: str) -> dict:

@@ -14,6 +14,12 @@ LABELS_HINT = {"seg": "a folder of label files named like the images without the
                "det": "a COCO-style boxes file (such as boxesTs.json of `convert-det`)"}
 
 
+def summary_path(output: str) -> str:
+    """Where predict-cls/predict-det write the test-set summary of an output file: <output minus extension>_summary.json
+    (the file `nnunet_kd report --test-dir LABEL=FILE` reads)."""
+    return os.path.splitext(output)[0] + "_summary.json"
+
+
 def check_test_inputs(task: str, images: str, labels: str) -> None:
     """Before any training: the test images and labels exist in the form the task needs."""
     if not isdir(images):
@@ -27,11 +33,10 @@ def predict_and_score(task: str, model_folder: str, folds: Sequence[str], device
     """Predicts images with the model's folds into out and scores them against labels; returns what `report
     --test-dir LABEL=...` takes (seg: the folder with summary.json; cls/det: the summary file)."""
     if task == "cls":
-        from nnunet_kd.classification.predict import predict_cls, summary_path
+        from nnunet_kd.classification.predict import predict_cls
         predict_cls(images, out + ".csv", model_folder, folds, device=device, truth=labels)
         return summary_path(out + ".csv")
     if task == "det":
-        from nnunet_kd.classification.predict import summary_path
         from nnunet_kd.detection.predict import predict_det
         predict_det(images, out + ".json", model_folder, folds, device=device, truth=labels)
         return summary_path(out + ".json")

@@ -14,6 +14,16 @@ import torch
 from nnunet_kd import trainer_path
 
 CHANNEL_MAP = {"3": {"T1": "mri"}}
+# a small 3-stage PlainConvUNet plans architecture entry (2D)
+PLAIN_ARCH_2D = {
+    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+    "arch_kwargs": {"n_stages": 3, "features_per_stage": [8, 16, 32], "conv_op": "torch.nn.modules.conv.Conv2d",
+                    "kernel_sizes": [[3, 3]] * 3, "strides": [[1, 1], [2, 2], [2, 2]], "n_conv_per_stage": [1] * 3,
+                    "n_conv_per_stage_decoder": [1] * 2, "conv_bias": True,
+                    "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+                    "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+                    "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
+    "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
 
 
 def tree_digest(folder: str) -> dict:

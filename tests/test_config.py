@@ -1,4 +1,5 @@
 import json
+import os
 import re
 
 import pytest
@@ -67,11 +68,16 @@ def test_teachers_must_be_one_target_teacher_first(roles):
         validate_block(_block(teachers=teachers), "plans.json")
 
 
-def test_every_setting_has_a_rule_and_the_presets_pass_them():
-    from nnunet_kd.config import _RULES, DEFAULT_SETTINGS, _leaves
-    assert set(_RULES) == {path for path, _ in _leaves(DEFAULT_SETTINGS)}
+def test_the_schema_gives_defaults_rules_and_the_readme_table_and_the_presets_pass_it():
+    from nnunet_kd.config import DEFAULT_SETTINGS, SCHEMA, _leaves, settings_table
+    assert dict(_leaves(DEFAULT_SETTINGS)) == {path: s.default for path, s in SCHEMA.items()}
+    for path, setting in SCHEMA.items():
+        assert setting.accepts(setting.default), path
+    assert load_preset("default") == DEFAULT_SETTINGS
     for name in preset_names():
         load_preset(name)
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
+        assert settings_table() in f.read(), f"Put these rows in the README's KD block table:\n{settings_table()}"
 
 
 def test_a_preset_file_with_nan_is_refused_naming_the_file_and_key(tmp_path):

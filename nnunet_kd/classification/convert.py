@@ -15,11 +15,11 @@ import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import save_json
 from PIL import Image
 
-from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, duplicate_rows, listing,
-                                             read_label_rows, write_label_rows)
+from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, duplicate_rows, read_label_rows,
+                                             write_label_rows)
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, SITK_ENDINGS, ImageFile, check_images, check_new_dataset,
                                        error_reason, natural_channels, raw_root_folder, scan_images)
-from nnunet_kd.errors import KDError
+from nnunet_kd.errors import KDError, listing
 
 
 def _match(rows: list[LabelRow], images: list[ImageFile]) -> tuple[dict[str, LabelRow], list[str]]:

@@ -9,28 +9,19 @@ import pandas as pd
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.errors import KDError, listing
 
 CLASSES_KEY = "classes"  # dataset.json: list of class names, index = class id
 LABELS_CSV = "labels.csv"  # raw dataset folder: one row per training case
 TEST_LABELS_CSV = "labelsTs.csv"  # raw dataset folder, beside imagesTs: one row per test case
 CREATE_HINT = ("Create the dataset with `nnunet_kd convert-cls --images DIR --labels CSV -d ID -n NAME`, or add "
                f"'{CLASSES_KEY}' (a list of class names) to dataset.json and a {LABELS_CSV} with columns case,class.")
-MAX_LISTED = 10
 
 
 class LabelRow(NamedTuple):
     line: int  # line in the CSV file, the header being line 1
     case: str
     cls: str
-
-
-def listing(items: list, limit: int = MAX_LISTED) -> str:
-    """Indented lines for an error message: the first `limit` items and how many more there are."""
-    lines = [f"  {item}" for item in items[:limit]]
-    if len(items) > limit:
-        lines.append(f"  ... and {len(items) - limit} more")
-    return "\n".join(lines)
 
 
 def class_names(dataset_json: dict) -> list[str]:

@@ -4,14 +4,11 @@ from typing import List, Optional, Sequence
 
 import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
 from nnunet_kd.checkpoints import safe_torch_load
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.fusion import MultiLevelFusion
-from nnunet_kd.protocol.taps import encoder_spec
-from nnunet_kd.protocol.teachers import freeze
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder
 
 JOINT_CLASS_NAME = f"{__name__}.ClsJointTeacherNetwork"
 
@@ -57,14 +54,6 @@ class TimmEncoder(nn.Module):
         return self.model(x)
 
 
-def plans_encoder(architecture: dict, input_channels: int) -> nn.Module:
-    """The encoder of the plans network (nnU-Net's own builder, He-initialised)."""
-    net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
-                                 architecture["_kw_requires_import"], input_channels, 1, allow_init=True,
-                                 deep_supervision=False)
-    return net.encoder
-
-
 def build_cls_network(architecture: dict, input_channels: int, num_classes: int,
                       backbone: Optional[dict] = None) -> nn.Module:
     """The network a classification model folder's plans ``architecture`` describes."""
@@ -75,31 +64,18 @@ def build_cls_network(architecture: dict, input_channels: int, num_classes: int,
     return ClsNetwork(plans_encoder(architecture, input_channels), num_classes)
 
 
-class ClsJointTeacherNetwork(nn.Module):
-    """Frozen teacher encoders -> level-wise fusion (the segmentation joint teacher's modules) -> pooled fused levels,
-    concatenated -> linear head. Every fused level feeds the head, so every level the student distils is trained."""
+class ClsJointTeacherNetwork(FusedTeacherEncoders):
+    """Frozen teacher encoders -> level-wise fusion -> pooled fused levels, concatenated -> linear head. Every fused
+    level feeds the head, so every level the student distils is trained."""
 
     def __init__(self, input_channels: int, num_classes: int, teachers: Sequence[dict], shared: dict,
                  fusion_levels: Sequence[int], adapter_norm: bool = False):
-        super().__init__()
-        self.teacher_encoders = nn.ModuleList(freeze(plans_encoder(t, input_channels)) for t in teachers)
-        spec = encoder_spec(shared["arch_kwargs"], shared["_kw_requires_import"])
-        self.fusion = MultiLevelFusion([list(e.output_channels) for e in self.teacher_encoders], spec.output_channels,
-                                       fusion_levels, conv_op=spec.conv_op, norm_op=spec.norm_op,
-                                       norm_op_kwargs=spec.norm_op_kwargs, nonlin=spec.nonlin,
-                                       nonlin_kwargs=spec.nonlin_kwargs, adapter_norm=adapter_norm)
-        self.head = nn.Linear(sum(spec.output_channels), num_classes)
+        super().__init__(input_channels, teachers, shared, fusion_levels, adapter_norm)
+        self.head = nn.Linear(sum(self.output_channels), num_classes)
         InitWeights_He(1e-2)(self.fusion)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher_encoders.eval()
-        return self
-
     def forward(self, x: torch.Tensor, return_features: bool = False):
-        with torch.no_grad():
-            features = [enc(x) for enc in self.teacher_encoders]
-        fused = self.fusion(features)
+        fused = self.fused_features(x)
         logits = self.head(torch.cat([_pool(f) for f in fused], 1))
         return (logits, fused) if return_features else logits
 

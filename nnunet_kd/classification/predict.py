@@ -8,19 +8,14 @@ from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.classification.labels import class_names, listing, read_label_rows
+from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
-from nnunet_kd.errors import KDError
+from nnunet_kd.errors import KDError, listing
 from nnunet_kd.protocol.teachers import read_model_folder
-
-
-def summary_path(output: str) -> str:
-    """Where predict-cls/predict-det write the test-set summary of an output file: <output minus extension>_summary.json
-    (the file `nnunet_kd report --test-dir LABEL=FILE` reads)."""
-    return os.path.splitext(output)[0] + "_summary.json"
+from nnunet_kd.test_set import summary_path
 
 
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],

@@ -15,7 +15,7 @@ from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, c
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.protocol.teachers import Teacher, freeze
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
-from nnunet_kd.segmentation.multi_head import nnUNetTrainerMultiHead
+from nnunet_kd.segmentation.baseline import nnUNetTrainerMultiHead
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
 

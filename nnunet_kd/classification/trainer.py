@@ -26,7 +26,7 @@ from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.planning.channels import DERIVED_KEY
-from nnunet_kd.segmentation.base import KDTrainerMixin, failpoint
+from nnunet_kd.trainer_base import KDTrainerMixin, failpoint
 
 
 def resize_to_patch(data, patch_size) -> np.ndarray:

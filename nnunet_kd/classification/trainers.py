@@ -3,7 +3,7 @@ segmentation trainers (``_tiny``, ``_5epochs``, ``_demo``, ``_bench``)."""
 from nnunet_kd.classification.roles import (nnUNetTrainerClsDomainAdversarial, nnUNetTrainerClsJointKD,
                                             nnUNetTrainerClsJointTeacher, nnUNetTrainerClsMultiHead)
 from nnunet_kd.classification.trainer import nnUNetTrainerCls
-from nnunet_kd.segmentation.trainers import make_variants
+from nnunet_kd.trainer_base import make_variants
 
 BASES = {"nnUNetTrainerCls": nnUNetTrainerCls, "nnUNetTrainerClsDomainAdversarial": nnUNetTrainerClsDomainAdversarial,
          "nnUNetTrainerClsJointTeacher": nnUNetTrainerClsJointTeacher, "nnUNetTrainerClsJointKD": nnUNetTrainerClsJointKD,

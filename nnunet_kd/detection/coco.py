@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from batchgenerators.utilities.file_and_folder_operations import save_json
 from PIL import Image
 
-from nnunet_kd.classification.labels import listing
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images, check_new_dataset, error_reason,
                                        natural_channels, raw_root_folder)
 from nnunet_kd.detection.boxes import rasterise
-from nnunet_kd.errors import KDError
+from nnunet_kd.errors import KDError, listing
 
 BOXES_JSON = "boxes.json"  # raw dataset folder: the boxes of every training case
 TEST_BOXES_JSON = "boxesTs.json"  # raw dataset folder, beside imagesTs: the boxes of every test case

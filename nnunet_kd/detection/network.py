@@ -32,11 +32,9 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from nnunet_kd.classification.network import plans_encoder
 from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.fusion import MultiLevelFusion
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder
 from nnunet_kd.protocol.taps import encoder_spec
-from nnunet_kd.protocol.teachers import freeze
 
 JOINT_CLASS_NAME = f"{__name__}.DetJointTeacherNetwork"
 RESNETS = ("resnet18", "resnet34", "resnet50")
@@ -134,38 +132,22 @@ def build_detector(architecture: dict, input_channels: int, num_classes: int, pa
         **rcnn_kwargs))
 
 
-class _FusedEncoder(nn.Module):
-    """Frozen teacher encoders -> level-wise fusion to the shared architecture's widths, on the shared architecture's
-    pyramid stages ``levels`` only (so that every fused level feeds the FPN and is trained). Returns those levels;
-    ``strides`` are the strides between them (the first relative to the input), so it is an encoder of its own."""
+class _FusedEncoder(FusedTeacherEncoders):
+    """The fused teacher encoders on the shared architecture's pyramid stages only (so that every fused level feeds the
+    FPN and is trained). ``strides`` are the strides between the returned levels (the first relative to the input),
+    so it is an encoder of its own."""
 
     def __init__(self, input_channels: int, teachers: Sequence[dict], shared: dict, fusion_levels: Sequence[int],
                  adapter_norm: bool):
-        super().__init__()
-        self.teacher_encoders = nn.ModuleList(freeze(plans_encoder(t, input_channels)) for t in teachers)
-        spec = encoder_spec(shared["arch_kwargs"], shared["_kw_requires_import"])
-        self.levels = _pyramid_levels(spec.strides)
-        n = len(spec.output_channels)
-        fused = [self.levels.index(lv % n) for lv in fusion_levels if lv % n in self.levels]
-        self.output_channels = [spec.output_channels[lv] for lv in self.levels]
-        self.strides = [_cumulative_strides(spec.strides)[self.levels[0]]] + [spec.strides[lv] for lv in
-                                                                               self.levels[1:]]
-        self.conv_op = spec.conv_op
-        self.fusion = MultiLevelFusion([[e.output_channels[lv] for lv in self.levels] for e in self.teacher_encoders],
-                                       self.output_channels, fused, conv_op=spec.conv_op, norm_op=spec.norm_op,
-                                       norm_op_kwargs=spec.norm_op_kwargs, nonlin=spec.nonlin,
-                                       nonlin_kwargs=spec.nonlin_kwargs, adapter_norm=adapter_norm)
+        strides = encoder_spec(shared["arch_kwargs"], shared["_kw_requires_import"]).strides
+        levels = _pyramid_levels(strides)
+        super().__init__(input_channels, teachers, shared, fusion_levels, adapter_norm, levels=levels)
+        self.strides = [_cumulative_strides(strides)[levels[0]]] + [strides[lv] for lv in levels[1:]]
+        self.conv_op = self.spec.conv_op
         InitWeights_He(1e-2)(self.fusion)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher_encoders.eval()
-        return self
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            features = [enc(x) for enc in self.teacher_encoders]
-        return self.fusion([[f[lv] for lv in self.levels] for f in features])
+        return self.fused_features(x)
 
 
 class DetJointTeacherNetwork(FasterRCNN):

@@ -9,12 +9,12 @@ from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.classification.predict import summary_path
 from nnunet_kd.detection.coco import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import read_model_folder
+from nnunet_kd.test_set import summary_path
 
 
 def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, transpose_forward) -> np.ndarray:

@@ -19,7 +19,7 @@ from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
 from nnunet_kd.planning.channels import DERIVED_KEY
-from nnunet_kd.segmentation.base import KDTrainerMixin, failpoint
+from nnunet_kd.trainer_base import KDTrainerMixin, failpoint
 
 
 def instance_categories(dataset_name: str, dataset_json: dict) -> dict:

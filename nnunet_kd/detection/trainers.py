@@ -2,7 +2,7 @@
 from nnunet_kd.detection.roles import (nnUNetTrainerDetDomainAdversarial, nnUNetTrainerDetJointKD,
                                        nnUNetTrainerDetJointTeacher)
 from nnunet_kd.detection.trainer import nnUNetTrainerDet
-from nnunet_kd.segmentation.trainers import make_variants
+from nnunet_kd.trainer_base import make_variants
 
 BASES = {"nnUNetTrainerDet": nnUNetTrainerDet, "nnUNetTrainerDetDomainAdversarial": nnUNetTrainerDetDomainAdversarial,
          "nnUNetTrainerDetJointTeacher": nnUNetTrainerDetJointTeacher, "nnUNetTrainerDetJointKD": nnUNetTrainerDetJointKD}

@@ -9,52 +9,29 @@ from typing import List, Sequence, Union
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-from torch import nn
 
-from nnunet_kd.protocol.fusion import MultiLevelFusion
-from nnunet_kd.protocol.taps import encoder_spec
-from nnunet_kd.protocol.teachers import freeze
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders
 
 CLASS_NAME = f"{__name__}.JointTeacherNetwork"
 
 
-class JointTeacherNetwork(nn.Module):
+class JointTeacherNetwork(FusedTeacherEncoders):
     def __init__(self, input_channels: int, num_classes: int, teachers: Sequence[dict], decoder: dict,
                  fusion_levels: Sequence[int], strides: Sequence, adapter_norm: bool = False,
                  deep_supervision: bool = False):
-        """teachers: per teacher its plans ``architecture`` entry plus ``num_classes``; decoder: the shared plans'
-        ``architecture`` entry, whose widths are the fused widths and whose decoder settings the new decoder uses;
-        strides: the shared strides (nnU-Net reads them from the plans for deep supervision)."""
-        super().__init__()
-        encoders = []
-        for t in teachers:
-            net = get_network_from_plans(t["network_class_name"], t["arch_kwargs"], t["_kw_requires_import"],
-                                         input_channels, t["num_classes"], allow_init=False, deep_supervision=False)
-            encoders.append(freeze(net.encoder))
-        self.teacher_encoders = nn.ModuleList(encoders)
-        spec = encoder_spec(decoder["arch_kwargs"], decoder["_kw_requires_import"])
-        self.fusion = MultiLevelFusion([list(e.output_channels) for e in encoders], spec.output_channels, fusion_levels,
-                                       conv_op=spec.conv_op, norm_op=spec.norm_op, norm_op_kwargs=spec.norm_op_kwargs,
-                                       nonlin=spec.nonlin, nonlin_kwargs=spec.nonlin_kwargs, adapter_norm=adapter_norm)
-        self.decoder = UNetDecoder(spec, num_classes, decoder["arch_kwargs"]["n_conv_per_stage_decoder"],
+        """teachers: per teacher its plans ``architecture`` entry (plus its ``num_classes``); decoder: the shared
+        plans' ``architecture`` entry, whose widths are the fused widths and whose decoder settings the new decoder
+        uses; strides: the shared strides (nnU-Net reads them from the plans for deep supervision)."""
+        super().__init__(input_channels, teachers, decoder, fusion_levels, adapter_norm)
+        self.decoder = UNetDecoder(self.spec, num_classes, decoder["arch_kwargs"]["n_conv_per_stage_decoder"],
                                    deep_supervision)
 
     @staticmethod
     def initialize(module):
         InitWeights_He(1e-2)(module)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher_encoders.eval()  # frozen teachers stay in eval mode although nnU-Net calls train() every epoch
-        return self
-
-    def teacher_features(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
-        with torch.no_grad():
-            return [enc(x) for enc in self.teacher_encoders]
-
     def forward(self, x: torch.Tensor, return_features: bool = False):
-        fused = self.fusion(self.teacher_features(x))
+        fused = self.fused_features(x)
         out = self.decoder(fused)
         return (out, fused) if return_features else out
 

@@ -11,7 +11,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.datasets import dataset_name
 from nnunet_kd.protocol.teachers import check_compatible, resolve_teachers, teacher_record
-from nnunet_kd.segmentation.base import KDTrainerMixin
+from nnunet_kd.trainer_base import KDTrainerMixin
 from nnunet_kd.segmentation.joint_network import joint_architecture, resolve_levels
 
 

@@ -17,7 +17,7 @@ from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_a
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap, encoder_channels
-from nnunet_kd.segmentation.base import KDTrainerMixin, batch_head
+from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
 
 
 class nnUNetTrainerDomainAdversarial(KDTrainerMixin, nnUNetTrainer):

@@ -23,7 +23,7 @@ from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
 from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
                                          teacher_record)
-from nnunet_kd.segmentation.base import KDTrainerMixin, batch_head
+from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
 from nnunet_kd.segmentation.joint_network import resolve_levels
 
 

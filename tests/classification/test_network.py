@@ -1,15 +1,8 @@
 import torch
 
-from nnunet_kd.classification.network import ClsJointTeacherNetwork, ClsNetwork, TimmEncoder, plans_encoder
-
-ARCH = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-        "arch_kwargs": {"n_stages": 3, "features_per_stage": [8, 16, 32], "conv_op": "torch.nn.modules.conv.Conv2d",
-                        "kernel_sizes": [[3, 3]] * 3, "strides": [[1, 1], [2, 2], [2, 2]], "n_conv_per_stage": [1] * 3,
-                        "n_conv_per_stage_decoder": [1] * 2, "conv_bias": True,
-                        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
-                        "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-                        "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
+from helpers import PLAIN_ARCH_2D as ARCH
+from nnunet_kd.classification.network import ClsJointTeacherNetwork, ClsNetwork, TimmEncoder
+from nnunet_kd.protocol.fused_encoders import plans_encoder
 
 
 def test_classifier_on_the_plans_encoder():

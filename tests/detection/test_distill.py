@@ -14,7 +14,7 @@ from nnunet_kd.detection.distill import detector_losses, fpn_adapters, student_s
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.teachers import freeze
-from nnunet_kd.segmentation.base import wrap_ddp
+from nnunet_kd.trainer_base import wrap_ddp
 
 from .test_network import LOSSES, PATCH, SMALL, batch
 

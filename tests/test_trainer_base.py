@@ -13,7 +13,8 @@ from torch import nn
 
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.domain import AdversarialDomainHeads
-from nnunet_kd.segmentation.base import nnUNetTrainerKD, wrap_ddp
+from nnunet_kd.segmentation.baseline import nnUNetTrainerKD
+from nnunet_kd.trainer_base import wrap_ddp
 
 
 def _bare_trainer():
@@ -55,7 +56,7 @@ def test_repeated_non_finite_steps_stop_training():
 
 @pytest.mark.slow
 def test_failpoint_kills_the_process(tmp_path):
-    code = "from nnunet_kd.segmentation.base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
+    code = "from nnunet_kd.trainer_base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env=dict(os.environ, nnUNet_KD_FAILPOINT="student:after_epoch_0"))
     assert proc.returncode == -9 and "alive" not in proc.stdout
@@ -103,3 +104,26 @@ def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
     assert w0["skipped"] and w1["skipped"] and w0["steps"] == w1["steps"] == 1
     assert "terms on another DDP worker" in w0["log"][0] and "non-finite loss, feat_loss" in w1["log"][0]
     assert torch.allclose(w0["weight"], w1["weight"])
+
+
+def variants_table() -> str:
+    """The README's table of every short trainer variant, from the task modules' trainer classes."""
+    from nnunet_kd.classification import trainers as cls
+    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.detection import trainers as det
+    from nnunet_kd.segmentation import trainers as seg
+    lines = ["| suffix | settings | classes |", "| --- | --- | --- |"]
+    for suffix, settings in VARIANTS.items():
+        names = [n for module in (seg, cls, det) for n in module.__all__ if n.endswith(suffix)]
+        lines.append(f"| `{suffix}` | {', '.join(f'{k}={v}' for k, v in settings.items())} | "
+                     + ", ".join(f"`{n}`" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def test_the_readme_lists_every_variant_class():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
+        readme = f.read()
+    table = variants_table()
+    assert table in readme, f"Put this table in the README's 'Trainers and checkpoints' section:\n{table}"
+    from nnunet_kd.segmentation.trainers import nnUNetTrainerJointKD, nnUNetTrainerJointKD_tiny
+    assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table

@@ -1,4 +1,5 @@
-"""The multi-head baseline: one shared encoder, one decoder per dataset, batches from all datasets.
+"""The baselines: the dataset-specific model (nnU-Net's default trainer, the target teacher) and the multi-head model
+(one shared encoder, one decoder per dataset, batches from all datasets).
 
 ``self.network`` is the stock network (shared encoder + the target's decoder), so the target head is a stock nnU-Net
 checkpoint, validated and predicted like any nnU-Net model; the source decoders live in ``kd_state``.
@@ -16,7 +17,7 @@ from torch import autocast, nn
 from nnunet_kd.data.loaders import dataset_loader, shutdown
 from nnunet_kd.datasets import dataset_name
 from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
-from nnunet_kd.segmentation.base import KDTrainerMixin
+from nnunet_kd.trainer_base import KDTrainerMixin
 
 
 class SourceDecoders(nn.Module):
@@ -102,3 +103,7 @@ class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"target_losses": "target_loss", "source_losses": "source_loss"})
+
+
+class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):
+    """nnU-Net's default trainer with the plugin's checkpoint format and seeding (the target teacher's short variants)."""

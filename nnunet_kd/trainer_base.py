@@ -1,4 +1,4 @@
-"""What every trainer of the plugin shares: KD block, seeds, extras in the optimizer, the checkpoint format.
+"""The task-free core of every trainer of the plugin (segmentation, classification, detection): KD block, seeds, extras in the optimizer, the checkpoint format.
 
 Checkpoint format (a superset of nnU-Net's): nnU-Net's keys, with ``trainer_name`` = the trainer whose
 ``build_network_architecture`` rebuilds ``network_weights`` (``nnUNetTrainer`` when the network is the stock plans
@@ -14,14 +14,13 @@ import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join
 from nnunetv2.training.logging.nnunet_logger import LocalLogger
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import kd_block_from_plans, resolve_seed
+from nnunet_kd.config import VARIANTS, kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import changed_teachers
 
@@ -319,5 +318,20 @@ def require_target(cls, plans: dict, kd_block: dict) -> None:
                       f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {dataset_id(target)} ...")
 
 
-class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):
-    """nnU-Net's default trainer with the plugin's checkpoint format and seeding (the target teacher's short variants)."""
+def make_variants(bases: dict, namespace: dict, skip=()) -> None:
+    """Defines ``<base name><suffix>`` for every base and variant in ``namespace`` (a module's globals)."""
+    for base_name, base in bases.items():
+        for suffix, settings in VARIANTS.items():
+            if base_name + suffix not in skip:
+                namespace[base_name + suffix] = _variant(base, base_name, suffix, settings, namespace["__name__"])
+
+
+def _variant(base, base_name: str, suffix: str, settings: dict, module: str):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
+        for k, v in settings.items():
+            setattr(self, k, v)
+
+    return type(base_name + suffix, (base,), {"__init__": __init__, "variant_suffix": suffix, "__module__": module,
+                                "__doc__": f"{base_name} with {settings}."})
