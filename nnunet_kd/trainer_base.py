@@ -20,7 +20,7 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import VARIANTS, kd_block_from_plans, resolve_seed
+from nnunet_kd.config import ROLE_TRAINERS, VARIANTS, kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import changed_teachers
 
@@ -318,9 +318,12 @@ def require_target(cls, plans: dict, kd_block: dict) -> None:
                       f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {dataset_id(target)} ...")
 
 
-def make_variants(bases: dict, namespace: dict, skip=()) -> None:
-    """Defines ``<base name><suffix>`` for every base and variant in ``namespace`` (a module's globals)."""
-    for base_name, base in bases.items():
+def make_variants(task: str, roles, namespace: dict, skip=()) -> None:
+    """Defines ``<name><suffix>`` for every role trainer of ``task`` (one class per role, its ``kd_role``; the name
+    is the role's in ``ROLE_TRAINERS``, the one table of role names) and every variant, in ``namespace`` (a module's
+    globals)."""
+    for base in roles:
+        base_name = ROLE_TRAINERS[task][base.kd_role]
         for suffix, settings in VARIANTS.items():
             if base_name + suffix not in skip:
                 namespace[base_name + suffix] = _variant(base, base_name, suffix, settings, namespace["__name__"])

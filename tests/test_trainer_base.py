@@ -127,3 +127,12 @@ def test_the_readme_lists_every_variant_class():
     assert table in readme, f"Put this table in the README's 'Trainers and checkpoints' section:\n{table}"
     from nnunet_kd.segmentation.trainers import nnUNetTrainerJointKD, nnUNetTrainerJointKD_tiny
     assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table
+
+
+def test_role_names_come_from_one_table_and_match_each_class_role():
+    import nnunet_kd.trainers.nnunet_kd_trainers as found
+    from nnunet_kd.config import ROLE_TRAINERS
+    for task, roles in ROLE_TRAINERS.items():
+        for role, name in roles.items():
+            if name:
+                assert getattr(found, name + "_tiny").kd_role == role, (task, role, name)

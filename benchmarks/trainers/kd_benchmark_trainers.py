@@ -9,7 +9,9 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import join, save_json
 
 from nnunet_kd.data.loaders import shutdown
-from nnunet_kd.segmentation.trainers import BASES
+from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd.segmentation.trainers import (nnUNetTrainerDomainAdversarial, nnUNetTrainerJointKD,
+                                             nnUNetTrainerJointTeacher, nnUNetTrainerKD)
 
 
 class _EpochBenchmark:
@@ -68,8 +70,7 @@ class _NoDataLoading(_EpochBenchmark):
                 setattr(self, name, itertools.repeat({"data": batch["data"][:n], "keys": batch["keys"][:n]}))
 
 
-for _name, _base in BASES.items():
-    if _name == "nnUNetTrainerMultiHead":
-        continue
+for _base in (nnUNetTrainerKD, nnUNetTrainerDomainAdversarial, nnUNetTrainerJointTeacher, nnUNetTrainerJointKD):
+    _name = ROLE_TRAINERS["seg"][_base.kd_role]
     for _suffix, _mixin in (("_BenchmarkEpochs", _EpochBenchmark), ("_BenchmarkEpochs_noDataLoading", _NoDataLoading)):
         globals()[_name + _suffix] = type(_name + _suffix, (_mixin, _base), {"__module__": __name__})

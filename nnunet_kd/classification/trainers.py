@@ -5,10 +5,7 @@ from nnunet_kd.classification.roles import (nnUNetTrainerClsDomainAdversarial, n
 from nnunet_kd.classification.trainer import nnUNetTrainerCls
 from nnunet_kd.trainer_base import make_variants
 
-BASES = {"nnUNetTrainerCls": nnUNetTrainerCls, "nnUNetTrainerClsDomainAdversarial": nnUNetTrainerClsDomainAdversarial,
-         "nnUNetTrainerClsJointTeacher": nnUNetTrainerClsJointTeacher, "nnUNetTrainerClsJointKD": nnUNetTrainerClsJointKD,
-         "nnUNetTrainerClsMultiHead": nnUNetTrainerClsMultiHead}
-
-make_variants(BASES, globals())
+make_variants("cls", (nnUNetTrainerCls, nnUNetTrainerClsDomainAdversarial, nnUNetTrainerClsJointTeacher,
+                     nnUNetTrainerClsJointKD, nnUNetTrainerClsMultiHead), globals())
 
 __all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

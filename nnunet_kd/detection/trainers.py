@@ -4,9 +4,7 @@ from nnunet_kd.detection.roles import (nnUNetTrainerDetDomainAdversarial, nnUNet
 from nnunet_kd.detection.trainer import nnUNetTrainerDet
 from nnunet_kd.trainer_base import make_variants
 
-BASES = {"nnUNetTrainerDet": nnUNetTrainerDet, "nnUNetTrainerDetDomainAdversarial": nnUNetTrainerDetDomainAdversarial,
-         "nnUNetTrainerDetJointTeacher": nnUNetTrainerDetJointTeacher, "nnUNetTrainerDetJointKD": nnUNetTrainerDetJointKD}
-
-make_variants(BASES, globals())
+make_variants("det", (nnUNetTrainerDet, nnUNetTrainerDetDomainAdversarial, nnUNetTrainerDetJointTeacher,
+                     nnUNetTrainerDetJointKD), globals())
 
 __all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

@@ -12,10 +12,7 @@ from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
 from nnunet_kd.trainer_base import make_variants
 
-BASES = {"nnUNetTrainer": nnUNetTrainerKD, "nnUNetTrainerDomainAdversarial": nnUNetTrainerDomainAdversarial,
-         "nnUNetTrainerJointTeacher": nnUNetTrainerJointTeacher, "nnUNetTrainerJointKD": nnUNetTrainerJointKD,
-         "nnUNetTrainerMultiHead": nnUNetTrainerMultiHead}
-
-make_variants(BASES, globals(), skip=("nnUNetTrainer_5epochs",))  # nnU-Net ships nnUNetTrainer_5epochs
+make_variants("seg", (nnUNetTrainerKD, nnUNetTrainerDomainAdversarial, nnUNetTrainerJointTeacher, nnUNetTrainerJointKD,
+                     nnUNetTrainerMultiHead), globals(), skip=("nnUNetTrainer_5epochs",))  # nnU-Net's own
 
 __all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]
