@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, distributed as dist, nn
 
@@ -26,7 +25,7 @@ from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.planning.channels import DERIVED_KEY
-from nnunet_kd.trainer_base import KDTrainerMixin, failpoint
+from nnunet_kd.trainer_base import failpoint
 
 
 def resize_to_patch(data, patch_size) -> np.ndarray:
@@ -248,9 +247,3 @@ def write_predictions_csv(path: str, cases, probs: np.ndarray, classes: List[str
         for i, case in enumerate(cases):
             row = [case, *[f"{p:.6f}" for p in probs[i]], classes[int(probs[i].argmax())]]
             w.writerow(row + ([classes[labels[i]]] if labels is not None else []))
-
-
-class nnUNetTrainerCls(ClsTrainerMixin, KDTrainerMixin, nnUNetTrainer):
-    """Dataset-specific classifier: the plans' encoder + global pooling + a linear head, class-weighted CE."""
-
-    supports_backbone = True

@@ -8,7 +8,6 @@ from typing import List
 import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkdir_p
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import distributed as dist, nn
 
 from nnunet_kd.detection.boxes import boxes_from_instance_map
@@ -19,7 +18,7 @@ from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
 from nnunet_kd.planning.channels import DERIVED_KEY
-from nnunet_kd.trainer_base import KDTrainerMixin, failpoint
+from nnunet_kd.trainer_base import failpoint
 
 
 def instance_categories(dataset_name: str, dataset_json: dict) -> dict:
@@ -130,7 +129,3 @@ def _gt(target: dict) -> list:
 def _pred(detection: dict) -> list:
     return [(b.tolist(), int(c) - 1, float(s)) for b, c, s in
             zip(detection["boxes"].cpu(), detection["labels"].cpu(), detection["scores"].cpu())]
-
-
-class nnUNetTrainerDet(DetTrainerMixin, KDTrainerMixin, nnUNetTrainer):
-    """Dataset-specific 2D detector: torchvision Faster R-CNN on the plans' encoder with an FPN."""

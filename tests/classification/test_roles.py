@@ -94,5 +94,5 @@ def test_plan_refuses_datasets_without_class_labels(cls_run, tmp_path):
 
 
 def test_the_student_refuses_decoder_levels_and_channel_wise_kd():
-    from nnunet_kd.classification.roles import nnUNetTrainerClsJointKD
+    from nnunet_kd.classification.student import nnUNetTrainerClsJointKD
     check_student_without_unet_decoder(nnUNetTrainerClsJointKD, "classifier")

@@ -79,5 +79,5 @@ def test_every_detection_role_trains_and_validates(tmp_path):
 
 
 def test_the_student_refuses_decoder_levels_and_channel_wise_kd():
-    from nnunet_kd.detection.roles import nnUNetTrainerDetJointKD
+    from nnunet_kd.detection.student import nnUNetTrainerDetJointKD
     check_student_without_unet_decoder(nnUNetTrainerDetJointKD, "detector")

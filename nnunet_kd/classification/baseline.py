@@ -1,47 +1,24 @@
-"""The method's roles for classification: the segmentation trainers' protocol (GRL domain heads, fusion, distillation
-losses, teacher loading) with the classification network, data and loss of :class:`ClsTrainerMixin`."""
+"""Classification baselines: the dataset-specific classifier (the target teacher) and the multi-head model."""
 from typing import List
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
 from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
-from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names
-from nnunet_kd.classification.network import build_cls_network, joint_architecture
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
 from nnunet_kd.protocol.taps import EncoderTap
-from nnunet_kd.protocol.teachers import Teacher, freeze
-from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.baseline import nnUNetTrainerMultiHead
-from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
-from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+from nnunet_kd.trainer_base import KDTrainerMixin
 
 
-class nnUNetTrainerClsDomainAdversarial(ClsTrainerMixin, nnUNetTrainerDomainAdversarial):
-    """Source teacher: CE on source images + GRL domain heads on the encoder levels of source and target images."""
+class nnUNetTrainerCls(ClsTrainerMixin, KDTrainerMixin, nnUNetTrainer):
+    """Dataset-specific classifier: the plans' encoder + global pooling + a linear head, class-weighted CE."""
 
-
-class nnUNetTrainerClsJointTeacher(ClsTrainerMixin, nnUNetTrainerJointTeacher):
-    """Frozen teachers' encoders fused level by level; a new head on the pooled fused levels, trained on the target."""
-
-    def joint_architecture(self) -> dict:
-        return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
-                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])
-
-
-class nnUNetTrainerClsJointKD(ClsTrainerMixin, nnUNetTrainerJointKD):
-    """Student: the classifier trained with CE + feature MSE on the encoder levels + logit KD from the joint teacher."""
-
-    no_decoder = "classifier"
-
-    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
-        arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]
-        net = build_cls_network(arch, spec.num_input_channels, len(class_names(spec.dataset_json)))
-        net.load_state_dict(load_checkpoint(spec.checkpoint)["network_weights"])
-        return freeze(net)
+    supports_backbone = True
 
 
 class SourceHeads(nn.Module):

@@ -1,0 +1,18 @@
+"""Detection joint teacher: the frozen teachers' encoders fused level by level; new FPN, RPN and ROI heads trained on
+the target."""
+from nnunet_kd.detection.network import joint_architecture
+from nnunet_kd.detection.trainer import DetTrainerMixin
+from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
+
+
+class nnUNetTrainerDetJointTeacher(DetTrainerMixin, nnUNetTrainerJointTeacher):
+    """Frozen teachers' encoders fused level by level; new FPN, RPN and ROI heads trained on the target."""
+
+    teacher_encoder_prefix = "backbone.encoder."
+
+    def teacher_encoders(self):
+        return self.stock_network().backbone.encoder.teacher_encoders
+
+    def joint_architecture(self) -> dict:
+        return joint_architecture([t.arch for t in self.teachers], self.configuration_manager.configuration["architecture"],
+                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])

@@ -1,0 +1,46 @@
+"""Detection student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's
+proposals."""
+from torch import nn
+
+from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.detection.coco import categories
+from nnunet_kd.detection.distill import fpn_adapters, student_step_losses, unlabelled_kd_losses
+from nnunet_kd.detection.network import build_det_network
+from nnunet_kd.detection.trainer import DetTrainerMixin
+from nnunet_kd.protocol.teachers import Teacher, freeze
+from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+
+
+class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
+    """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
+
+    no_decoder = "detector"
+
+    def build_kd_modules(self) -> None:
+        self.kd_modules = fpn_adapters(self.stock_network().backbone)
+
+    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+        arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]
+        net = build_det_network(arch, spec.num_input_channels, len(categories(spec.dataset_json)),
+                                self.configuration_manager.patch_size)
+        net.load_state_dict(load_checkpoint(spec.checkpoint)["network_weights"])
+        return freeze(net)
+
+    def train_step(self, batch: dict) -> dict:
+        images = list(batch["data"].to(self.device, non_blocking=True))
+        targets = self.box_targets(batch["keys"], batch["target"])
+        self.optimizer.zero_grad(set_to_none=True)
+        d = self.distill
+        losses = student_step_losses(self.network, self.joint_teacher, images, targets, d["temperature"],
+                                     self.extras, d["kd_mode"])
+        feat, kd = losses.pop("feat"), losses.pop("kd")
+        if self.dataloader_unlabelled is not None:  # the terms as averages over labelled and unlabelled images
+            # the network's parts, after its DDP forward above: their gradients join that forward's all-reduce
+            unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
+            u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d["temperature"],
+                                     self.extras, d["kd_mode"])
+            share = len(unlabelled) / (len(images) + len(unlabelled))
+            feat, kd = (1 - share) * feat + share * u["feat"], (1 - share) * kd + share * u["kd"]
+        task = sum(losses.values())
+        loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
+        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
