@@ -56,8 +56,8 @@ def main(argv=None) -> None:
     if args.experiment:
         env.update({k: join(args.experiment, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     env.update(nnUNet_extTrainer=os.pathsep.join([trainer_path(), join(HERE, "trainers")]),
-               NNUNET_KD_BENCH_EPOCHS=str(args.epochs), NNUNET_KD_BENCH_ITERS=str(args.iterations),
-               NNUNET_KD_BENCH_TEACHERS=args.teachers)
+               nnUNet_KD_BENCH_EPOCHS=str(args.epochs), nnUNet_KD_BENCH_ITERS=str(args.iterations),
+               nnUNet_KD_BENCH_TEACHERS=args.teachers)
     rows = {}
     for role in ["vanilla"] + [r for r in args.roles if r != "vanilla"]:
         dataset, fold = (args.s, "all") if role == "source" else (args.t, args.f)

@@ -44,7 +44,7 @@ def kept_summary(summary: dict) -> dict:
         return {"metric_per_case": [{"reference_file": os.path.basename(r["reference_file"]),
                                      "metrics": {c: {"Dice": m["Dice"]} for c, m in r["metrics"].items()}}
                                     for r in summary["metric_per_case"]]}
-    return {k: summary[k] for k in ("balanced_accuracy", "mAP", "categories", "per_case") if k in summary}
+    return {k: summary[k] for k in ("task", "balanced_accuracy", "mAP", "categories", "per_case") if k in summary}
 
 
 def paired(runs: list) -> dict:

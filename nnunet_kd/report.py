@@ -44,13 +44,22 @@ def _load(summary_file: str) -> dict:
         raise KDError(f"Cannot read {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
 
 
+def summary_task(summary: dict) -> str:
+    """The task of a summary.json: written by the classification and detection summaries; nnU-Net's own (no key)
+    is a segmentation's. Summaries from before the key are told by their metric."""
+    if "task" in summary:
+        return summary["task"]
+    return "cls" if "balanced_accuracy" in summary else "det" if "mAP" in summary else "seg"
+
+
 def _headline_metric(summary: dict, summary_file: str) -> dict:
     """The task's headline metric of a summary.json, under "foreground" (seg: mean Dice over the classes, NaN ignored,
     with "per_class" {class: Dice}; cls: balanced accuracy; det: COCO mAP) and its name under "metric"."""
     try:
-        if "balanced_accuracy" in summary:
+        task = summary_task(summary)
+        if task == "cls":
             return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
-        if "mAP" in summary:
+        if task == "det":
             return {"foreground": float(summary["mAP"]), "per_class": {}, "metric": "mAP"}
         dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -79,10 +88,11 @@ def per_case(summary: dict, summary_file: str) -> dict:
     foreground (mean Dice over the classes of a case, NaN ignored) and, with several classes, every class (nnU-Net's
     metric_per_case, cases keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
     try:
-        if "balanced_accuracy" in summary:
+        task = summary_task(summary)
+        if task == "cls":
             cases = {r["case"]: (r["true"], r["predicted"]) for r in summary.get("per_case", [])}
             return {"balanced accuracy": ("classes", cases)} if cases else {}
-        if "mAP" in summary:
+        if task == "det":
             if "per_case" not in summary:
                 return {}
             from nnunet_kd.detection.metrics import image_matches

@@ -17,7 +17,7 @@ RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--
        str(CHANNEL_MAP).replace("'", '"'), "--suffix", "_tiny", "--device", "cpu"]
 
 
-SOAK_MARK = "NNUNET_KD_TEST_RUN"
+SOAK_MARK = "nnUNet_KD_TEST_RUN"
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from nnunet_kd.cli import main
@@ -324,3 +325,14 @@ def test_a_crafted_checkpoint_in_the_results_runs_no_code(experiment, tmp_path):
     rep = collect(results, t, "P", "2d", MODELS, tests)
     assert any("checkpoint_final.pth holds io.open" in n for n in rep["models"]["student"]["notes"])
     assert not marker.exists()
+
+
+def test_summaries_name_their_task_and_older_ones_are_told_by_their_metric():
+    from nnunet_kd.classification.metrics import classification_summary
+    from nnunet_kd.detection.metrics import detection_summary
+    from nnunet_kd.report import summary_task
+    cls = classification_summary(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
+    det = detection_summary({"c": [([0, 0, 4, 4], 0)]}, {"c": [([0, 0, 4, 4], 0, 0.9)]}, ["lesion"])
+    assert (cls["task"], det["task"]) == ("cls", "det")
+    assert [summary_task(s) for s in (cls, det, {"mean": {}})] == ["cls", "det", "seg"]
+    assert [summary_task({"balanced_accuracy": 1.0}), summary_task({"mAP": 0.5})] == ["cls", "det"]

@@ -1,6 +1,6 @@
 # Epoch-benchmark variants of the plugin's trainers, in the style of nnU-Net's nnUNetTrainerBenchmark_5epochs (which
 # asserts CUDA). Put this folder on nnUNet_extTrainer beside `nnunet_kd trainer-path`; benchmarks/epoch_overhead.py
-# does. NNUNET_KD_BENCH_EPOCHS / _ITERS set the length, NNUNET_KD_BENCH_TEACHERS the suffix of the trained teachers.
+# does. nnUNet_KD_BENCH_EPOCHS / _ITERS set the length, nnUNet_KD_BENCH_TEACHERS the suffix of the trained teachers.
 import itertools
 import os
 import platform
@@ -15,13 +15,13 @@ from nnunet_kd.segmentation.trainers import (nnUNetTrainerDomainAdversarial, nnU
 
 
 class _EpochBenchmark:
-    variant_suffix = os.environ.get("NNUNET_KD_BENCH_TEACHERS", "")
+    variant_suffix = os.environ.get("nnUNet_KD_BENCH_TEACHERS", "")
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = int(os.environ.get("NNUNET_KD_BENCH_EPOCHS", 5))
-        self.num_iterations_per_epoch = int(os.environ.get("NNUNET_KD_BENCH_ITERS", 250))
+        self.num_epochs = int(os.environ.get("nnUNet_KD_BENCH_EPOCHS", 5))
+        self.num_iterations_per_epoch = int(os.environ.get("nnUNet_KD_BENCH_ITERS", 250))
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
         self.disable_checkpointing = True
 

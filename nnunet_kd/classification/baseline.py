@@ -11,7 +11,7 @@ from torch import autocast, nn
 from nnunet_kd.classification.labels import class_names
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
 from nnunet_kd.protocol.taps import EncoderTap
-from nnunet_kd.segmentation.baseline import nnUNetTrainerMultiHead
+from nnunet_kd.roles.multi_head import MultiHeadRole
 from nnunet_kd.trainer_base import KDTrainerMixin
 
 
@@ -33,7 +33,7 @@ class SourceHeads(nn.Module):
         return [head(pooled[sl]) for head, sl in zip(self.heads, slices)]
 
 
-class nnUNetTrainerClsMultiHead(ClsTrainerMixin, nnUNetTrainerMultiHead):
+class nnUNetTrainerClsMultiHead(ClsTrainerMixin, MultiHeadRole, nnUNetTrainer):
     """Multi-head baseline: one shared encoder, the target's head in ``self.network``, one head per source in
     ``kd_state``; every step draws a batch of each dataset."""
 

@@ -38,6 +38,7 @@ def classification_summary(y_true, probabilities, class_names: list[str], cases=
         warnings.simplefilter("ignore", UserWarning)
         balanced = float(balanced_accuracy_score(y_true, y_pred))
     return {
+        "task": "cls",
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": balanced,
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),

@@ -1,8 +1,10 @@
 """Classification source teacher: CE on source images + GRL domain heads on the encoder levels of source and target
 images (the segmentation source teacher's protocol with the classifier of :class:`ClsTrainerMixin`)."""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
 from nnunet_kd.classification.trainer import ClsTrainerMixin
-from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
+from nnunet_kd.roles.source_teacher import SourceTeacherRole
 
 
-class nnUNetTrainerClsDomainAdversarial(ClsTrainerMixin, nnUNetTrainerDomainAdversarial):
+class nnUNetTrainerClsDomainAdversarial(ClsTrainerMixin, SourceTeacherRole, nnUNetTrainer):
     """Source teacher: CE on source images + GRL domain heads on the encoder levels of source and target images."""

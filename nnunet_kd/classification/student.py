@@ -1,4 +1,5 @@
 """Classification student: the classifier trained with CE + feature MSE + logit KD from the joint teacher."""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
@@ -6,10 +7,10 @@ from nnunet_kd.classification.labels import class_names
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import ClsTrainerMixin
 from nnunet_kd.protocol.teachers import Teacher, freeze
-from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+from nnunet_kd.roles.student import StudentRole
 
 
-class nnUNetTrainerClsJointKD(ClsTrainerMixin, nnUNetTrainerJointKD):
+class nnUNetTrainerClsJointKD(ClsTrainerMixin, StudentRole, nnUNetTrainer):
     """Student: the classifier trained with CE + feature MSE on the encoder levels + logit KD from the joint teacher."""
 
     no_decoder = "classifier"

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.utilities.helpers import dummy_context
+from sklearn.utils.class_weight import compute_class_weight
 from torch import autocast, distributed as dist, nn
 
 from nnunet_kd.classification.labels import class_names, read_case_classes
@@ -71,12 +72,13 @@ def case_classes_of(dataset_name: str, dataset_json: dict) -> dict:
 
 
 def class_weighted_ce(counts: np.ndarray, weighted: bool, device) -> nn.Module:
-    """Cross-entropy with weights n / (classes present * count) (1 for a class absent from training)."""
+    """Cross-entropy with scikit-learn's "balanced" weights n / (classes present * count) (1 for a class absent from
+    training)."""
     if not weighted:
         return nn.CrossEntropyLoss()
-    present = counts > 0
+    present = np.flatnonzero(counts)
     w = np.ones(len(counts), dtype=np.float32)
-    w[present] = counts.sum() / (present.sum() * counts[present])
+    w[present] = compute_class_weight("balanced", classes=present, y=np.repeat(np.arange(len(counts)), counts))
     return nn.CrossEntropyLoss(weight=torch.from_numpy(w).to(device))
 
 

@@ -1,11 +1,13 @@
 """Detection joint teacher: the frozen teachers' encoders fused level by level; new FPN, RPN and ROI heads trained on
 the target."""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
 from nnunet_kd.detection.network import joint_architecture
 from nnunet_kd.detection.trainer import DetTrainerMixin
-from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
+from nnunet_kd.roles.joint_teacher import JointTeacherRole
 
 
-class nnUNetTrainerDetJointTeacher(DetTrainerMixin, nnUNetTrainerJointTeacher):
+class nnUNetTrainerDetJointTeacher(DetTrainerMixin, JointTeacherRole, nnUNetTrainer):
     """Frozen teachers' encoders fused level by level; new FPN, RPN and ROI heads trained on the target."""
 
     teacher_encoder_prefix = "backbone.encoder."

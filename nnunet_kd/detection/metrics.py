@@ -145,7 +145,7 @@ def detection_summary(gt: dict, predictions: dict, categories: list[str]) -> dic
     statistics)."""
     cases = sorted(set(gt) | set(predictions))
     result = froc(gt, predictions)
-    return {**coco_map(gt, predictions, categories), "froc": result["froc"], "sensitivity": result["sensitivity"],
+    return {"task": "det", **coco_map(gt, predictions, categories), "froc": result["froc"], "sensitivity": result["sensitivity"],
             "num_images": len(cases), "num_boxes": sum(len(v) for v in gt.values()),
             "num_predictions": sum(len(v) for v in predictions.values()), "categories": list(categories),
             "per_case": {case: {"boxes": [[*map(float, b), int(c)] for b, c in gt.get(case, [])],

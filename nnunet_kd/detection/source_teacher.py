@@ -1,16 +1,17 @@
 """Detection source teacher: detection losses on source patches + GRL domain heads on the encoder levels of source
 patches and target images (the target images go through the encoder only)."""
 import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_kd.detection.distill import detector_losses
 from nnunet_kd.detection.trainer import DetTrainerMixin
 from nnunet_kd.protocol.domain import AdversarialDomainHeads, domain_loss_and_accuracy
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import EncoderTap
-from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
+from nnunet_kd.roles.source_teacher import SourceTeacherRole
 
 
-class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, nnUNetTrainerDomainAdversarial):
+class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, SourceTeacherRole, nnUNetTrainer):
     """Source teacher: detection losses on source patches + GRL domain heads on the encoder levels of source patches
     and target images (the target images go through the encoder only)."""
 

@@ -1,5 +1,6 @@
 """Detection student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's
 proposals."""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
@@ -8,10 +9,10 @@ from nnunet_kd.detection.distill import fpn_adapters, student_step_losses, unlab
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.detection.trainer import DetTrainerMixin
 from nnunet_kd.protocol.teachers import Teacher, freeze
-from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
+from nnunet_kd.roles.student import StudentRole
 
 
-class nnUNetTrainerDetJointKD(DetTrainerMixin, nnUNetTrainerJointKD):
+class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
     no_decoder = "detector"

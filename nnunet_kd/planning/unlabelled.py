@@ -26,7 +26,7 @@ def find_cases(images_folder: str, dataset_json: dict) -> dict:
     if not isdir(images_folder):
         raise KDError(f"--extra-target-images {images_folder} is not a folder.")
     ending = dataset_json["file_ending"]
-    ids = list(get_identifiers_from_splitted_dataset_folder(images_folder, ending))
+    ids = [str(i) for i in get_identifiers_from_splitted_dataset_folder(images_folder, ending)]
     if not ids:
         raise KDError(f"--extra-target-images {images_folder} holds no images named CASE_0000{ending} (nnU-Net's "
                       f"naming, one file per channel).")

@@ -1,7 +1,7 @@
 """The joint teacher's front of every task: frozen teacher encoders (eval mode, no gradient) -> level-wise fusion to the
 shared architecture's widths. The segmentation, classification and detection joint teachers put their own decoder or
 head behind it."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -18,6 +18,15 @@ def plans_encoder(architecture: dict, input_channels: int, allow_init: bool = Tr
                                  architecture["_kw_requires_import"], input_channels, 1, allow_init=allow_init,
                                  deep_supervision=False)
     return net.encoder
+
+
+def resolve_levels(levels: Union[str, Sequence[int]], n_stages: int) -> List[int]:
+    """'encoder' = every encoder stage incl. the bottleneck, 'bottleneck' = the last one, or explicit indices."""
+    if levels == "encoder":
+        return list(range(n_stages))
+    if levels == "bottleneck":
+        return [n_stages - 1]
+    return sorted({int(lv) % n_stages for lv in levels})
 
 
 class FusedTeacherEncoders(nn.Module):

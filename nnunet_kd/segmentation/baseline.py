@@ -7,16 +7,15 @@ checkpoint, validated and predicted like any nnU-Net model; the source decoders 
 from typing import List
 
 import torch
-from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
-from nnunet_kd.data.loaders import dataset_loader, shutdown
-from nnunet_kd.datasets import dataset_name
 from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
+from nnunet_kd.roles.multi_head import MultiHeadRole
 from nnunet_kd.trainer_base import KDTrainerMixin
 
 
@@ -33,18 +32,8 @@ class SourceDecoders(nn.Module):
         return [dec([s[sl] for s in skips]) for dec, sl in zip(self.decoders, slices)]
 
 
-class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
-    requires_kd_block = True
-    trains_on_target = True
-    kd_role = "multihead"
-    kd_log_keys = ["target_losses", "source_losses"]
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.sources = [dataset_name(s["dataset"]) for s in self.kd_block["sources"]]
-        self.source_loaders = []
-        self.source_losses = []
+class nnUNetTrainerMultiHead(MultiHeadRole, nnUNetTrainer):
+    """Multi-head segmentation: one nnU-Net decoder per source on the shared encoder, nnU-Net's loss for each."""
 
     def _source_label_manager(self, source: str):
         return self.plans_manager.get_label_manager(load_json(join(nnUNet_preprocessed.get(), source, "dataset.json")))
@@ -65,25 +54,6 @@ class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
         finally:
             self.label_manager = own
 
-    def on_train_start(self):
-        super().on_train_start()
-        self.source_loaders = [dataset_loader(self, s, self.batch_size, with_labels=True) for s in self.sources]
-
-    def on_train_end(self):
-        super().on_train_end()
-        for loader in self.source_loaders:
-            shutdown(loader)
-        self.source_loaders = []
-
-    def all_batches(self, batch: dict):
-        """This step's batches (the target's, then one per source), their images concatenated on the device and the
-        slice of each dataset in the concatenation."""
-        batches = [batch] + [next(loader) for loader in self.source_loaders]
-        sizes = [b["data"].shape[0] for b in batches]
-        bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-        slices = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
-        return batches, torch.cat([b["data"] for b in batches]).to(self.device, non_blocking=True), slices
-
     def train_step(self, batch: dict) -> dict:
         batches, x, slices = self.all_batches(batch)
         targets = [[t.to(self.device, non_blocking=True) for t in b["target"]] if isinstance(b["target"], list)
@@ -99,10 +69,6 @@ class nnUNetTrainerMultiHead(KDTrainerMixin, nnUNetTrainer):
             source_loss = sum(loss(o, t) for loss, o, t in zip(self.source_losses, source_outputs, targets[1:]))
             loss = target_loss + source_loss
         return self.backward_and_step(loss, {"loss": loss, "target_loss": target_loss, "source_loss": source_loss})
-
-    def on_train_epoch_end(self, train_outputs: List[dict]):
-        super().on_train_epoch_end(train_outputs)
-        self.log_epoch_means(train_outputs, {"target_losses": "target_loss", "source_losses": "source_loss"})
 
 
 class nnUNetTrainerKD(KDTrainerMixin, nnUNetTrainer):

@@ -4,13 +4,13 @@ It is built by nnU-Net's ``get_network_from_plans`` from the ``architecture`` en
 plans (``network_class_name`` = this class), so final validation, ``--c`` and ``nnUNetv2_predict`` rebuild it without
 ``nnUNet_extTrainer``.
 """
-from typing import List, Sequence, Union
+from typing import Sequence
 
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, resolve_levels
 
 CLASS_NAME = f"{__name__}.JointTeacherNetwork"
 
@@ -34,15 +34,6 @@ class JointTeacherNetwork(FusedTeacherEncoders):
         fused = self.fused_features(x)
         out = self.decoder(fused)
         return (out, fused) if return_features else out
-
-
-def resolve_levels(levels: Union[str, Sequence[int]], n_stages: int) -> List[int]:
-    """'encoder' = every encoder stage incl. the bottleneck, 'bottleneck' = the last one, or explicit indices."""
-    if levels == "encoder":
-        return list(range(n_stages))
-    if levels == "bottleneck":
-        return [n_stages - 1]
-    return sorted({int(lv) % n_stages for lv in levels})
 
 
 def joint_architecture(teachers, shared_architecture: dict, fusion: dict) -> dict:

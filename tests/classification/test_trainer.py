@@ -19,3 +19,9 @@ def test_the_target_split_is_stratified_by_class(cls_run):
     assert (per_fold.max(0) - per_fold.min(0) <= 1).all()  # each class spread evenly over the validation folds
     logs = glob.glob(os.path.join(cls_run.model_folder("nnUNetTrainerCls_tiny"), "fold_0", "training_log_*.txt"))
     assert any("split stratified by class" in open(log).read() for log in logs)
+
+
+def test_class_weights_are_balanced_over_the_present_classes():
+    from nnunet_kd.classification.trainer import class_weighted_ce
+    assert np.allclose(class_weighted_ce(np.array([6, 0, 2]), True, "cpu").weight.numpy(), [8 / 12, 1.0, 2.0])
+    assert class_weighted_ce(np.array([6, 0, 2]), False, "cpu").weight is None

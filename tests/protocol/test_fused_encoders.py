@@ -3,7 +3,7 @@ import copy
 import torch
 
 from helpers import PLAIN_ARCH_2D as ARCH
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder, resolve_levels
 
 
 def test_requested_levels_only_fusion_levels_fuse_every_teacher_and_teachers_stay_frozen():
@@ -26,3 +26,9 @@ def test_requested_levels_only_fusion_levels_fuse_every_teacher_and_teachers_sta
 def test_plans_encoder_is_the_plans_networks_encoder():
     enc = plans_encoder(ARCH, 2)
     assert list(enc.output_channels) == [8, 16, 32] and enc.stages[0][0].convs[0].conv.in_channels == 2
+
+
+def test_levels():
+    assert resolve_levels("encoder", 4) == [0, 1, 2, 3]
+    assert resolve_levels("bottleneck", 4) == [3]
+    assert resolve_levels([-1, 1], 4) == [1, 3]

@@ -1,7 +1,8 @@
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from nnunet_kd.segmentation.joint_network import CLASS_NAME, resolve_levels
+from nnunet_kd.protocol.fused_encoders import resolve_levels
+from nnunet_kd.segmentation.joint_network import CLASS_NAME
 
 ARCH = {
     "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
@@ -47,8 +48,3 @@ def test_teachers_stay_in_eval_mode_and_get_no_gradient():
     assert all(torch.equal(v, before[k]) for k, v in net.teacher_encoders.state_dict().items())
     assert any(p.grad is not None for p in net.fusion.parameters())
 
-
-def test_levels():
-    assert resolve_levels("encoder", 4) == [0, 1, 2, 3]
-    assert resolve_levels("bottleneck", 4) == [3]
-    assert resolve_levels([-1, 1], 4) == [1, 3]
