@@ -30,3 +30,13 @@ def test_cli_runs_as_a_module_from_the_checkout():
     proc = subprocess.run([sys.executable, "-m", "nnunet_kd.cli", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "nnunet_kd COMMAND -h" in proc.stdout
+
+
+def test_the_readme_layout_names_every_module_and_package():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    layout = text[text.index("Layout (the checkout"):text.index("Tests mirror the package")]
+    entries = [e for e in os.listdir(os.path.join(ROOT, "nnunet_kd")) if not e.startswith("__")]
+    named = {e: f"`{e}`" in layout or f"`nnunet_kd/{e}`" in layout or f"`{e}/`" in layout
+             or f"`nnunet_kd/{e}/`" in layout for e in entries}
+    assert all(named.values()), [e for e, ok in named.items() if not ok]
