@@ -12,7 +12,7 @@ import uuid
 
 import numpy as np
 import SimpleITK as sitk
-from batchgenerators.utilities.file_and_folder_operations import save_json
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 from PIL import Image
 
 from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, duplicate_rows, read_label_rows,
@@ -118,16 +118,11 @@ def convert_cls(images_dir: str, labels_csv: str, dataset_id: int, name: str, ra
                               f"the image and its row, and rerun.") from None
         first = images[0]
         channel_names = ["R", "G", "B"] if first.rgb else ["image"]
-        save_json({
-            "channel_names": {str(c): n for c, n in enumerate(channel_names)},
-            "labels": {"background": 0, "image": 1},
-            "numTraining": len(images),
-            "file_ending": ".png" if first.natural else ".nii.gz",
-            CLASSES_KEY: classes,
-            "name": name,
-            "description": f"Image classification: the class of each case is in {LABELS_CSV}, labelsTr holds "
-                           f"all-ones masks.",
-        }, os.path.join(tmp, "dataset.json"), sort_keys=False)
+        generate_dataset_json(tmp, dict(enumerate(channel_names)), {"background": 0, "image": 1}, len(images),
+                              ".png" if first.natural else ".nii.gz", dataset_name=name,
+                              converted_by="nnunet_kd convert-cls", license="see the source data",
+                              description=f"Image classification: the class of each case is in {LABELS_CSV}, "
+                                          f"labelsTr holds all-ones masks.", **{CLASSES_KEY: classes})
         write_label_rows(os.path.join(tmp, LABELS_CSV), [(c, case_rows[c].cls) for c in sorted(case_rows)])
         os.rename(tmp, folder)
     except BaseException:

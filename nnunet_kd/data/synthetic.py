@@ -6,13 +6,13 @@ the scanner: intensity mapping, contrast, noise, bias field, resolution and the 
 segmentation benchmarks (`shift_benchmark`: lesions labelled, a low-contrast noisy target; `small_lesion_benchmark`:
 the demo's kind with fewer labelled cases and smaller lesions).
 """
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 from scipy import ndimage
 
 
@@ -114,16 +114,9 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
     first = 2 if spec.organ_label else 1
     labels = {"background": 0, **({"organ": 1} if spec.organ_label else {}), spec.lesion_label: first}
     labels.update({name: i + first + 1 for i, name in enumerate(spec.extra_labels)})
-    dataset_json = {
-        "channel_names": {str(i): name for i, name in enumerate(spec.channels)},
-        "labels": labels,
-        "numTraining": spec.num_training,
-        "file_ending": ending,
-        "name": spec.name,
-        "description": "synthetic nnunet-kd dataset",
-    }
-    with open(os.path.join(folder, "dataset.json"), "w") as f:
-        json.dump(dataset_json, f, indent=2)
+    generate_dataset_json(folder, {i: name for i, name in enumerate(spec.channels)}, labels, spec.num_training, ending,
+                          dataset_name=spec.name, description="synthetic nnunet-kd dataset",
+                          license="synthetic data", converted_by="nnunet_kd.data.synthetic")
     return folder
 
 

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from batchgenerators.utilities.file_and_folder_operations import save_json
+from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 from PIL import Image
 
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images, check_new_dataset, error_reason,
@@ -263,17 +264,13 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
             boxes[case] = [{"instance": i, "category": names[cat], "bbox": list(box)}
                            for i, (_, box, cat) in enumerate(entry.boxes, start=1)]
         most = max(len(b) for b in boxes.values())
-        save_json({
-            "channel_names": {str(c): n for c, n in
-                              enumerate(["R", "G", "B"] if next(iter(images.values())).file.rgb else ["image"])},
-            # nnU-Net needs consecutive labels, the same for every case: as many instances as the fullest image has
-            "labels": {"background": 0, **{f"instance_{i}": i for i in range(1, most + 1)}},
-            "numTraining": len(images),
-            "file_ending": ".png",
-            DETECTION_KEY: {"categories": names},
-            "name": name,
-            "description": f"2D object detection: labelsTr holds instance maps of the boxes in {BOXES_JSON}.",
-        }, os.path.join(tmp, "dataset.json"), sort_keys=False)
+        # nnU-Net needs consecutive labels, the same for every case: as many instances as the fullest image has
+        generate_dataset_json(
+            tmp, dict(enumerate(["R", "G", "B"] if next(iter(images.values())).file.rgb else ["image"])),
+            {"background": 0, **{f"instance_{i}": i for i in range(1, most + 1)}}, len(images), ".png",
+            dataset_name=name, converted_by="nnunet_kd convert-det", license="see the source data",
+            description=f"2D object detection: labelsTr holds instance maps of the boxes in {BOXES_JSON}.",
+            **{DETECTION_KEY: {"categories": names}})
         save_json(boxes, os.path.join(tmp, BOXES_JSON), sort_keys=False)
         os.rename(tmp, folder)
     except BaseException:
