@@ -8,9 +8,9 @@ import copy
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, List, Optional, Union
 
 from nnunet_kd.errors import KDError
 
@@ -73,91 +73,148 @@ def _optional(accepts: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or accepts(v)
 
 
-# Every setting of the KD block, by key path: the one definition of defaults, validation and documentation.
-# `plan` adds the dataset part (DATASET_KEYS).
-SCHEMA = {
-    "task": Setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
-                    "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles"),
-    "seed": Setting(None, _optional(_is_int), "an integer or null",
-                    "seeds python, numpy and torch in every plugin trainer (`nnUNet_KD_SEED` overrides)"),
-    "architecture.max_stages": Setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
-                                       "cap on the planned network's stages (preset `tiny`: 3)"),
-    "architecture.max_features": Setting(None, _optional(lambda v: _is_int(v) and v >= 1),
-                                         "a positive integer or null",
-                                         "cap on the planned network's features per stage (preset `tiny`: 32)"),
-    "dann.weight": Setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
-                                          "1.0 cost the source task)"),
-    "dann.levels": Setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
-                           "a non-empty list of encoder stage indices (-1 = bottleneck)",
-                           "encoder stages with a domain head (-1 = bottleneck)"),
-    "dann.hidden": Setting(256, lambda v: _is_int(v) and v >= 1, "a positive integer",
-                           "hidden units of each domain classifier"),
-    "dann.gamma": Setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1"),
-    "dann.target_batch_size": Setting(None, _optional(lambda v: _is_int(v) and v >= 1), "a positive integer or null",
-                                      "target-domain batch size (null = the source batch size)"),
-    "dann.extra_target_images": Setting(
+def _setting(default, accepts: Callable[[Any], bool], must_be: str, meaning: str):
+    """A dataclass field of a setting: its default, its rule and its meaning in the field's metadata."""
+    mutable = isinstance(default, (list, dict))
+    kw = {"default_factory": lambda: copy.deepcopy(default)} if mutable else {"default": default}
+    return field(metadata={"setting": Setting(default, accepts, must_be, meaning)}, **kw)
+
+
+@dataclass(frozen=True)
+class ArchitectureSettings:
+    """Caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)."""
+    max_stages: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
+                                         "cap on the planned network's stages (preset `tiny`: 3)")
+    max_features: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
+                                           "a positive integer or null",
+                                           "cap on the planned network's features per stage (preset `tiny`: 32)")
+
+
+@dataclass(frozen=True)
+class DannSettings:
+    """The source teachers' domain-adversarial term."""
+    weight: float = _setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
+                             "1.0 cost the source task)")
+    levels: List[int] = _setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
+                                 "a non-empty list of encoder stage indices (-1 = bottleneck)",
+                                 "encoder stages with a domain head (-1 = bottleneck)")
+    hidden: int = _setting(256, lambda v: _is_int(v) and v >= 1, "a positive integer",
+                           "hidden units of each domain classifier")
+    gamma: float = _setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1")
+    target_batch_size: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
+                                                "a positive integer or null",
+                                                "target-domain batch size (null = the source batch size)")
+    extra_target_images: Optional[str] = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a folder path or null",
         "set by `plan --extra-target-images DIR`: unlabelled target images (nnU-Net naming) preprocessed into "
-        "`<data_identifier>_unlabelled` beside the target's data and drawn by the source teachers' target-domain loader"),
-    "dann.target_fold": Setting(
+        "`<data_identifier>_unlabelled` beside the target's data and drawn by the source teachers' target-domain "
+        "loader")
+    target_fold: Optional[int] = _setting(
         None, _optional(lambda v: _is_int(v) and v >= 0), "a fold number (0-4) or null",
         "null: the source teachers draw target-domain images from every target training case; k: only from fold k's "
-        "training cases, so that fold k's validation is not transductive (see `report`)"),
-    "fusion.levels": Setting("encoder", _is_levels, _LEVELS,
-                             "levels fused from all teachers (`encoder` = every stage, `bottleneck`, or indices); other "
-                             "levels use the target teacher"),
-    "fusion.adapter_norm": Setting(False, *_BOOL, "a norm before each teacher's 1x1 adapter"),
-    "distill.w_task": Setting(1.0, *_WEIGHT, "weight of nnU-Net's loss (MLFD's 0.2/0.2/0.6 task/feature/logit "
-                                             "weights rescaled so the task term keeps nnU-Net's scale)"),
-    "distill.w_feat": Setting(1.0, *_WEIGHT, "weight of the feature MSE"),
-    "distill.w_kd": Setting(3.0, *_WEIGHT, "weight of the logit KD (times T^2)"),
-    "distill.temperature": Setting(2.0, lambda v: _is_number(v) and v > 0, "a finite number > 0",
-                                   "KD temperature T"),
-    "distill.kd_mode": Setting(
+        "training cases, so that fold k's validation is not transductive (see `report`)")
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """The joint teacher's level-wise fusion."""
+    levels: Union[str, List[int]] = _setting("encoder", _is_levels, _LEVELS,
+                                             "levels fused from all teachers (`encoder` = every stage, "
+                                             "`bottleneck`, or indices); other levels use the target teacher")
+    adapter_norm: bool = _setting(False, *_BOOL, "a norm before each teacher's 1x1 adapter")
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """The student's loss."""
+    w_task: float = _setting(1.0, *_WEIGHT, "weight of nnU-Net's loss (MLFD's 0.2/0.2/0.6 task/feature/logit "
+                             "weights rescaled so the task term keeps nnU-Net's scale)")
+    w_feat: float = _setting(1.0, *_WEIGHT, "weight of the feature MSE")
+    w_kd: float = _setting(3.0, *_WEIGHT, "weight of the logit KD (times T^2)")
+    temperature: float = _setting(2.0, lambda v: _is_number(v) and v > 0, "a finite number > 0",
+                                  "KD temperature T")
+    kd_mode: str = _setting(
         "voxel", lambda v: v in KD_MODES, f"one of {list(KD_MODES)}",
         "how the logit KD weighs voxels: `voxel` (mean over voxels; the background dominates), `class` (mean within "
         "each class the teacher predicts, then over classes: a small class weighs as much as the background), "
         "`channel` (channel-wise distillation, Shu et al. 2021: each class channel a distribution over space; "
-        "segmentation only)"),
-    "distill.unlabelled_ratio": Setting(
+        "segmentation only)")
+    unlabelled_ratio: float = _setting(
         0.0, lambda v: _is_number(v) and 0 <= v <= 8, "a number in [0, 8]",
         "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
-        "features, and ROI class logits on the student's 128 best proposals per image)"),
-    "distill.levels": Setting("encoder", _is_levels, _LEVELS, "student levels distilled with adapters + MSE"),
-    "distill.decoder_levels": Setting(False, *_BOOL, "also distil decoder stages"),
-    "classification.class_weights": Setting(True, *_BOOL, "class-weighted cross-entropy (n / (classes x count))"),
-    "classification.balanced_sampling": Setting(False, *_BOOL, "draw each class about equally often"),
-    "classification.backbone": Setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+        "features, and ROI class logits on the student's 128 best proposals per image)")
+    levels: Union[str, List[int]] = _setting("encoder", _is_levels, _LEVELS,
+                                             "student levels distilled with adapters + MSE")
+    decoder_levels: bool = _setting(False, *_BOOL, "also distil decoder stages")
+
+
+@dataclass(frozen=True)
+class ClassificationSettings:
+    """The classification trainers (class-weighted CE, sampling, an optional 2D timm backbone)."""
+    class_weights: bool = _setting(True, *_BOOL, "class-weighted cross-entropy (n / (classes x count))")
+    balanced_sampling: bool = _setting(False, *_BOOL, "draw each class about equally often")
+    backbone: Optional[str] = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
                                        "a timm model name or null",
-                                       "a 2D timm backbone by name (random init unless `backbone_weights`)"),
-    "classification.backbone_weights": Setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+                                       "a 2D timm backbone by name (random init unless `backbone_weights`)")
+    backbone_weights: Optional[str] = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
                                                "a path to a local weights file or null",
-                                               "a local weights file of the backbone (never downloaded)"),
-    "student.width": Setting(1.0, lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]",
-                             "student width factor (e.g. 0.5); recorded in the model folder's plans.json"),
-    "student.init_from_target_teacher": Setting(False, *_BOOL, "start the student from the target teacher's weights "
-                                                               "(same widths only)"),
-    "student.joint_teacher_plans": Setting(
+                                               "a local weights file of the backbone (never downloaded)")
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """The student's network and its joint teacher."""
+    width: float = _setting(1.0, lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]",
+                            "student width factor (e.g. 0.5); recorded in the model folder's plans.json")
+    init_from_target_teacher: bool = _setting(False, *_BOOL, "start the student from the target teacher's weights "
+                                              "(same widths only)")
+    joint_teacher_plans: Optional[str] = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a plans name or null",
         "plans name of the joint teacher to distil from (null = the student's plans); lets a student variant in a copy "
-        "of the plans file (e.g. `width` 0.5) reuse the trained joint teacher"),
-}
+        "of the plans file (e.g. `width` 0.5) reuse the trained joint teacher")
 
 
-def _nested(flat: dict) -> dict:
+@dataclass(frozen=True)
+class KDSettings:
+    """The settings of the KD block, typed: the one definition of their defaults, rules and meanings (`SCHEMA`, the
+    README's table). Trainers read ``self.settings.distill.w_kd``; `plan` adds the dataset part (DATASET_KEYS)."""
+    task: str = _setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
+                         "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles")
+    seed: Optional[int] = _setting(None, _optional(_is_int), "an integer or null",
+                                   "seeds python, numpy and torch in every plugin trainer (`nnUNet_KD_SEED` overrides)")
+    architecture: ArchitectureSettings = field(default_factory=ArchitectureSettings)
+    dann: DannSettings = field(default_factory=DannSettings)
+    fusion: FusionSettings = field(default_factory=FusionSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
+    classification: ClassificationSettings = field(default_factory=ClassificationSettings)
+    student: StudentSettings = field(default_factory=StudentSettings)
+
+    @classmethod
+    def from_dict(cls, block: dict) -> "KDSettings":
+        """The typed settings of a validated KD block (or of settings with every key)."""
+        return cls(**{f.name: (f.default_factory(**block[f.name]) if _is_group(f) else block[f.name])
+                      for f in fields(cls)})
+
+
+def _is_group(f) -> bool:
+    return "setting" not in f.metadata
+
+
+def _schema() -> dict:
     out = {}
-    for path, value in flat.items():
-        *groups, key = path.split(".")
-        node = out
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[key] = copy.deepcopy(value)
+    for f in fields(KDSettings):
+        if _is_group(f):
+            out.update({f"{f.name}.{g.name}": g.metadata["setting"] for g in fields(f.default_factory)})
+        else:
+            out[f.name] = f.metadata["setting"]
     return out
 
 
+# Every setting by key path: derived from KDSettings, so defaults, validation and the README table never differ.
+SCHEMA = _schema()
 # Settings a preset may change, with their defaults (two levels: groups of keys, and top-level keys).
-DEFAULT_SETTINGS = _nested({path: s.default for path, s in SCHEMA.items()})
+DEFAULT_SETTINGS = asdict(KDSettings())
 
 
 def _markdown_value(v) -> str:

@@ -20,7 +20,7 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS, VARIANTS, kd_block_from_plans, resolve_seed
+from nnunet_kd.config import ROLE_TRAINERS, VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import changed_teachers
 
@@ -82,6 +82,8 @@ class KDTrainerMixin:
         # all input checks run before nnU-Net's constructor creates the output folder: bad input writes nothing
         self.kd_block = kd_block_from_plans(plans, f"plans '{plans.get('plans_name')}' of {plans.get('dataset_name')}",
                                             required=self.requires_kd_block)
+        #: the KD block's settings, typed (its dataset part stays in kd_block)
+        self.settings = KDSettings.from_dict(self.kd_block) if self.kd_block else KDSettings()
         check_fold(plans, configuration, fold)
         self.check_inputs(plans, configuration, fold, self.kd_block)
         super().__init__(plans, configuration, fold, dataset_json, device)

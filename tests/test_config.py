@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -66,6 +67,16 @@ def test_teachers_must_be_one_target_teacher_first(roles):
     teachers.sort(key=lambda t: t["role"] != "target")
     if roles.count("target") == 1:
         validate_block(_block(teachers=teachers), "plans.json")
+
+
+def test_typed_settings_of_a_block():
+    from nnunet_kd.config import KDSettings
+    settings = KDSettings.from_dict(load_preset("tiny"))
+    assert (settings.dann.hidden, settings.distill.w_kd, settings.architecture.max_stages) == (32, 3.0, 3)
+    with pytest.raises(AttributeError):
+        settings.distill.w_kdd
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.distill.w_kd = 1.0
 
 
 def test_the_schema_gives_defaults_rules_and_the_readme_table_and_the_presets_pass_it():

@@ -48,7 +48,7 @@ class nnUNetTrainerClsMultiHead(ClsTrainerMixin, MultiHeadRole, nnUNetTrainer):
             self.source_case_classes.append(cc)
             counts.append(torch.bincount(torch.tensor(list(cc.values())), minlength=len(class_names(dj))).numpy())
         self.kd_modules = SourceHeads(net.encoder.output_channels[-1], [len(c) for c in counts])
-        self.source_losses = [class_weighted_ce(c, self.cls_settings["class_weights"], self.device) for c in counts]
+        self.source_losses = [class_weighted_ce(c, self.cls_settings.class_weights, self.device) for c in counts]
         self.tap = EncoderTap(net)
 
     def train_step(self, batch: dict) -> dict:

@@ -11,4 +11,4 @@ class nnUNetTrainerClsJointTeacher(ClsTrainerMixin, JointTeacherRole, nnUNetTrai
 
     def joint_architecture(self) -> dict:
         return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
-                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])
+                                  self.fused_levels(), self.settings.fusion.adapter_norm)

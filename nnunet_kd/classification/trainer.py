@@ -22,7 +22,6 @@ from torch import autocast, distributed as dist, nn
 from nnunet_kd.classification.labels import class_names, read_case_classes
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
-from nnunet_kd.config import DEFAULT_SETTINGS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.planning.channels import DERIVED_KEY
@@ -102,13 +101,13 @@ class ClsTrainerMixin:
         self.classes = class_names(dataset_json)
         self.case_classes = case_classes_of(plans["dataset_name"], dataset_json)
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.cls_settings = (self.kd_block or DEFAULT_SETTINGS)["classification"]
-        if self.cls_settings["backbone"] and not self.supports_backbone:
+        self.cls_settings = self.settings.classification
+        if self.cls_settings.backbone and not self.supports_backbone:
             raise KDError(f"{self.__class__.__name__} builds on the plans' encoder (teachers, fusion and student must "
-                          f"share its levels); classification.backbone '{self.cls_settings['backbone']}' is for "
+                          f"share its levels); classification.backbone '{self.cls_settings.backbone}' is for "
                           f"nnUNetTrainerCls and nnUNetTrainerClsMultiHead. Set it to null for the KD roles.")
-        if self.cls_settings["backbone"] and len(self.configuration_manager.patch_size) != 2:
-            raise KDError(f"classification.backbone '{self.cls_settings['backbone']}' is a 2D timm backbone, but "
+        if self.cls_settings.backbone and len(self.configuration_manager.patch_size) != 2:
+            raise KDError(f"classification.backbone '{self.cls_settings.backbone}' is a 2D timm backbone, but "
                           f"configuration {configuration} is 3D. Set it to null for 3D data.")
         self.oversample_foreground_percent = 0.0  # no foreground to oversample: labels are per image
         self.enable_deep_supervision = False
@@ -117,7 +116,7 @@ class ClsTrainerMixin:
     # signature does not pass, so the classifier's builder is an instance method
     def build_network_architecture(self, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = False) -> nn.Module:
-        backbone = {"name": self.cls_settings["backbone"], "weights": self.cls_settings["backbone_weights"]}
+        backbone = {"name": self.cls_settings.backbone, "weights": self.cls_settings.backbone_weights}
         return build_cls_network(configuration_manager.configuration["architecture"], num_input_channels,
                                  len(self.classes), backbone)
 
@@ -155,9 +154,9 @@ class ClsTrainerMixin:
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         ids = list(dataset_tr.identifiers)
         counts = np.bincount([self.case_classes[i] for i in ids], minlength=len(self.classes))
-        self.loss = class_weighted_ce(counts, self.cls_settings["class_weights"], self.device)
+        self.loss = class_weighted_ce(counts, self.cls_settings.class_weights, self.device)
         self.print_to_log_file(f"nnunet_kd: training cases per class {dict(zip(self.classes, counts.tolist()))}")
-        if self.cls_settings["balanced_sampling"]:
+        if self.cls_settings.balanced_sampling:
             ids = balanced_identifiers(ids, self.case_classes)
         return self.loader_dataset(dataset_tr, ids), self.loader_dataset(dataset_val)
 

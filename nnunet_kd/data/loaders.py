@@ -54,12 +54,12 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
                       f"it preprocesses what is missing.")
     dataset_class = infer_dataset_class(folder)
     identifiers = dataset_class.get_identifiers(folder)
-    fold = trainer.kd_block["dann"].get("target_fold")
+    fold = trainer.settings.dann.target_fold
     if not with_labels and fold is not None:
         identifiers = fold_training_keys(base, identifiers, fold)
     dataset = dataset_class(folder, identifiers)
     extra = unlabelled_folder(base, cm.data_identifier)
-    if not with_labels and trainer.kd_block["dann"]["extra_target_images"] and unlabelled_identifiers(extra):
+    if not with_labels and trainer.settings.dann.extra_target_images and unlabelled_identifiers(extra):
         dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
     return _loader(trainer, dataset, plans, cm, load_json(join(base, "dataset.json")), batch_size, with_labels)
 

@@ -17,4 +17,4 @@ class nnUNetTrainerDetJointTeacher(DetTrainerMixin, JointTeacherRole, nnUNetTrai
 
     def joint_architecture(self) -> dict:
         return joint_architecture([t.arch for t in self.teachers], self.configuration_manager.configuration["architecture"],
-                                  self.fused_levels(), self.kd_block["fusion"]["adapter_norm"])
+                                  self.fused_levels(), self.settings.fusion.adapter_norm)

@@ -17,7 +17,7 @@ class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, SourceTeacherRole, nnUN
 
     def build_kd_modules(self) -> None:
         encoder = self.stock_network().backbone.encoder
-        self.kd_modules = AdversarialDomainHeads(encoder.output_channels, self.dann["levels"], self.dann["hidden"])
+        self.kd_modules = AdversarialDomainHeads(encoder.output_channels, self.dann.levels, self.dann.hidden)
         self.tap = EncoderTap(self.stock_network().backbone)
 
     def train_step(self, batch: dict) -> dict:
@@ -25,7 +25,7 @@ class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, SourceTeacherRole, nnUN
         targets = self.box_targets(batch["keys"], batch["target"])
         target_batch = next(self.dataloader_target)
         target_images = target_batch["data"].to(self.device, non_blocking=True)
-        lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann["gamma"])
+        lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann.gamma)
         self.optimizer.zero_grad(set_to_none=True)
         task_loss, parts = detector_losses(self.network, images, targets)
         source_skips = self.tap.pop()
@@ -35,7 +35,7 @@ class nnUNetTrainerDetDomainAdversarial(DetTrainerMixin, SourceTeacherRole, nnUN
         domain = torch.cat((torch.zeros(len(images)), torch.ones(target_images.shape[0]))).to(self.device)
         self.record_probe_sample(skips, domain, list(batch["keys"]) + list(target_batch["keys"]))
         domain_loss, domain_acc = domain_loss_and_accuracy(self.extras(skips, lambd), domain)
-        loss = task_loss + self.dann["weight"] * domain_loss
+        loss = task_loss + self.dann.weight * domain_loss
         out = self.backward_and_step(loss, {"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss,
                                             "domain_acc": domain_acc})
         out["lambda"] = lambd

@@ -32,16 +32,16 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
         targets = self.box_targets(batch["keys"], batch["target"])
         self.optimizer.zero_grad(set_to_none=True)
         d = self.distill
-        losses = student_step_losses(self.network, self.joint_teacher, images, targets, d["temperature"],
-                                     self.extras, d["kd_mode"])
+        losses = student_step_losses(self.network, self.joint_teacher, images, targets, d.temperature,
+                                     self.extras, d.kd_mode)
         feat, kd = losses.pop("feat"), losses.pop("kd")
         if self.dataloader_unlabelled is not None:  # the terms as averages over labelled and unlabelled images
             # the network's parts, after its DDP forward above: their gradients join that forward's all-reduce
             unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
-            u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d["temperature"],
-                                     self.extras, d["kd_mode"])
+            u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d.temperature,
+                                     self.extras, d.kd_mode)
             share = len(unlabelled) / (len(images) + len(unlabelled))
             feat, kd = (1 - share) * feat + share * u["feat"], (1 - share) * kd + share * u["kd"]
         task = sum(losses.values())
-        loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
+        loss = d.w_task * task + d.w_feat * feat + d.w_kd * kd
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})

@@ -50,7 +50,7 @@ class JointTeacherRole(KDTrainerMixin):
     def fused_levels(self) -> list:
         """The encoder stages fused from every teacher (the KD block's fusion.levels resolved)."""
         shared = self.configuration_manager.configuration["architecture"]
-        return resolve_levels(self.kd_block["fusion"]["levels"], shared["arch_kwargs"]["n_stages"])
+        return resolve_levels(self.settings.fusion.levels, shared["arch_kwargs"]["n_stages"])
 
     def joint_architecture(self) -> dict:
         """The plans ``architecture`` entry of the task's joint network."""

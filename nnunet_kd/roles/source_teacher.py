@@ -33,7 +33,7 @@ class SourceTeacherRole(KDTrainerMixin):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.dann = self.kd_block["dann"]
+        self.dann = self.settings.dann
         self.tap = None
         self.dataloader_target = None
         self.probe_samples = []  # (pooled features, domains, case keys) of this epoch's steps, on the device
@@ -63,7 +63,7 @@ class SourceTeacherRole(KDTrainerMixin):
 
     def build_kd_modules(self) -> None:
         net = self.stock_network()
-        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann["levels"], self.dann["hidden"])
+        self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann.levels, self.dann.hidden)
         self.tap = EncoderTap(net)
 
     @property
@@ -73,7 +73,7 @@ class SourceTeacherRole(KDTrainerMixin):
     def on_train_start(self):
         super().on_train_start()
         self.dataloader_target = dataset_loader(
-            self, dataset_name(self.kd_block["target"]), self.dann["target_batch_size"] or self.batch_size)
+            self, dataset_name(self.kd_block["target"]), self.dann.target_batch_size or self.batch_size)
 
     def on_train_end(self):
         super().on_train_end()
@@ -89,7 +89,7 @@ class SourceTeacherRole(KDTrainerMixin):
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
             else target.to(self.device, non_blocking=True)
         domain = torch.cat((torch.zeros(n_src), torch.ones(target_images.shape[0]))).to(self.device)
-        lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann["gamma"])
+        lambd = dann_lambda(self.kd_step / max(1, self.total_steps), self.dann.gamma)
 
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
@@ -99,7 +99,7 @@ class SourceTeacherRole(KDTrainerMixin):
             domain_logits = self.extras(skips, lambd)
         self.record_probe_sample(skips, domain, list(batch["keys"]) + list(target_batch["keys"]))
         domain_loss, domain_acc = domain_loss_and_accuracy(domain_logits, domain)
-        loss = task_loss + self.dann["weight"] * domain_loss
+        loss = task_loss + self.dann.weight * domain_loss
         out = self.backward_and_step(loss, {"loss": loss, "task_loss": task_loss, "domain_loss": domain_loss,
                                             "domain_acc": domain_acc})
         out["lambda"] = lambd

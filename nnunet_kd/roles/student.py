@@ -15,7 +15,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd.config import ROLE_TRAINERS, DistillSettings
 from nnunet_kd.data.loaders import check_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
@@ -44,15 +44,15 @@ class StudentRole(KDTrainerMixin):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.distill = self.kd_block["distill"]
+        self.distill = self.settings.distill
         self.teacher_architecture = copy.deepcopy(self.configuration_manager.configuration["architecture"])
-        width = self.kd_block["student"]["width"]
+        width = self.settings.student.width
         if width != 1:  # recorded in the model folder's plans.json, so stock predict rebuilds this network
             for arch in (self.plans_manager.plans["configurations"][configuration]["architecture"],
                          self.configuration_manager.configuration["architecture"]):
                 scale_widths(arch, width)
         n = self.teacher_architecture["arch_kwargs"]["n_stages"]
-        self.levels = resolve_levels(self.distill["levels"], n)
+        self.levels = resolve_levels(self.distill.levels, n)
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
         self.dataloader_unlabelled = None
@@ -60,12 +60,13 @@ class StudentRole(KDTrainerMixin):
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
         super().check_inputs(plans, configuration, fold, kd_block)
-        if cls.no_decoder and kd_block["distill"]["decoder_levels"]:
+        distill = DistillSettings(**kd_block["distill"])
+        if cls.no_decoder and distill.decoder_levels:
             raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
                           f"no U-Net decoder. Set it to false in the KD block (or your preset).")
-        if kd_block["distill"]["unlabelled_ratio"] > 0:
-            check_unlabelled_images(plans, configuration, kd_block["distill"]["unlabelled_ratio"])
-        if cls.no_decoder and kd_block["distill"]["kd_mode"] == "channel":
+        if distill.unlabelled_ratio > 0:
+            check_unlabelled_images(plans, configuration, distill.unlabelled_ratio)
+        if cls.no_decoder and distill.kd_mode == "channel":
             raise KDError(f"plans '{plans['plans_name']}': distill.kd_mode is 'channel' (a distribution over space per "
                           f"channel), but a {cls.no_decoder}'s logits have no spatial axis. Use 'voxel' or 'class' in "
                           f"the KD block (or your preset).")
@@ -73,8 +74,8 @@ class StudentRole(KDTrainerMixin):
     @property
     def joint_teacher_spec(self) -> Teacher:
         ds = self.plans_manager.dataset_name
-        trainer = ROLE_TRAINERS[self.kd_block["task"]]["joint"] + self.variant_suffix
-        plans = self.kd_block["student"]["joint_teacher_plans"] or self.plans_manager.plans_name
+        trainer = ROLE_TRAINERS[self.settings.task]["joint"] + self.variant_suffix
+        plans = self.settings.student.joint_teacher_plans or self.plans_manager.plans_name
         folder = join(nnUNet_results.get(), ds, f"{trainer}__{plans}__{self.configuration_name}")
         return Teacher("joint", ds, trainer, plans, self.configuration_name, str(self.fold), folder)
 
@@ -83,12 +84,12 @@ class StudentRole(KDTrainerMixin):
         student = list(net.encoder.output_channels)
         teacher = list(self.teacher_architecture["arch_kwargs"]["features_per_stage"])
         s_ch, t_ch = [student[lv] for lv in self.levels], [teacher[lv] for lv in self.levels]
-        if self.distill["decoder_levels"]:
+        if self.distill.decoder_levels:
             s_ch += student[-2::-1]  # decoder stages, from the lowest resolution up
             t_ch += teacher[-2::-1]
         self.kd_modules = FeatureAdapters(s_ch, t_ch, net.encoder.conv_op)
         self.tap = EncoderTap(net)
-        if self.distill["decoder_levels"]:
+        if self.distill.decoder_levels:
             self.decoder_tap = ModuleOutputTap(list(net.decoder.stages))
 
     def on_train_start(self):
@@ -101,7 +102,7 @@ class StudentRole(KDTrainerMixin):
         spec.dataset_json = load_json(join(spec.model_folder, "dataset.json"))
         self.attach_joint_teacher(self.build_joint_teacher(spec))
         self.teacher_records = [teacher_record(spec)]
-        if self.kd_block["student"]["init_from_target_teacher"] and self.current_epoch == 0:
+        if self.settings.student.init_from_target_teacher and self.current_epoch == 0:
             self._init_from_target_teacher()
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
@@ -111,7 +112,7 @@ class StudentRole(KDTrainerMixin):
     @property
     def unlabelled_batch_size(self) -> int:
         """Unlabelled target images in each step's batch (distill.unlabelled_ratio per labelled image, at least 1)."""
-        ratio = self.distill["unlabelled_ratio"]
+        ratio = self.distill.unlabelled_ratio
         return max(1, round(ratio * self.batch_size)) if ratio > 0 else 0
 
     def build_joint_teacher(self, spec: Teacher) -> nn.Module:
@@ -120,7 +121,7 @@ class StudentRole(KDTrainerMixin):
     def attach_joint_teacher(self, joint: nn.Module) -> None:
         """The frozen joint teacher this student distils from (its decoder taps registered before compiling)."""
         joint = freeze(joint).to(self.device)
-        if self.distill["decoder_levels"]:
+        if self.distill.decoder_levels:
             self.teacher_decoder_tap = ModuleOutputTap(list(joint.decoder.stages))
         self.joint_teacher = torch.compile(joint) if self._do_i_compile() else joint
 
@@ -147,8 +148,8 @@ class StudentRole(KDTrainerMixin):
         adapted = self.extras(student_feats)
         feat = feature_mse(adapted, teacher_feats)
         s_logits = output[0] if isinstance(output, (list, tuple)) else output
-        kd = logit_kd(s_logits, teacher_output, self.distill["temperature"], self.label_manager.has_regions,
-                      self.distill["kd_mode"])
+        kd = logit_kd(s_logits, teacher_output, self.distill.temperature, self.label_manager.has_regions,
+                      self.distill.kd_mode)
         return feat, kd
 
     def train_step(self, batch: dict) -> dict:
@@ -177,7 +178,7 @@ class StudentRole(KDTrainerMixin):
             task = self.loss(batch_head(output, n_labelled), target)
             feat, kd = self.distill_losses(output, teacher_output, student_feats, teacher_feats)
             d = self.distill
-            loss = d["w_task"] * task + d["w_feat"] * feat + d["w_kd"] * kd
+            loss = d.w_task * task + d.w_feat * feat + d.w_kd * kd
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
 
     def on_train_epoch_end(self, train_outputs: List[dict]):

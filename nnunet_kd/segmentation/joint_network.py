@@ -4,13 +4,13 @@ It is built by nnU-Net's ``get_network_from_plans`` from the ``architecture`` en
 plans (``network_class_name`` = this class), so final validation, ``--c`` and ``nnUNetv2_predict`` rebuild it without
 ``nnUNet_extTrainer``.
 """
-from typing import Sequence
+from typing import List, Sequence
 
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, resolve_levels
+from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders
 
 CLASS_NAME = f"{__name__}.JointTeacherNetwork"
 
@@ -36,17 +36,16 @@ class JointTeacherNetwork(FusedTeacherEncoders):
         return (out, fused) if return_features else out
 
 
-def joint_architecture(teachers, shared_architecture: dict, fusion: dict) -> dict:
+def joint_architecture(teachers, shared_architecture: dict, fusion_levels: List[int], adapter_norm: bool) -> dict:
     """The plans ``architecture`` entry of a joint teacher."""
-    n = shared_architecture["arch_kwargs"]["n_stages"]
     return {
         "network_class_name": CLASS_NAME,
         "arch_kwargs": {
             "teachers": [dict(t.arch, num_classes=t.num_outputs) for t in teachers],
             "decoder": shared_architecture,
-            "fusion_levels": resolve_levels(fusion["levels"], n),
+            "fusion_levels": list(fusion_levels),
             "strides": shared_architecture["arch_kwargs"]["strides"],
-            "adapter_norm": fusion["adapter_norm"],
+            "adapter_norm": adapter_norm,
         },
         "_kw_requires_import": [],
     }

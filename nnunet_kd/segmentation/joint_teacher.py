@@ -10,4 +10,4 @@ class nnUNetTrainerJointTeacher(JointTeacherRole, nnUNetTrainer):
 
     def joint_architecture(self) -> dict:
         return joint_architecture(self.teachers, self.configuration_manager.configuration["architecture"],
-                                  self.kd_block["fusion"])
+                                  self.fused_levels(), self.settings.fusion.adapter_norm)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -33,7 +34,7 @@ def test_source_teacher_draws_only_the_folds_training_cases(kd, nnunet_env, monk
     trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", kd.plans,
                                     device=torch.device("cpu"))
     everything = set(dataset_loader(trainer, kd.target, 2).data_loader.indices)
-    trainer.kd_block["dann"]["target_fold"] = 0
+    trainer.settings = dataclasses.replace(trainer.settings, dann=dataclasses.replace(trainer.settings.dann, target_fold=0))
     restricted = set(dataset_loader(trainer, kd.target, 2).data_loader.indices)
     with open(os.path.join(kd.preprocessed, kd.target, "splits_final.json")) as f:
         split = json.load(f)[0]
