@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# smoke runs of the benchmarks (real train steps, seeded statistics): outside the fast tier
+pytestmark = pytest.mark.slow
 
 
 def _load(name):
