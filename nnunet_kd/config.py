@@ -8,9 +8,10 @@ import copy
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
-from typing import Any, Callable, List, Optional, Union
+from typing import Any
 
 from nnunet_kd.errors import KDError
 
@@ -83,9 +84,9 @@ def _setting(default, accepts: Callable[[Any], bool], must_be: str, meaning: str
 @dataclass(frozen=True)
 class ArchitectureSettings:
     """Caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)."""
-    max_stages: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
+    max_stages: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
                                          "cap on the planned network's stages (preset `tiny`: 3)")
-    max_features: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
+    max_features: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
                                            "a positive integer or null",
                                            "cap on the planned network's features per stage (preset `tiny`: 32)")
 
@@ -95,21 +96,21 @@ class DannSettings:
     """The source teachers' domain-adversarial term."""
     weight: float = _setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
                              "1.0 cost the source task)")
-    levels: List[int] = _setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
+    levels: list[int] = _setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
                                  "a non-empty list of encoder stage indices (-1 = bottleneck)",
                                  "encoder stages with a domain head (-1 = bottleneck)")
     hidden: int = _setting(256, lambda v: _is_int(v) and v >= 1, "a positive integer",
                            "hidden units of each domain classifier")
     gamma: float = _setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1")
-    target_batch_size: Optional[int] = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
+    target_batch_size: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
                                                 "a positive integer or null",
                                                 "target-domain batch size (null = the source batch size)")
-    extra_target_images: Optional[str] = _setting(
+    extra_target_images: str | None = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a folder path or null",
         "set by `plan --extra-target-images DIR`: unlabelled target images (nnU-Net naming) preprocessed into "
         "`<data_identifier>_unlabelled` beside the target's data and drawn by the source teachers' target-domain "
         "loader")
-    target_fold: Optional[int] = _setting(
+    target_fold: int | None = _setting(
         None, _optional(lambda v: _is_int(v) and v >= 0), "a fold number (0-4) or null",
         "null: the source teachers draw target-domain images from every target training case; k: only from fold k's "
         "training cases, so that fold k's validation is not transductive (see `report`)")
@@ -118,7 +119,7 @@ class DannSettings:
 @dataclass(frozen=True)
 class FusionSettings:
     """The joint teacher's level-wise fusion."""
-    levels: Union[str, List[int]] = _setting("encoder", _is_levels, _LEVELS,
+    levels: str | list[int] = _setting("encoder", _is_levels, _LEVELS,
                                              "levels fused from all teachers (`encoder` = every stage, "
                                              "`bottleneck`, or indices); other levels use the target teacher")
     adapter_norm: bool = _setting(False, *_BOOL, "a norm before each teacher's 1x1 adapter")
@@ -144,7 +145,7 @@ class DistillSettings:
         "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
         "features, and ROI class logits on the student's 128 best proposals per image)")
-    levels: Union[str, List[int]] = _setting("encoder", _is_levels, _LEVELS,
+    levels: str | list[int] = _setting("encoder", _is_levels, _LEVELS,
                                              "student levels distilled with adapters + MSE")
     decoder_levels: bool = _setting(False, *_BOOL, "also distil decoder stages")
 
@@ -154,10 +155,10 @@ class ClassificationSettings:
     """The classification trainers (class-weighted CE, sampling, an optional 2D timm backbone)."""
     class_weights: bool = _setting(True, *_BOOL, "class-weighted cross-entropy (n / (classes x count))")
     balanced_sampling: bool = _setting(False, *_BOOL, "draw each class about equally often")
-    backbone: Optional[str] = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+    backbone: str | None = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
                                        "a timm model name or null",
                                        "a 2D timm backbone by name (random init unless `backbone_weights`)")
-    backbone_weights: Optional[str] = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
+    backbone_weights: str | None = _setting(None, _optional(lambda v: isinstance(v, str) and bool(v)),
                                                "a path to a local weights file or null",
                                                "a local weights file of the backbone (never downloaded)")
 
@@ -169,7 +170,7 @@ class StudentSettings:
                             "student width factor (e.g. 0.5); recorded in the model folder's plans.json")
     init_from_target_teacher: bool = _setting(False, *_BOOL, "start the student from the target teacher's weights "
                                               "(same widths only)")
-    joint_teacher_plans: Optional[str] = _setting(
+    joint_teacher_plans: str | None = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a plans name or null",
         "plans name of the joint teacher to distil from (null = the student's plans); lets a student variant in a copy "
         "of the plans file (e.g. `width` 0.5) reuse the trained joint teacher")
@@ -181,7 +182,7 @@ class KDSettings:
     README's table). Trainers read ``self.settings.distill.w_kd``; `plan` adds the dataset part (DATASET_KEYS)."""
     task: str = _setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
                          "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles")
-    seed: Optional[int] = _setting(None, _optional(_is_int), "an integer or null",
+    seed: int | None = _setting(None, _optional(_is_int), "an integer or null",
                                    "seeds python, numpy and torch in every plugin trainer (`nnUNet_KD_SEED` overrides)")
     architecture: ArchitectureSettings = field(default_factory=ArchitectureSettings)
     dann: DannSettings = field(default_factory=DannSettings)

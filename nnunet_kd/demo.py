@@ -2,7 +2,6 @@
 and verdict. `run_scenario` also serves the segmentation benchmark."""
 import os
 import shlex
-from typing import Dict
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
@@ -14,7 +13,7 @@ from nnunet_kd.report import report
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
 
 
-def set_nnunet_folders(out_dir: str) -> Dict[str, str]:
+def set_nnunet_folders(out_dir: str) -> dict[str, str]:
     folders = {k: join(out_dir, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
     for k, v in folders.items():
         os.makedirs(v, exist_ok=True)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
@@ -33,13 +32,13 @@ PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet
 class Stage:
     id: str
     title: str
-    argv: List[str]
-    depends: List[str] = field(default_factory=list)
-    dataset: Optional[str] = None
-    trainer: Optional[str] = None
-    fold: Optional[str] = None
+    argv: list[str]
+    depends: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    trainer: str | None = None
+    fold: str | None = None
 
-    def fold_folder(self, results: str, plans: str, configuration: str) -> Optional[str]:
+    def fold_folder(self, results: str, plans: str, configuration: str) -> str | None:
         if self.trainer is None:
             return None
         return join(results, self.dataset, f"{self.trainer}__{plans}__{configuration}", f"fold_{self.fold}")
@@ -83,26 +82,26 @@ def resume_point(folder: str, write: bool = True):
 @dataclass
 class RunSpec:
     target: int
-    sources: List[int]
+    sources: list[int]
     configuration: str
-    folds: List[str]
+    folds: list[str]
     planner: str = "ExperimentPlanner"
-    plans: Optional[str] = None
+    plans: str | None = None
     preset: str = "default"
-    channel_map: Optional[dict] = None
-    derived_ids: Optional[List[int]] = None
-    extra_target_images: Optional[str] = None
+    channel_map: dict | None = None
+    derived_ids: list[int] | None = None
+    extra_target_images: str | None = None
     suffix: str = ""
     device: str = "cuda"
     task: str = "seg"
     num_gpus: int = 1
     with_baselines: bool = False
-    target_teacher: Optional[str] = None  # an existing model (folder, or one of its fold folders) instead of training
-    source_teachers: List[str] = field(default_factory=list)  # likewise, one per source at most
+    target_teacher: str | None = None  # an existing model (folder, or one of its fold folders) instead of training
+    source_teachers: list[str] = field(default_factory=list)  # likewise, one per source at most
     npz: bool = False  # nnU-Net's --npz: the final validation also saves softmax (ensembling, find_best_configuration)
 
 
-def _plan_argv(spec: RunSpec) -> List[str]:
+def _plan_argv(spec: RunSpec) -> list[str]:
     argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", spec.configuration,
             "--preset", spec.preset]
     argv += ["--from-plans", spec.plans] if spec.plans else ["-pl", spec.planner]
@@ -121,7 +120,7 @@ def _plan_argv(spec: RunSpec) -> List[str]:
     return argv
 
 
-def run_argv(spec: RunSpec) -> List[str]:
+def run_argv(spec: RunSpec) -> list[str]:
     """The `nnunet_kd run` command line of spec."""
     argv = ["run" if a == "plan" else a for a in _plan_argv(spec)] + ["-f", *spec.folds, "--device", spec.device]
     argv += (["--suffix", spec.suffix] if spec.suffix else []) + (
@@ -130,8 +129,8 @@ def run_argv(spec: RunSpec) -> List[str]:
     return argv
 
 
-def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str],
-                 existing: Optional[dict] = None) -> List[Stage]:
+def build_stages(spec: RunSpec, plans_name: str, target: str, sources: list[str],
+                 existing: dict | None = None) -> list[Stage]:
     """The stages of spec; teachers that are existing models (``existing``: index in the KD block's teachers, 0 =
     target, 1 + i = source i) are not trained."""
     existing = existing or {}
@@ -166,7 +165,7 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: List[str]
     return stages
 
 
-def command_env() -> Dict[str, str]:
+def command_env() -> dict[str, str]:
     """The environment every stage needs (printed by --dry-run)."""
     env = {k: os.environ[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in os.environ}
     missing = {"nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"} - set(env)
@@ -229,7 +228,7 @@ class Pipeline:
         self.by_id = {s.id: s for s in self.stages}
 
     # ---- what is done ------------------------------------------------------------------------------------------
-    def folder(self, stage: Stage) -> Optional[str]:
+    def folder(self, stage: Stage) -> str | None:
         return stage.fold_folder(self.env["nnUNet_results"], self.plans_name, self.spec.configuration)
 
     def plans_exist(self) -> bool:
@@ -276,7 +275,7 @@ class Pipeline:
             return "changed", "finished, but its KD block or teachers changed since"
         return resume_point(folder, write)
 
-    def other_experiments(self) -> List[str]:
+    def other_experiments(self) -> list[str]:
         """Lines on the target's other shared plans (other nnunet_kd experiments) and how their arguments differ."""
         folder = join(self.env["nnUNet_preprocessed"], self.target)
         lines = []
@@ -312,7 +311,7 @@ class Pipeline:
                                              join(out, name))
         return found
 
-    def existing_fold_folders(self, fold: str) -> List[str]:
+    def existing_fold_folders(self, fold: str) -> list[str]:
         """The fold folders of the existing models that teach the student's fold ``fold``."""
         return [join(resolve_path(e["model_folder"]), f"fold_{e['fold'] or fold}") for e in self.existing.values()]
 
@@ -335,7 +334,7 @@ class Pipeline:
         state, _ = self.status(stage, write=False)
         return {"new": "train", "restart": "train"}.get(state, state)
 
-    def dry_run_lines(self) -> List[str]:
+    def dry_run_lines(self) -> list[str]:
         """One line per stage: id, after=dependencies, state, environment and command; notes first, as # lines."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         states = [self.stage_state(s) for s in self.stages]
@@ -349,7 +348,7 @@ class Pipeline:
         return notes + [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{state}\t{env} {shlex.join(s.argv)}"
                         for s, state in zip(self.stages, states)]
 
-    def _execute(self, argv: List[str]) -> None:
+    def _execute(self, argv: list[str]) -> None:
         # the nnU-Net and nnunet_kd commands of this interpreter's environment, also when it is not activated
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         proc = subprocess.run(argv, env={**os.environ, **self.env, "PATH": path})

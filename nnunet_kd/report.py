@@ -4,7 +4,6 @@ baseline on the same cases, with a 95% interval, a p-value and a verdict (`nnune
 import json
 import os
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -130,7 +129,7 @@ def _changed_teachers(fold_folder: str) -> list:
     return changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
 
 
-def _diff(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
@@ -178,7 +177,7 @@ def _test_runs(folders) -> tuple:
 
 
 def collect(results_root: str, target: str, plans: str, configuration: str, models: dict,
-            test_folders: Optional[dict] = None) -> dict:
+            test_folders: dict | None = None) -> dict:
     """The report of the models {row label: trainer or model folder}; the first one is the baseline. test_folders: {row label: folder
     or [folders]} holding summary.json of the target's test set, or summary files (several: several runs, e.g. seeds,
     paired with the baseline's by position). NaN is written as None."""
@@ -232,7 +231,7 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             "method": stats.METHOD, "models": rows, "source_teachers": source_teachers(rows)}
 
 
-def _fold_delta(row: dict, base: dict) -> Optional[float]:
+def _fold_delta(row: dict, base: dict) -> float | None:
     """Mean validation difference to the baseline over the folds both have (a note names them where the two differ)."""
     common = [f for f in row["folds"] if f in base["folds"]]
     if row["folds"] and base["folds"] and set(common) != set(row["folds"]) | set(base["folds"]):
@@ -272,7 +271,7 @@ def _class_names(folder: str) -> dict:
         return {}
 
 
-def _fmt(x: Optional[float], sign: bool = False) -> str:
+def _fmt(x: float | None, sign: bool = False) -> str:
     if x is not None and sign and abs(x) < 5e-5:
         x = 0.0  # no "-0.0000"
     return "" if x is None else f"{x:+.4f}" if sign else f"{x:.4f}"
@@ -504,7 +503,7 @@ def write_report(report: dict, out_dir: str) -> str:
 
 
 def report(results_root: str, target: str, plans: str, configuration: str, models: dict,
-           test_folders: Optional[dict] = None, out_dir: Optional[str] = None) -> dict:
+           test_folders: dict | None = None, out_dir: str | None = None) -> dict:
     """collect + write_report (default out_dir: <results_root>/<target>/nnunet_kd_report_<plans>_<configuration>)
     and print the table."""
     out_dir = out_dir or os.path.join(results_root, target, f"nnunet_kd_report_{plans}_{configuration}")

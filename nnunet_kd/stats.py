@@ -16,7 +16,7 @@ Method (the same for every task):
   no interval and "too few cases" (the p-value is still given).
 """
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats

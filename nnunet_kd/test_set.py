@@ -3,7 +3,7 @@ files `report --test-dir` reads (what `run --test-images/--test-labels` and the 
 import contextlib
 import io
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 

@@ -8,7 +8,6 @@ and ``kd_state`` = the extras (domain heads, adapters, ...) and their schedule p
 import os
 import random
 import signal
-from typing import List
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ def seed_everything(seed: int) -> None:
 class KDLocalLogger(LocalLogger):
     """nnU-Net's logger with extra per-epoch keys, drawn in ``progress_kd.png`` beside ``progress.png``."""
 
-    def __init__(self, extra_keys: List[str], verbose: bool = False):
+    def __init__(self, extra_keys: list[str], verbose: bool = False):
         super().__init__(verbose)
         self.extra_keys = list(extra_keys)
         for k in self.extra_keys:
@@ -65,7 +64,7 @@ class KDTrainerMixin:
     #: the trainer whose build_network_architecture rebuilds this trainer's network_weights at inference
     network_trainer_name = "nnUNetTrainer"
     #: per-epoch log keys beside nnU-Net's
-    kd_log_keys: List[str] = []
+    kd_log_keys: list[str] = []
     #: whether this trainer cannot run without the KD block
     requires_kd_block = False
     #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
@@ -187,11 +186,11 @@ class KDTrainerMixin:
         host = torch.cat((stacked, flag)).cpu().numpy()
         return dict(zip(terms, host[:-1])), bool(host[-1])
 
-    def on_train_epoch_end(self, train_outputs: List[dict]):
+    def on_train_epoch_end(self, train_outputs: list[dict]):
         finite = [o for o in train_outputs if not o.get("skipped")]
         super().on_train_epoch_end(finite or train_outputs)
 
-    def log_epoch_means(self, train_outputs: List[dict], keys: dict) -> None:
+    def log_epoch_means(self, train_outputs: list[dict], keys: dict) -> None:
         """Logs the epoch mean of each step output ``keys[log_key]`` (gathered over DDP workers)."""
         outputs = [o for o in train_outputs if not o.get("skipped")] or train_outputs
         for log_key, out_key in keys.items():

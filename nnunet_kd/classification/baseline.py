@@ -1,5 +1,4 @@
 """Classification baselines: the dataset-specific classifier (the target teacher) and the multi-head model."""
-from typing import List
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
@@ -24,11 +23,11 @@ class nnUNetTrainerCls(ClsTrainerMixin, KDTrainerMixin, nnUNetTrainer):
 class SourceHeads(nn.Module):
     """One linear head per source dataset on the shared encoder's pooled bottleneck."""
 
-    def __init__(self, channels: int, num_classes: List[int]):
+    def __init__(self, channels: int, num_classes: list[int]):
         super().__init__()
         self.heads = nn.ModuleList(nn.Linear(channels, n) for n in num_classes)
 
-    def forward(self, bottleneck: torch.Tensor, slices: List[slice]) -> List[torch.Tensor]:
+    def forward(self, bottleneck: torch.Tensor, slices: list[slice]) -> list[torch.Tensor]:
         pooled = bottleneck.flatten(2).mean(2)
         return [head(pooled[sl]) for head, sl in zip(self.heads, slices)]
 

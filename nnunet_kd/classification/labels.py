@@ -3,7 +3,8 @@ in the dataset folder."""
 import copy
 import csv
 import os
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import pandas as pd
 from batchgenerators.utilities.file_and_folder_operations import load_json

@@ -1,6 +1,6 @@
 """Classification networks: the plans' encoder (PlainConv or ResEnc, or a timm backbone) + pooling + a linear head,
 and the classification joint teacher (frozen teacher encoders, level-wise fusion, a head on every fused level)."""
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
@@ -34,7 +34,7 @@ class ClsNetwork(nn.Module):
 class TimmEncoder(nn.Module):
     """A 2D timm backbone (``features_only``), randomly initialised or loaded from a local file; never downloaded."""
 
-    def __init__(self, name: str, input_channels: int, weights: Optional[str] = None):
+    def __init__(self, name: str, input_channels: int, weights: str | None = None):
         super().__init__()
         import timm
         try:
@@ -50,12 +50,12 @@ class TimmEncoder(nn.Module):
         self.output_channels = list(self.model.feature_info.channels())
         self.conv_op = nn.Conv2d
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model(x)
 
 
 def build_cls_network(architecture: dict, input_channels: int, num_classes: int,
-                      backbone: Optional[dict] = None) -> nn.Module:
+                      backbone: dict | None = None) -> nn.Module:
     """The network a classification model folder's plans ``architecture`` describes."""
     if architecture["network_class_name"] == JOINT_CLASS_NAME:
         return ClsJointTeacherNetwork(input_channels, num_classes, **architecture["arch_kwargs"])
@@ -80,7 +80,7 @@ class ClsJointTeacherNetwork(FusedTeacherEncoders):
         return (logits, fused) if return_features else logits
 
 
-def joint_architecture(teachers, shared_architecture: dict, fusion_levels: List[int], adapter_norm: bool) -> dict:
+def joint_architecture(teachers, shared_architecture: dict, fusion_levels: list[int], adapter_norm: bool) -> dict:
     """The plans ``architecture`` entry of a classification joint teacher."""
     return {"network_class_name": JOINT_CLASS_NAME,
             "arch_kwargs": {"teachers": [t.arch for t in teachers], "shared": shared_architecture,

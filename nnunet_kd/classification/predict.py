@@ -1,6 +1,6 @@
 """`nnunet_kd predict-cls`: class probabilities of raw images, averaged over the folds of a classification model."""
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

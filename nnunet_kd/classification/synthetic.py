@@ -8,8 +8,8 @@ mapping, contrast, noise, blur: `nnunet_kd.data.synthetic.Scanner`) and in their
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk

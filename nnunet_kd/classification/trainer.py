@@ -8,7 +8,6 @@ balanced accuracy (logged where nnU-Net logs its pseudo Dice) and the final vali
 import csv
 import os
 import warnings
-from typing import List
 
 import numpy as np
 import torch
@@ -81,7 +80,7 @@ def class_weighted_ce(counts: np.ndarray, weighted: bool, device) -> nn.Module:
     return nn.CrossEntropyLoss(weight=torch.from_numpy(w).to(device))
 
 
-def balanced_identifiers(identifiers: List[str], case_classes: dict) -> List[str]:
+def balanced_identifiers(identifiers: list[str], case_classes: dict) -> list[str]:
     """Each case repeated so that every class is drawn about equally often by a uniform sampler."""
     counts = np.bincount([case_classes[i] for i in identifiers])
     top = counts.max()
@@ -177,7 +176,7 @@ class ClsTrainerMixin:
         values = torch.cat([loss.detach().float()[None], probs.flatten()]).cpu().numpy()  # one transfer
         return {"loss": values[0], "probs": values[1:].reshape(probs.shape), "labels": batch["keys"]}
 
-    def on_validation_epoch_end(self, val_outputs: List[dict]):
+    def on_validation_epoch_end(self, val_outputs: list[dict]):
         probs = np.concatenate([o["probs"] for o in val_outputs])
         labels = [self.case_classes[k] for o in val_outputs for k in o["labels"]]
         losses = [o["loss"] for o in val_outputs]
@@ -241,7 +240,7 @@ def predict_probabilities(network: nn.Module, cases, is_2d: bool, device, batch_
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def write_predictions_csv(path: str, cases, probs: np.ndarray, classes: List[str], labels=None) -> None:
+def write_predictions_csv(path: str, cases, probs: np.ndarray, classes: list[str], labels=None) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", *[f"p_{c}" for c in classes], "predicted"] + (["true"] if labels is not None else []))

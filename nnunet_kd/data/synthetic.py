@@ -7,8 +7,8 @@ segmentation benchmarks (`shift_benchmark`: lesions labelled, a low-contrast noi
 the demo's kind with fewer labelled cases and smaller lesions).
 """
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,13 +33,13 @@ class Scanner:
 class DatasetSpec:
     dataset_id: int
     name: str
-    channels: Dict[str, Scanner]
+    channels: dict[str, Scanner]
     num_training: int
     num_test: int = 0
     shape: Sequence[int] = (64, 64)
     spacing: Sequence[float] = (1.0, 1.0, 1.0)  # 3D only
     lesion_label: str = "lesion"
-    extra_labels: List[str] = field(default_factory=list)  # drawn as further lesion types
+    extra_labels: list[str] = field(default_factory=list)  # drawn as further lesion types
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
     num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
@@ -120,7 +120,7 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
     return folder
 
 
-def lesion_demo() -> List[DatasetSpec]:
+def lesion_demo() -> list[DatasetSpec]:
     """The built-in demo, the situation the method is for: a target with 8 labelled cases (30 test cases) whose scanner
     shows the organ well but small lesions only faintly, and two sources of 40 cases from other scanners that show the
     lesions clearly. Labels: organ and lesion in all three."""
@@ -132,7 +132,7 @@ def lesion_demo() -> List[DatasetSpec]:
     return specs
 
 
-def shift_benchmark(n_test: int = 40) -> List[DatasetSpec]:
+def shift_benchmark(n_test: int = 40) -> list[DatasetSpec]:
     """The segmentation domain-shift benchmark: 8 labelled target cases (n_test test cases) under a low-contrast, noisy
     scanner with a bias field, two sources of 40 cases from other scanners; lesions labelled."""
     target, source_a, source_b = tiny_benchmark(n_target=8, n_source=40, n_test=n_test)
@@ -140,7 +140,7 @@ def shift_benchmark(n_test: int = 40) -> List[DatasetSpec]:
     return [target, source_a, source_b]
 
 
-def small_lesion_benchmark(n_test: int = 40) -> List[DatasetSpec]:
+def small_lesion_benchmark(n_test: int = 40) -> list[DatasetSpec]:
     """Can distillation lose a small class? 5 labelled target cases whose scanner shows the organ well and smaller
     lesions than the demo's only faintly (n_test test cases), two sources of 40 cases that show them clearly; organ and
     lesion labelled."""
@@ -152,7 +152,7 @@ def small_lesion_benchmark(n_test: int = 40) -> List[DatasetSpec]:
 
 
 def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,
-                   ids=(1, 2, 3)) -> List[DatasetSpec]:
+                   ids=(1, 2, 3)) -> list[DatasetSpec]:
     """A target (channel 'T1') and two sources from other scanners: one with channels 'FLAIR' and 't1' (mapped by
     name), one with a single channel 'mri' (needs an explicit channel map)."""
     shape = (size,) * dim if dim == 2 else (max(16, size // 2), size, size)

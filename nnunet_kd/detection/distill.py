@@ -5,7 +5,6 @@ what the teacher needs from it with hooks: the student's transformed images, FPN
 for its loss and their class logits (torchvision 0.29's ``GeneralizedRCNN`` / ``RoIHeads``).
 """
 from contextlib import contextmanager
-from typing import Optional
 
 import torch
 from torch import nn
@@ -60,7 +59,7 @@ def _inner(model: nn.Module) -> FasterRCNN:
 
 
 def student_step_losses(student: nn.Module, teacher: FasterRCNN, images: list[torch.Tensor], targets: list[dict],
-                        temperature: float, adapters: Optional[FeatureAdapters] = None,
+                        temperature: float, adapters: FeatureAdapters | None = None,
                         kd_mode: str = "voxel") -> dict[str, torch.Tensor]:
     """Losses of one training step of ``student`` (train mode; may be DDP-wrapped: its forward is called once)
     distilled from ``teacher`` (frozen, eval mode; the same transform settings and FPN levels):
@@ -91,7 +90,7 @@ def student_step_losses(student: nn.Module, teacher: FasterRCNN, images: list[to
 
 
 def unlabelled_kd_losses(student: FasterRCNN, teacher: FasterRCNN, images: list[torch.Tensor], temperature: float,
-                         adapters: Optional[FeatureAdapters] = None, kd_mode: str = "voxel",
+                         adapters: FeatureAdapters | None = None, kd_mode: str = "voxel",
                          rois_per_image: int = 128) -> dict[str, torch.Tensor]:
     """The distillation terms on images without boxes: `feature_mse` of the FPN levels as in `student_step_losses`,
     and `logit_kd` of the ROI class logits on the student's ``rois_per_image`` best proposals (its RPN run as at

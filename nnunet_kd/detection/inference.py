@@ -7,7 +7,7 @@ patch wide lies whole in some tile. So whole boxes are pooled first (class-wise 
 least half of it lies inside a kept box of its class, and the remaining cut boxes (objects larger than the overlap)
 are pooled among themselves.
 """
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

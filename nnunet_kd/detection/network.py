@@ -20,7 +20,7 @@ levels with ``ModuleOutputTap([model.backbone])``.
 """
 import math
 from collections import OrderedDict
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
@@ -70,7 +70,7 @@ class PlansFPNBackbone(nn.Module):
     ones must have isotropic strides doubling from level to level) + a max-pool level. Returns OrderedDict "0", "1",
     ..., "pool"; ``level_strides``: the strides of "0", "1", ..."""
 
-    def __init__(self, encoder: nn.Module, out_channels: int = 64, levels: Optional[Sequence[int]] = None):
+    def __init__(self, encoder: nn.Module, out_channels: int = 64, levels: Sequence[int] | None = None):
         super().__init__()
         self.encoder = encoder
         self.levels = list(_pyramid_levels(encoder.strides) if levels is None else levels)

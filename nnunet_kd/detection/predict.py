@@ -1,7 +1,7 @@
 """`nnunet_kd predict-det`: boxes of raw images from a detection model folder, as COCO result JSON."""
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

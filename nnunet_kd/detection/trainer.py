@@ -3,7 +3,6 @@ oversampling over the instances) and augmentation of the instance map; boxes rec
 map of every patch; torchvision Faster R-CNN losses; ``checkpoint_best`` on the EMA of the validation FROC (logged where
 nnU-Net logs its pseudo Dice); the final validation writes COCO mAP and FROC to ``validation/summary.json``."""
 import os
-from typing import List
 
 import numpy as np
 import torch
@@ -59,7 +58,7 @@ class DetTrainerMixin:
     def _build_loss(self):
         return None  # Faster R-CNN computes its losses itself
 
-    def box_targets(self, keys, seg: torch.Tensor) -> List[dict]:
+    def box_targets(self, keys, seg: torch.Tensor) -> list[dict]:
         """Boxes (recomputed from each patch's instance map) and labels (category index + 1) of a batch."""
         out = []
         for key, s in zip(keys, seg):
@@ -76,7 +75,7 @@ class DetTrainerMixin:
         loss, parts = detector_losses(self.network, images, targets)
         return self.backward_and_step(loss, {"loss": loss, **parts})
 
-    def _detect(self, images) -> List[dict]:
+    def _detect(self, images) -> list[dict]:
         with torch.no_grad():
             return self.network(images)
 
@@ -87,7 +86,7 @@ class DetTrainerMixin:
         pred = {case: _pred(d) for case, d in zip(gt, detections)}
         return {"gt": gt, "pred": pred}
 
-    def on_validation_epoch_end(self, val_outputs: List[dict]):
+    def on_validation_epoch_end(self, val_outputs: list[dict]):
         gt = {k: v for o in val_outputs for k, v in o["gt"].items()}
         pred = {k: v for o in val_outputs for k, v in o["pred"].items()}
         if self.is_ddp:

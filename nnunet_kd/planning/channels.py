@@ -5,7 +5,6 @@ files in target channel order (relative paths), so the source's own raw and prep
 """
 import json
 import os
-from typing import Dict, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
@@ -25,7 +24,7 @@ def channel_list(dataset_json: dict) -> list:
 
 
 def resolve_channel_order(target_json: dict, source_json: dict, source_name: str, target_name: str,
-                          explicit: Optional[Dict[str, str]]) -> list:
+                          explicit: dict[str, str] | None) -> list:
     """Index of the source channel feeding each target channel, in target order."""
     t_channels, s_channels = channel_list(target_json), channel_list(source_json)
     s_lower = [c.lower() for c in s_channels]

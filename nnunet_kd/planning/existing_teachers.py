@@ -1,7 +1,6 @@
 """Already trained nnU-Net models as teachers (`--target-teacher`, `--source-teacher`): the KD block's teacher entry
 with a ``model_folder``, checked when planning so that an incompatible model fails before any training."""
 import os
-from typing import List
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 
@@ -58,7 +57,7 @@ def teacher_entry(role: str, spec: dict) -> dict:
             "configuration": spec["configuration"], "fold": fold, "model_folder": portable_path(spec["model_folder"])}
 
 
-def check_against_plans(entries: List[dict], plans: dict, configurations, target_json: dict) -> None:
+def check_against_plans(entries: list[dict], plans: dict, configurations, target_json: dict) -> None:
     """Existing teachers must see the input the shared plans make (spacing, normalisation) and fit the network
     (`check_compatible`: channels, conv dimension, stages, strides, the target teacher's labels)."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels

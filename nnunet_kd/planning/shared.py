@@ -13,8 +13,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, subdirs
@@ -57,7 +57,7 @@ def shared_plans_name(**args) -> str:
     return f"nnUNetPlans_kd_{digest}"
 
 
-def _check_case(image_files: List[str], reader_class) -> Optional[str]:
+def _check_case(image_files: list[str], reader_class) -> str | None:
     images, _ = reader_class().read_images(image_files)
     if not np.all(np.isfinite(images)):
         bad = int(np.sum(~np.isfinite(images)))
@@ -115,7 +115,7 @@ class RawDataset:
         return join(nnUNet_preprocessed.get(), self.name)
 
 
-def _cap_architecture(configuration: dict, max_stages: Optional[int], max_features: Optional[int]) -> None:
+def _cap_architecture(configuration: dict, max_stages: int | None, max_features: int | None) -> None:
     arch = configuration["architecture"]["arch_kwargs"]
     n = arch["n_stages"] if max_stages is None else min(arch["n_stages"], max_stages)
     for key in ("features_per_stage", "kernel_sizes", "strides", "n_conv_per_stage", "n_blocks_per_stage"):
@@ -140,7 +140,7 @@ def _check_from_plans(target: RawDataset, plans: str) -> None:
                       f"plan anew with -pl.")
 
 
-def _plan_target(target: RawDataset, name: str, planner: Optional[str], existing_plans: Optional[str]) -> dict:
+def _plan_target(target: RawDataset, name: str, planner: str | None, existing_plans: str | None) -> dict:
     if existing_plans is not None:
         plans = load_json(join(target.preprocessed_folder, existing_plans + ".json"))  # read only; the copy keeps its data_identifier so nothing is preprocessed again
         plans["plans_name"] = name
@@ -210,7 +210,7 @@ def is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
         len(os.listdir(gt)) >= len(ds.cases)
 
 
-def verify_shared_plans(plans_by_dataset: Dict[str, dict], configurations: Sequence[str]) -> None:
+def verify_shared_plans(plans_by_dataset: dict[str, dict], configurations: Sequence[str]) -> None:
     """All datasets of one shared plans name must agree on what the networks see."""
     (ref_name, ref), *others = plans_by_dataset.items()
     n_channels = {n: len(p.get("foreground_intensity_properties_per_channel", {})) for n, p in plans_by_dataset.items()}
@@ -236,16 +236,16 @@ class SharedPlansSpec:
     """What `plan` will produce, known before anything is written."""
     name: str
     target: RawDataset
-    sources: List[RawDataset]  # as given on the command line
-    derived: List[tuple]  # (index in sources, derived dataset name, its dataset.json)
-    configurations: List[str]
+    sources: list[RawDataset]  # as given on the command line
+    derived: list[tuple]  # (index in sources, derived dataset name, its dataset.json)
+    configurations: list[str]
     settings: dict
-    unlabelled: Optional[dict] = None  # case -> files of the opt-in unlabelled target images
+    unlabelled: dict | None = None  # case -> files of the opt-in unlabelled target images
     arguments: dict = None  # what the shared plans name is a hash of (kept in the KD block as "arguments")
     existing: dict = None  # teachers that are existing models: index in the KD block's teachers -> entry
 
     @property
-    def source_names(self) -> List[str]:
+    def source_names(self) -> list[str]:
         """The datasets the source teachers train on (derived names where channels were mapped)."""
         names = [s.name for s in self.sources]
         for i, dname, _ in self.derived:
@@ -254,9 +254,9 @@ class SharedPlansSpec:
 
 
 def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
-            plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
-            derived_ids: Optional[Sequence[int]] = None, extra_target_images: Optional[str] = None,
-            task: str = "seg", target_teacher: Optional[str] = None,
+            plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
+            derived_ids: Sequence[int] | None = None, extra_target_images: str | None = None,
+            task: str = "seg", target_teacher: str | None = None,
             source_teachers: Sequence[str] = ()) -> SharedPlansSpec:
     """Checks the inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
@@ -362,7 +362,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     return SharedPlansSpec(name, tgt, srcs, derived_specs, configurations, settings, unlabelled, arguments, existing)
 
 
-def _datasets_with_id(did: int) -> List[str]:
+def _datasets_with_id(did: int) -> list[str]:
     roots = (nnUNet_raw.get(), nnUNet_preprocessed.get(), os.environ.get("nnUNet_results"))
     return [c for root in roots if root and isdir(root) for c in subdirs(root, prefix=f"Dataset{did:03d}_", join=False)]
 
@@ -379,10 +379,10 @@ def _default_derived_id(suffix: str, chosen: set) -> int:
 
 
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
-         plans: Optional[str] = None, preset: str = "default", channel_map: Optional[dict] = None,
-         derived_ids: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
-         verbose: bool = True, extra_target_images: Optional[str] = None, task: str = "seg",
-         target_teacher: Optional[str] = None, source_teachers: Sequence[str] = ()) -> str:
+         plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
+         derived_ids: Sequence[int] | None = None, num_processes: int = default_num_processes,
+         verbose: bool = True, extra_target_images: str | None = None, task: str = "seg",
+         target_teacher: str | None = None, source_teachers: Sequence[str] = ()) -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,

@@ -4,7 +4,6 @@ They are preprocessed with the target's shared plans next to the target's data, 
 with the nonzero mask nnU-Net derives for unlabelled cases as their (never used) segmentation.
 """
 import os
-from typing import List
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, join, maybe_mkdir_p
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
@@ -61,5 +60,5 @@ def preprocess_unlabelled(cases: dict, plans: dict, configuration: str, dataset_
         preprocessor.run_case_save(join(out_folder, PREFIX + case), files, None, pm, cm, dataset_json)
 
 
-def unlabelled_identifiers(folder: str) -> List[str]:
+def unlabelled_identifiers(folder: str) -> list[str]:
     return nnUNetDatasetBlosc2.get_identifiers(folder) if os.path.isdir(folder) else []

@@ -1,5 +1,5 @@
 """Distillation losses and the student's feature adapters."""
-from typing import Sequence, Type
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,7 @@ from nnunet_kd.config import KD_MODES
 class FeatureAdapters(nn.Module):
     """A 1x1 conv per distilled level mapping the student's channels to the teacher's."""
 
-    def __init__(self, student_channels: Sequence[int], teacher_channels: Sequence[int], conv_op: Type[nn.Module]):
+    def __init__(self, student_channels: Sequence[int], teacher_channels: Sequence[int], conv_op: type[nn.Module]):
         super().__init__()
         self.adapters = nn.ModuleList(conv_op(s, t, 1) for s, t in zip(student_channels, teacher_channels))
 

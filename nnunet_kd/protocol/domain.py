@@ -1,5 +1,5 @@
 """Domain classifier heads for domain-adversarial training."""
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

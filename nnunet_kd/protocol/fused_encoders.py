@@ -1,7 +1,7 @@
 """The joint teacher's front of every task: frozen teacher encoders (eval mode, no gradient) -> level-wise fusion to the
 shared architecture's widths. The segmentation, classification and detection joint teachers put their own decoder or
 head behind it."""
-from typing import List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -20,7 +20,7 @@ def plans_encoder(architecture: dict, input_channels: int, allow_init: bool = Tr
     return net.encoder
 
 
-def resolve_levels(levels: Union[str, Sequence[int]], n_stages: int) -> List[int]:
+def resolve_levels(levels: str | Sequence[int], n_stages: int) -> list[int]:
     """'encoder' = every encoder stage incl. the bottleneck, 'bottleneck' = the last one, or explicit indices."""
     if levels == "encoder":
         return list(range(n_stages))
@@ -36,7 +36,7 @@ class FusedTeacherEncoders(nn.Module):
     description; ``output_channels`` the widths of the returned levels."""
 
     def __init__(self, input_channels: int, teachers: Sequence[dict], shared: dict, fusion_levels: Sequence[int],
-                 adapter_norm: bool = False, levels: Optional[Sequence[int]] = None):
+                 adapter_norm: bool = False, levels: Sequence[int] | None = None):
         super().__init__()
         self.teacher_encoders = nn.ModuleList(freeze(plans_encoder(t, input_channels, allow_init=False))
                                               for t in teachers)
@@ -55,9 +55,9 @@ class FusedTeacherEncoders(nn.Module):
         self.teacher_encoders.eval()  # frozen teachers stay in eval mode although nnU-Net calls train() every epoch
         return self
 
-    def teacher_features(self, x: torch.Tensor) -> List[List[torch.Tensor]]:
+    def teacher_features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         with torch.no_grad():
             return [[f[lv] for lv in self.levels] for f in (enc(x) for enc in self.teacher_encoders)]
 
-    def fused_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def fused_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.fusion(self.teacher_features(x))

@@ -1,14 +1,14 @@
 """Level-wise fusion of k frozen teachers' features (MLFD pattern): per-teacher 1x1 adapter, concatenation,
 1x1 conv + norm + nonlinearity to the level's channel count. Task-agnostic: the conv/norm ops are arguments."""
-from typing import Sequence, Type
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 
 class LevelFusion(nn.Module):
-    def __init__(self, in_channels: Sequence[int], out_channels: int, conv_op: Type[nn.Module],
-                 norm_op: Type[nn.Module], norm_op_kwargs: dict, nonlin: Type[nn.Module], nonlin_kwargs: dict,
+    def __init__(self, in_channels: Sequence[int], out_channels: int, conv_op: type[nn.Module],
+                 norm_op: type[nn.Module], norm_op_kwargs: dict, nonlin: type[nn.Module], nonlin_kwargs: dict,
                  adapter_norm: bool = False):
         super().__init__()
         self.adapters = nn.ModuleList(

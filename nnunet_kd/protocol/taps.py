@@ -1,7 +1,6 @@
 """Reading encoder features of nnU-Net networks (PlainConvUNet, ResidualEncoderUNet)."""
 import pydoc
 from types import SimpleNamespace
-from typing import List, Optional
 
 import torch
 import torch._dynamo
@@ -21,13 +20,13 @@ class EncoderTap:
     """
 
     def __init__(self, network: nn.Module):
-        self._skips: Optional[List[torch.Tensor]] = None
+        self._skips: list[torch.Tensor] | None = None
         self._handle = network.encoder.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
         self._skips = output
 
-    def pop(self) -> List[torch.Tensor]:
+    def pop(self) -> list[torch.Tensor]:
         skips, self._skips = self._skips, None
         if skips is None:
             raise RuntimeError("EncoderTap: no encoder output recorded; call the network first")
@@ -38,7 +37,7 @@ class EncoderTap:
         self._skips = None
 
 
-def encoder_channels(network: nn.Module) -> List[int]:
+def encoder_channels(network: nn.Module) -> list[int]:
     return list(network.encoder.output_channels)
 
 
@@ -54,7 +53,7 @@ class ModuleOutputTap:
             self._out[i] = output
         return hook
 
-    def pop(self) -> List[torch.Tensor]:
+    def pop(self) -> list[torch.Tensor]:
         out, self._out = self._out, [None] * len(self._out)
         return out
 

@@ -6,7 +6,6 @@ own ``plans.json`` / ``dataset.json``; its trainer is never instantiated.
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 from nnunetv2.paths import nnUNet_results
@@ -54,7 +53,7 @@ class Teacher:
         return PlansManager(self.plans_dict).get_label_manager(self.dataset_json).num_segmentation_heads
 
 
-def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "") -> List[Teacher]:
+def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "") -> list[Teacher]:
     """The block's teachers with defaults filled in: configuration = the student's, target fold = the student's fold,
     trainer names + the short-variant suffix of the running trainer (``_tiny`` student -> ``_tiny`` teachers)."""
     from nnunet_kd.datasets import dataset_name
@@ -85,7 +84,7 @@ def _read_teacher_files(t: Teacher) -> None:
         raise KDError(f"The {t.role} teacher {t.model_folder} has no configuration {t.configuration} in its plans.json.")
 
 
-def check_compatible(teachers: List[Teacher], student_arch: dict, student_in_channels: int,
+def check_compatible(teachers: list[Teacher], student_arch: dict, student_in_channels: int,
                      student_outputs: int) -> None:
     """Input channels, conv dimension, stage count and strides must match; widths and block type may differ.
     Label count is compared with the target teacher only (source teachers predict other structures)."""
@@ -111,7 +110,7 @@ def check_compatible(teachers: List[Teacher], student_arch: dict, student_in_cha
                           "strides with the student (train them under the same shared plans).")
 
 
-def build_teacher_network(t: Teacher, checkpoint: Optional[dict] = None) -> nn.Module:
+def build_teacher_network(t: Teacher, checkpoint: dict | None = None) -> nn.Module:
     """The teacher's network with its weights, frozen and in eval mode."""
     if t.plans_dict is None:
         _read_teacher_files(t)
@@ -165,7 +164,7 @@ def teacher_record(t: Teacher) -> dict:
             "checkpoint": portable_path(t.checkpoint), "sha256": file_sha256(t.checkpoint)}
 
 
-def changed_teachers(records) -> List[str]:
+def changed_teachers(records) -> list[str]:
     """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
     problems = []
     for r in records:
@@ -181,7 +180,7 @@ def changed_teachers(records) -> List[str]:
 TASK_NAMES = {"seg": "segmentation", "cls": "classification", "det": "detection"}
 
 
-def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: Optional[str] = None,
+def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: str | None = None,
                       task: str = "seg"):
     """plans, dataset.json, PlansManager, ConfigurationManager, input channel count and the fold checkpoints of a
     trained nnU-Net model folder of ``task`` (folds None: every fold_* with the checkpoint), with errors naming what
@@ -215,7 +214,7 @@ def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: 
     return plans, dataset_json, pm, cm, determine_num_input_channels(pm, cm, dataset_json), paths
 
 
-def model_folder_configuration(model_folder: str, configuration: Optional[str] = None) -> str:
+def model_folder_configuration(model_folder: str, configuration: str | None = None) -> str:
     """The configuration of an nnU-Net model folder TRAINER__PLANS__CONFIGURATION (or the given one)."""
     if configuration:
         return configuration

@@ -1,5 +1,4 @@
 """The multi-head baseline, task-free: one shared encoder, one head per dataset, a batch of every dataset per step."""
-from typing import List
 
 import torch
 
@@ -43,6 +42,6 @@ class MultiHeadRole(KDTrainerMixin):
         slices = [slice(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
         return batches, torch.cat([b["data"] for b in batches]).to(self.device, non_blocking=True), slices
 
-    def on_train_epoch_end(self, train_outputs: List[dict]):
+    def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"target_losses": "target_loss", "source_losses": "source_loss"})

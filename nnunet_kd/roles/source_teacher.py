@@ -1,6 +1,5 @@
 """Stage 1 of the method: a source teacher trained on its source dataset and on unlabelled target images (DANN)."""
 import os
-from typing import List
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
@@ -105,7 +104,7 @@ class SourceTeacherRole(KDTrainerMixin):
         out["lambda"] = lambd
         return out
 
-    def record_probe_sample(self, skips, domain: torch.Tensor, keys: List[str]) -> None:
+    def record_probe_sample(self, skips, domain: torch.Tensor, keys: list[str]) -> None:
         """Keeps the pooled features of the deepest level with a domain head for the epoch's probe."""
         self.probe_samples.append((pooled_statistics(skips[max(self.kd_modules.levels)].detach()), domain, keys))
 
@@ -120,7 +119,7 @@ class SourceTeacherRole(KDTrainerMixin):
         groups = [f"{int(d)}:{k}" for d, k in zip(domain, [k for s in samples for k in s[2]][-n:])]
         return probe_accuracy(features, domain, groups)
 
-    def on_train_epoch_end(self, train_outputs: List[dict]):
+    def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "domain_losses": "domain_loss",
                                              "domain_accs": "domain_acc", "grl_lambdas": "lambda"})

@@ -6,7 +6,6 @@ also holds unlabelled target images, on which only the two distillation terms ac
 checkpoint (plus ``kd_state``).
 """
 import copy
-from typing import List, Optional
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
@@ -39,7 +38,7 @@ class StudentRole(KDTrainerMixin):
     trains_on_target = True
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
-    no_decoder: Optional[str] = None  # what the network is instead, where it has no U-Net decoder to distil
+    no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -181,7 +180,7 @@ class StudentRole(KDTrainerMixin):
             loss = d.w_task * task + d.w_feat * feat + d.w_kd * kd
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
 
-    def on_train_epoch_end(self, train_outputs: List[dict]):
+    def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "feat_losses": "feat_loss",
                                              "kd_losses": "kd_loss"})

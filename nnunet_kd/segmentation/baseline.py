@@ -4,7 +4,6 @@
 ``self.network`` is the stock network (shared encoder + the target's decoder), so the target head is a stock nnU-Net
 checkpoint, validated and predicted like any nnU-Net model; the source decoders live in ``kd_state``.
 """
-from typing import List
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
@@ -22,13 +21,13 @@ from nnunet_kd.trainer_base import KDTrainerMixin
 class SourceDecoders(nn.Module):
     """One nnU-Net decoder per source dataset on the shared encoder's skips."""
 
-    def __init__(self, encoder: nn.Module, num_classes: List[int], n_conv_per_stage_decoder, deep_supervision: bool):
+    def __init__(self, encoder: nn.Module, num_classes: list[int], n_conv_per_stage_decoder, deep_supervision: bool):
         super().__init__()
         spec = spec_of_encoder(encoder)  # no encoder registered inside the decoders
         self.decoders = nn.ModuleList(UNetDecoder(spec, n, n_conv_per_stage_decoder, deep_supervision)
                                       for n in num_classes)
 
-    def forward(self, skips: List[torch.Tensor], slices: List[slice]):
+    def forward(self, skips: list[torch.Tensor], slices: list[slice]):
         return [dec([s[sl] for s in skips]) for dec, sl in zip(self.decoders, slices)]
 
 

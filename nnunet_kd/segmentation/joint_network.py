@@ -4,7 +4,7 @@ It is built by nnU-Net's ``get_network_from_plans`` from the ``architecture`` en
 plans (``network_class_name`` = this class), so final validation, ``--c`` and ``nnUNetv2_predict`` rebuild it without
 ``nnUNet_extTrainer``.
 """
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
@@ -36,7 +36,7 @@ class JointTeacherNetwork(FusedTeacherEncoders):
         return (out, fused) if return_features else out
 
 
-def joint_architecture(teachers, shared_architecture: dict, fusion_levels: List[int], adapter_norm: bool) -> dict:
+def joint_architecture(teachers, shared_architecture: dict, fusion_levels: list[int], adapter_norm: bool) -> dict:
     """The plans ``architecture`` entry of a joint teacher."""
     return {
         "network_class_name": CLASS_NAME,
