@@ -1,5 +1,5 @@
 """Classification source teacher: CE on source images + GRL domain heads on the encoder levels of source and target
-images (the segmentation source teacher's protocol with the classifier of :class:`ClsTrainerMixin`)."""
+images (the source-teacher role with the classifier of :class:`ClsTrainerMixin`)."""
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_kd.classification.trainer import ClsTrainerMixin

@@ -1,4 +1,4 @@
-"""What turns an nnU-Net trainer of the plugin into an image classifier, and the dataset-specific classifier.
+"""What turns an nnU-Net trainer of the plugin into an image classifier (the dataset-specific one is in baseline.py).
 
 nnU-Net's preprocessing (cropping, resampling, normalisation) and augmentation stay; each whole preprocessed image is
 resized to the patch size when it is loaded, the class of a case comes from the dataset's ``labels.csv`` through the
