@@ -1,7 +1,8 @@
 """What turns an nnU-Net trainer of the plugin into a 2D detector (the dataset-specific one is in baseline.py):
-nnU-Net's preprocessing, patch sampling (foreground oversampling over the instances) and augmentation of the instance map; boxes recomputed from the augmented instance
-map of every patch; torchvision Faster R-CNN losses; ``checkpoint_best`` on the EMA of the validation FROC (logged where
-nnU-Net logs its pseudo Dice); the final validation writes COCO mAP and FROC to ``validation/summary.json``."""
+nnU-Net's preprocessing, patch sampling (foreground oversampling over the instances) and augmentation of the instance
+map; boxes recomputed from the augmented instance map of every patch; torchvision Faster R-CNN losses;
+``checkpoint_best`` on the EMA of the validation FROC (logged where nnU-Net logs its pseudo Dice); the final validation
+writes COCO mAP and FROC to ``validation/summary.json``."""
 import os
 
 import numpy as np
