@@ -12,7 +12,7 @@ from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
-from nnunet_kd.config import DEFAULT_SETTINGS, KD_BLOCK_KEY
+from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
 from nnunet_kd.errors import KDError, listing
 from nnunet_kd.protocol.teachers import read_model_folder
 from nnunet_kd.test_set import summary_path
@@ -26,12 +26,12 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
     plans, dataset_json, pm, cm, in_ch, paths = read_model_folder(model_folder, folds, checkpoint, configuration,
                                                               task="cls")
     classes = class_names(dataset_json)
-    settings = plans.get(KD_BLOCK_KEY, DEFAULT_SETTINGS).get("classification", DEFAULT_SETTINGS["classification"])
+    settings = ClassificationSettings(**plans.get(KD_BLOCK_KEY, {}).get("classification", {}))
     dev = torch.device(device)
     networks = []
     for path in paths:
         net = build_cls_network(cm.configuration["architecture"], in_ch, len(classes),
-                                {"name": settings["backbone"], "weights": settings["backbone_weights"]})
+                                {"name": settings.backbone, "weights": settings.backbone_weights})
         net.load_state_dict(load_checkpoint(path)["network_weights"])
         networks.append(net.to(dev))
     if not isdir(images):
