@@ -125,7 +125,7 @@ def _run(args) -> None:
         raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
     if args.test_images:
         check_test_inputs(args.task, args.test_images, args.test_labels)
-    pipeline = Pipeline(_run_spec(args), force=args.force)
+    pipeline = Pipeline(_run_spec(args), force=args.force, verbose=args.verbose)
     if args.dry_run:
         print("\n".join(pipeline.dry_run_lines()))
         return
@@ -139,7 +139,7 @@ def _run(args) -> None:
 
 def _demo(args) -> None:
     from nnunet_kd.demo import demo
-    demo(args.out, seed=args.seed, device=args.device)
+    demo(args.out, seed=args.seed, device=args.device, verbose=args.verbose)
 
 
 def _cuda() -> bool:
@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
     p.add_argument("--force", action="store_true",
                    help="Retrain finished stages whose KD block or teachers changed (old fold folders are kept).")
+    p.add_argument("--verbose", action="store_true",
+                   help="Stream every stage's own output (nnU-Net's) to the console instead of one live line per stage; "
+                        "it always goes to the stage's log file too.")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("demo", epilog=EXAMPLES["demo"], help="Generate the built-in demo benchmark and run the whole pipeline on it (CPU).",
@@ -338,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="nnunet_kd_demo", help="Folder for data, models and report. Default: nnunet_kd_demo")
     p.add_argument("--seed", type=int, default=0, help="Seed of the generated data. Default: 0.")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="Default: cpu.")
+    p.add_argument("--verbose", action="store_true",
+                   help="Stream every stage's own output (nnU-Net's) to the console instead of one live line per stage; "
+                        "it always goes to the stage's log file too.")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("convert-cls", epilog=EXAMPLES["convert-cls"], help="Convert a folder of images and a CSV of classes to an nnU-Net dataset.",

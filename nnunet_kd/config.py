@@ -29,6 +29,8 @@ ROLE_TRAINERS = {
     "det": {"target": "nnUNetTrainerDet", "source": "nnUNetTrainerDetDomainAdversarial",
             "joint": "nnUNetTrainerDetJointTeacher", "student": "nnUNetTrainerDetJointKD", "multihead": None},
 }
+# the metric each task's trainers log per epoch where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
+EPOCH_METRICS = {"seg": "pseudo Dice", "cls": "balanced accuracy", "det": "FROC"}
 # the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes)
 VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
             "_5epochs": dict(num_epochs=5),

@@ -40,13 +40,13 @@ def write_demo_data(raw: str, specs, seed: int = 0) -> None:
                           f"Use a new --out folder, or delete that one.")
 
 
-def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu") -> dict:
+def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu", verbose: bool = False) -> dict:
     """The built-in demo (`lesion_demo`): an organ and faint small lesions in the target, clear in the sources."""
-    return run_scenario(out_dir, lesion_demo(), seed, suffix, device)
+    return run_scenario(out_dir, lesion_demo(), seed, suffix, device, verbose=verbose)
 
 
 def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu",
-                 preset: str = "tiny") -> dict:
+                 preset: str = "tiny", verbose: bool = False) -> dict:
     """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them (the target's
     unlabelled images, if it has any, as --extra-target-images), predicts the target's test set with every model and
     reports (out_dir/report); returns the report."""
@@ -59,7 +59,7 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset=preset,
                    channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra, suffix=suffix, device=device,
                    with_baselines=True)
-    pipeline = Pipeline(spec)
+    pipeline = Pipeline(spec, verbose=verbose)
     print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +
           shlex.join(run_argv(spec)), flush=True)
     pipeline.run()

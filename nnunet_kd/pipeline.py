@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd import ext_trainer_value
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
-from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS
+from nnunet_kd.config import EPOCH_METRICS, KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
+from nnunet_kd.progress import run_stage
 from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, resolve_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
@@ -202,9 +202,10 @@ def _check_folds(spec: RunSpec, preprocessed: str) -> None:
 
 
 class Pipeline:
-    def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True)):
+    def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True),
+                 verbose: bool = False):
         from nnunet_kd.planning.shared import prepare
-        self.spec, self.force, self.log = spec, force, log
+        self.spec, self.force, self.log, self.verbose = spec, force, log, verbose
         if spec.npz and spec.task != "seg":
             raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.task} trainers write their own "
                           f"validation files. Leave out --npz.")
@@ -348,14 +349,19 @@ class Pipeline:
         return notes + [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{state}\t{env} {shlex.join(s.argv)}"
                         for s, state in zip(self.stages, states)]
 
-    def _execute(self, argv: list[str]) -> None:
+    def log_path(self, stage: Stage) -> str:
+        """The stage's log: beside its fold folder in the model folder; planning's in the target's preprocessed
+        folder."""
+        if stage.trainer is None:
+            return join(self.env["nnUNet_preprocessed"], self.target, f"{self.plans_name}.log")
+        return join(os.path.dirname(self.folder(stage)), f"nnunet_kd_fold_{stage.fold}.log")
+
+    def _execute(self, stage: Stage, argv: list[str], head: str, training: bool = True) -> None:
         # the nnU-Net and nnunet_kd commands of this interpreter's environment, also when it is not activated
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-        proc = subprocess.run(argv, env={**os.environ, **self.env, "PATH": path})
-        if proc.returncode != 0:
-            raise KDError(f"`{shlex.join(argv)}` failed with exit status {proc.returncode} (its output is above). "
-                          f"Fix the cause and rerun the same `nnunet_kd run`: finished stages are skipped and this "
-                          f"one resumes.")
+        epochs = VARIANTS.get(self.spec.suffix, {}).get("num_epochs", 1000) if stage.trainer and training else None
+        run_stage(argv, {**os.environ, **self.env, "PATH": path}, self.log_path(stage), head, epochs,
+                  EPOCH_METRICS[self.spec.task], self.verbose)
 
     def check_device(self) -> None:
         """Before the first stage: the device and GPUs asked for exist here (--dry-run does not check: its commands
@@ -384,7 +390,7 @@ class Pipeline:
                 state, reason = self.status(stage)
                 if state == "done" and self.spec.npz and not self.has_npz(stage):
                     self.log(f"{head}: finished; its validation again, with --npz")
-                    self._execute(argv + ["--val"])
+                    self._execute(stage, argv + ["--val"], head, training=False)
                     continue
                 if state == "done":
                     self.log(f"{head}: skipped ({reason})")
@@ -401,8 +407,8 @@ class Pipeline:
                     argv.append("--c")
                 self.log(f"{head}: {reason}")
             t0 = time.time()
-            self.log(f"{head}: start  {shlex.join(argv)}")
-            self._execute(argv)
+            self.log(f"{head}: start  {shlex.join(argv)}  (log: {self.log_path(stage)})")
+            self._execute(stage, argv, head)
             if stage.trainer is not None:
                 save_json_atomic({"fingerprint": self.fingerprint(stage), "command": shlex.join(stage.argv)},
                           join(self.folder(stage), STAGE_RECORD))

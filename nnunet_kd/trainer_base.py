@@ -5,6 +5,7 @@ Checkpoint format (a superset of nnU-Net's): nnU-Net's keys, with ``trainer_name
 network, so stock predict / find_best_configuration / ensembling need no plugin), ``kd_trainer_name`` = the real trainer
 and ``kd_state`` = the extras (domain heads, adapters, ...) and their schedule position. Files are written atomically.
 """
+import contextlib
 import os
 import random
 import signal
@@ -31,11 +32,13 @@ def seed_everything(seed: int) -> None:
 
 
 class KDLocalLogger(LocalLogger):
-    """nnU-Net's logger with extra per-epoch keys, drawn in ``progress_kd.png`` beside ``progress.png``."""
+    """nnU-Net's logger with extra per-epoch keys, drawn in ``progress_kd.png`` beside ``progress.png``, and the task's
+    own name for what nnU-Net draws as the pseudo Dice (balanced accuracy, FROC)."""
 
-    def __init__(self, extra_keys: list[str], verbose: bool = False):
+    def __init__(self, extra_keys: list[str], metric_name: str = "pseudo dice", verbose: bool = False):
         super().__init__(verbose)
         self.extra_keys = list(extra_keys)
+        self.metric_name = metric_name
         for k in self.extra_keys:
             self.my_fantastic_logging[k] = []
 
@@ -45,7 +48,10 @@ class KDLocalLogger(LocalLogger):
             self.my_fantastic_logging.setdefault(k, [])
 
     def plot_progress_png(self, output_folder):
-        super().plot_progress_png(output_folder)
+        with _texts_renamed("pseudo dice", self.metric_name):
+            super().plot_progress_png(output_folder)
+        if not self.extra_keys:
+            return
         import matplotlib.pyplot as plt
         n = min(len(v) for v in self.my_fantastic_logging.values())
         fig, axes = plt.subplots(len(self.extra_keys), 1, figsize=(12, 3.5 * len(self.extra_keys)), squeeze=False)
@@ -58,6 +64,25 @@ class KDLocalLogger(LocalLogger):
         plt.close(fig)
 
 
+@contextlib.contextmanager
+def _texts_renamed(old: str, new: str):
+    """Figures saved inside say ``new`` where their texts (labels, legends) say ``old``."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+    savefig = Figure.savefig
+
+    def renamed(fig, *args, **kwargs):
+        for text in fig.findobj(Text):
+            text.set_text(text.get_text().replace(old, new))
+        return savefig(fig, *args, **kwargs)
+
+    Figure.savefig = renamed
+    try:
+        yield
+    finally:
+        Figure.savefig = savefig
+
+
 class KDTrainerMixin:
     """Mix in before ``nnUNetTrainer``. Subclasses build their extras in :meth:`build_kd_modules`."""
 
@@ -65,6 +90,8 @@ class KDTrainerMixin:
     network_trainer_name = "nnUNetTrainer"
     #: per-epoch log keys beside nnU-Net's
     kd_log_keys: list[str] = []
+    #: what this trainer logs where nnU-Net logs the pseudo Dice (its name in progress.png)
+    epoch_metric = "pseudo dice"
     #: whether this trainer cannot run without the KD block
     requires_kd_block = False
     #: whether this trainer trains on the target dataset of its KD block (joint teacher, student, multi-head)
@@ -94,8 +121,8 @@ class KDTrainerMixin:
         self.kd_step = 0  # optimizer steps taken; the position of step-based schedules
         self.teacher_records = []  # teacher checkpoints this stage is trained from (path + sha256)
         self.nonfinite_steps = self.nonfinite_in_a_row = 0
-        if self.kd_log_keys:
-            self.logger.local_logger = KDLocalLogger(self.kd_log_keys)
+        if self.kd_log_keys or self.epoch_metric != "pseudo dice":
+            self.logger.local_logger = KDLocalLogger(self.kd_log_keys, self.epoch_metric)
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:

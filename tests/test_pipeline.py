@@ -34,7 +34,7 @@ def first_run(kd, run_env):
 
 
 def _stage_lines(proc):
-    return [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    return [line for line in proc.stdout.splitlines() if line.startswith("[") and ": epoch " not in line]
 
 
 def _fold_folder(env, kd, dataset, trainer):
@@ -47,12 +47,21 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
     assert any(line.startswith("[1/6] shared plans: skipped") for line in lines)  # planned by the fixture
     for n in range(2, 7):
         assert any(line.startswith(f"[{n}/6]") and " done in " in line for line in lines), lines
+        # one live line per epoch of the 2 (a line per tenth of the epochs off a terminal), not nnU-Net's output
+        progress = [line for line in first_run.stdout.splitlines() if line.startswith(f"[{n}/6] ")
+                    and ": epoch " in line]
+        assert [line.split(": epoch ")[1].split(",")[0] for line in progress] == ["1/2", "2/2"], progress
+        assert "loss " in progress[-1] and "pseudo Dice " in progress[-1] and " s/epoch" in progress[-1]
+    assert "Epoch time:" not in first_run.stdout and "Epoch time:" not in first_run.stderr
     for dataset, trainer in ((kd.source_a, "nnUNetTrainerDomainAdversarial_tiny"),
                              (kd.source_b, "nnUNetTrainerDomainAdversarial_tiny"), (kd.target, "nnUNetTrainer_tiny"),
                              (kd.target, "nnUNetTrainerJointTeacher_tiny"), (kd.target, "nnUNetTrainerJointKD_tiny")):
         folder = _fold_folder(run_env, kd, dataset, trainer)
         assert os.path.isfile(os.path.join(folder, "checkpoint_final.pth"))
         assert os.path.isfile(os.path.join(folder, "nnunet_kd_stage.json"))
+        with open(os.path.join(os.path.dirname(folder), f"nnunet_kd_{os.path.basename(folder)}.log")) as f:
+            log = f.read()  # the stage's whole output, nnU-Net's included
+        assert log.startswith("\n==== ") and "nnUNetv2_train" in log and log.count("Epoch time:") == 2
     student_plans = load_json(os.path.join(run_env["nnUNet_results"], kd.target,
                                            f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d", "plans.json"))
     used = student_plans["nnunet_kd"]["run"]
@@ -199,7 +208,8 @@ def test_killed_student_resumes(kd, run_env, first_run, point, resumes_from):
     shutil.rmtree(folder + f".{point}", ignore_errors=True)
     os.replace(folder, folder + f".{point}")  # train the student again, killed at the failpoint
     proc = kd.run(RUN, env=run_env, check=False, nnUNet_KD_FAILPOINT=f"student:{point}")
-    assert proc.returncode == 2 and f"failpoint student:{point} reached" in proc.stdout
+    assert proc.returncode == 2 and f"failpoint student:{point} reached" in proc.stderr  # the tail of its log
+    assert f"The last lines of its log {os.path.dirname(folder)}/nnunet_kd_fold_0.log" in proc.stderr
     assert not os.path.isfile(os.path.join(folder, "validation", "summary.json"))
     for f in os.listdir(folder):  # a kill never leaves a truncated checkpoint under a real name
         if f.endswith(".pth"):

@@ -136,3 +136,35 @@ def test_role_names_come_from_one_table_and_match_each_class_role():
         for role, name in roles.items():
             if name:
                 assert getattr(found, name + "_tiny").kd_role == role, (task, role, name)
+
+
+def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
+    """Classification and detection log their metric where nnU-Net logs the pseudo Dice: progress.png names it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from nnunet_kd.classification.trainer import ClsTrainerMixin
+    from nnunet_kd.trainer_base import KDLocalLogger
+    saved, close = [], plt.close
+
+    def recording_close(fig=None):
+        saved.append({t.get_text() for t in (fig or plt.gcf()).findobj(Text)})
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", recording_close)
+    logger = KDLocalLogger(["kd_loss"], ClsTrainerMixin.epoch_metric)
+    for epoch in range(2):
+        for key in logger.my_fantastic_logging:
+            logger.log(key, [0.5] if key == "dice_per_class_or_region" else 0.5 + epoch, epoch)
+    logger.plot_progress_png(str(tmp_path))
+    assert os.path.isfile(tmp_path / "progress.png") and os.path.isfile(tmp_path / "progress_kd.png")
+    progress = saved[0]
+    assert {"balanced accuracy", "balanced accuracy (mov. avg.)"} <= progress
+    assert not [t for t in progress if "pseudo dice" in t]
+    assert "kd_loss" in saved[1]
+    from nnunetv2.training.logging.nnunet_logger import LocalLogger
+    plain = LocalLogger()
+    for key in plain.my_fantastic_logging:
+        plain.log(key, [0.5] if key == "dice_per_class_or_region" else 0.5, 0)
+    plain.plot_progress_png(str(tmp_path))
+    assert "pseudo dice" in saved[-1]  # renamed only inside the plugin's logger

@@ -20,6 +20,7 @@ from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, 
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, SITK_ENDINGS, ImageFile, check_images, check_new_dataset,
                                        error_reason, natural_channels, raw_root_folder, scan_images)
 from nnunet_kd.errors import KDError, listing
+from nnunet_kd.progress import cases_bar
 
 
 def _match(rows: list[LabelRow], images: list[ImageFile]) -> tuple[dict[str, LabelRow], list[str]]:
@@ -110,7 +111,7 @@ def convert_cls(images_dir: str, labels_csv: str, dataset_id: int, name: str, ra
     try:
         os.makedirs(images_tr)
         os.makedirs(labels_tr)
-        for image in sorted(images, key=lambda i: i.case):
+        for image in cases_bar(sorted(images, key=lambda i: i.case), f"convert-cls: writing {name}"):
             try:
                 _write_case(image, images_tr, labels_tr)
             except (OSError, RuntimeError, ValueError) as e:

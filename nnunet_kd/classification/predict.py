@@ -14,6 +14,7 @@ from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
 from nnunet_kd.errors import KDError, listing
+from nnunet_kd.progress import cases_bar
 from nnunet_kd.protocol.teachers import read_model_folder
 from nnunet_kd.test_set import summary_path
 
@@ -45,7 +46,8 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
         raise KDError(f"-i {images}: cases {wrong[:5]} do not have one file per channel of "
                       f"{list(dataset_json['channel_names'].values())} (CASE_0000, CASE_0001, ...).")
     preprocessor = cm.preprocessor_class(verbose=False)
-    data = [resize_to_patch(preprocessor.run_case(f, None, pm, cm, dataset_json)[0], cm.patch_size) for f in files]
+    data = [resize_to_patch(preprocessor.run_case(f, None, pm, cm, dataset_json)[0], cm.patch_size)
+            for f in cases_bar(files, "predict-cls: preprocessing")]
     is_2d = len(cm.patch_size) == 2
     probs = np.mean([predict_probabilities(net, data, is_2d, dev) for net in networks], 0)
     os.makedirs(os.path.dirname(os.path.abspath(output_csv)), exist_ok=True)

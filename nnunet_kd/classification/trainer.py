@@ -21,9 +21,11 @@ from torch import autocast, distributed as dist, nn
 from nnunet_kd.classification.labels import class_names, read_case_classes
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
+from nnunet_kd.config import EPOCH_METRICS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.planning.channels import DERIVED_KEY
+from nnunet_kd.progress import cases_bar
 from nnunet_kd.trainer_base import failpoint
 
 
@@ -93,6 +95,8 @@ class ClsTrainerMixin:
     network_trainer_name = "nnUNetTrainerCls"
     #: whether classification.backbone (timm) may replace the plans' encoder
     supports_backbone = False
+    #: logged where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
+    epoch_metric = EPOCH_METRICS["cls"]
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -190,6 +194,7 @@ class ClsTrainerMixin:
         # nnU-Net selects checkpoint_best on the EMA of 'mean_fg_dice': here the balanced accuracy
         self.logger.log("mean_fg_dice", bacc, self.current_epoch)
         self.logger.log("dice_per_class_or_region", [bacc], self.current_epoch)
+        self.print_to_log_file(f"{self.epoch_metric} {bacc:.4f}")
         self.logger.log("val_losses", float(np.mean(losses)), self.current_epoch)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
@@ -198,7 +203,8 @@ class ClsTrainerMixin:
             return
         _, val_keys = self.do_split()
         dataset = self.loader_dataset(self.dataset_class(self.preprocessed_dataset_folder, val_keys))
-        probs = predict_probabilities(self.network, (dataset.load_case(k)[0] for k in val_keys),
+        probs = predict_probabilities(self.network, (dataset.load_case(k)[0] for k in cases_bar(
+                                          val_keys, "final validation")),
                                       len(self.configuration_manager.patch_size) == 2, self.device)
         folder = join(self.output_folder, "validation")
         maybe_mkdir_p(folder)

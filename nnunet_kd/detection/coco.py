@@ -23,6 +23,7 @@ from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images,
                                        natural_channels, raw_root_folder)
 from nnunet_kd.detection.boxes import rasterise
 from nnunet_kd.errors import KDError, listing
+from nnunet_kd.progress import cases_bar
 
 BOXES_JSON = "boxes.json"  # raw dataset folder: the boxes of every training case
 TEST_BOXES_JSON = "boxesTs.json"  # raw dataset folder, beside imagesTs: the boxes of every test case
@@ -251,7 +252,7 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
     try:
         os.makedirs(images_tr)
         os.makedirs(labels_tr)
-        for entry in sorted(images.values(), key=lambda e: e.file.case):
+        for entry in cases_bar(sorted(images.values(), key=lambda e: e.file.case), f"convert-det: writing {name}"):
             case = entry.file.case
             try:
                 for c, arr in enumerate(natural_channels(entry.file.path)):

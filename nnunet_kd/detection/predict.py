@@ -13,6 +13,7 @@ from nnunet_kd.detection.coco import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
+from nnunet_kd.progress import cases_bar
 from nnunet_kd.protocol.teachers import read_model_folder
 from nnunet_kd.test_set import summary_path
 
@@ -51,7 +52,7 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
         raise KDError(f"-i {images} holds no images named CASE_0000{ending}.")
     preprocessor = cm.preprocessor_class(verbose=False)
     results = []
-    for case_files in files:
+    for case_files in cases_bar(files, "predict-det"):
         case = os.path.basename(case_files[0])[:-len(ending) - 5]
         data, _, properties = preprocessor.run_case(case_files, None, pm, cm, dataset_json)
         image = torch.from_numpy(np.asarray(data, dtype=np.float32)[:, 0]).to(dev)

@@ -16,8 +16,10 @@ from nnunet_kd.detection.distill import detector_losses
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
+from nnunet_kd.config import EPOCH_METRICS
 from nnunet_kd.errors import KDError
 from nnunet_kd.planning.channels import DERIVED_KEY
+from nnunet_kd.progress import cases_bar
 from nnunet_kd.trainer_base import failpoint
 
 
@@ -35,6 +37,8 @@ def instance_categories(dataset_name: str, dataset_json: dict) -> dict:
 
 class DetTrainerMixin:
     network_trainer_name = "nnUNetTrainerDet"
+    #: logged where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
+    epoch_metric = EPOCH_METRICS["det"]
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -98,6 +102,7 @@ class DetTrainerMixin:
         score = froc(gt, pred)["froc"] if any(gt.values()) else 0.0
         self.logger.log("mean_fg_dice", score, self.current_epoch)
         self.logger.log("dice_per_class_or_region", [score], self.current_epoch)
+        self.print_to_log_file(f"{self.epoch_metric} {score:.4f}")
         self.logger.log("val_losses", float("nan"), self.current_epoch)
 
     def perform_actual_validation(self, save_probabilities: bool = False):
@@ -108,7 +113,7 @@ class DetTrainerMixin:
         _, val_keys = self.do_split()
         dataset = self.dataset_class(self.preprocessed_dataset_folder, val_keys)
         gt, pred = {}, {}
-        for k in val_keys:
+        for k in cases_bar(val_keys, "final validation"):
             data, seg, _, _ = dataset.load_case(k)
             image = torch.from_numpy(np.asarray(data[:], dtype=np.float32)[:, 0]).to(self.device)
             seg = torch.from_numpy(np.asarray(seg[:])[:, 0].astype(np.int64))

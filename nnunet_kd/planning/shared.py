@@ -38,6 +38,7 @@ from nnunet_kd.planning.existing_teachers import check_against_plans, read_exist
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.planning.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
+from nnunet_kd.progress import cases_bar
 
 SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 # configuration entries that must agree between the datasets of one shared plans name
@@ -65,13 +66,18 @@ def _check_case(image_files: list[str], reader_class) -> str | None:
     return None
 
 
+def _check_case_files(args) -> str | None:
+    return _check_case(*args)
+
+
 def _check_dataset(name: str, cases: dict, dataset_json: dict, num_processes: int) -> None:
     """Rejects NaN/inf images before nnU-Net's fingerprint extraction reads them."""
     example = next(iter(cases.values()))["images"][0]
     reader = determine_reader_writer_from_dataset_json(dataset_json, example, allow_nonmatching_filename=True,
                                                        verbose=False)
     with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
-        problems = [p for p in pool.starmap(_check_case, [(c["images"], reader) for c in cases.values()]) if p]
+        checked = pool.imap(_check_case_files, [(c["images"], reader) for c in cases.values()])
+        problems = [p for p in cases_bar(checked, f"{name}: NaN/inf check", len(cases)) if p]
     if problems:
         raise KDError(f"{name} has images with non-finite values; fix or remove these cases and rerun:\n  "
                       + "\n  ".join(problems))
@@ -402,7 +408,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
         if not isfile(join(d.preprocessed_folder, "dataset_fingerprint.json")):
             _check_dataset(d.name, d.cases, d.json, num_processes)
         extract_fingerprint_dataset(d.id, num_processes=num_processes, clean=False, verbose=False,
-                                    show_progress_bar=False)
+                                    show_progress_bar=True)
         write_record(d)
 
     # 3. target plans + preset + KD block
@@ -455,7 +461,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
                           f"Run nnUNetv2_preprocess -d {tgt.id} -plans_name {plans} -c {' '.join(todo)} first.")
         if todo:
             log(f"preprocessing {d.name} {todo}")
-            preprocess_dataset(d.id, name, todo, [num_processes] * len(todo), verbose=False, show_progress_bar=False)
+            preprocess_dataset(d.id, name, todo, [num_processes] * len(todo), verbose=False, show_progress_bar=True)
     if spec.unlabelled:
         for c in configurations:
             folder = unlabelled_folder(tgt.preprocessed_folder, target_plans["configurations"][c]["data_identifier"])

@@ -12,6 +12,7 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, 
     get_identifiers_from_splitted_dataset_folder
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.progress import cases_bar
 
 PREFIX = "unlabelled_"
 
@@ -54,9 +55,8 @@ def preprocess_unlabelled(cases: dict, plans: dict, configuration: str, dataset_
     maybe_mkdir_p(out_folder)
     done = set(nnUNetDatasetBlosc2.get_identifiers(out_folder))
     preprocessor = _unlabelled(cm.preprocessor_class)(verbose=False)
-    for case, files in cases.items():
-        if PREFIX + case in done:
-            continue
+    todo = {case: files for case, files in cases.items() if PREFIX + case not in done}
+    for case, files in cases_bar(todo.items(), "unlabelled target images: preprocessing", len(todo)):
         preprocessor.run_case_save(join(out_folder, PREFIX + case), files, None, pm, cm, dataset_json)
 
 
