@@ -3,6 +3,8 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
+import subprocess
 import sys
 
 from nnunet_kd.errors import KDError
@@ -125,9 +127,17 @@ def _run(args) -> None:
         raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
     if args.test_images:
         check_test_inputs(args.task, args.test_images, args.test_labels)
-    pipeline = Pipeline(_run_spec(args), force=args.force, verbose=args.verbose)
+    if (args.submit or args.sbatch_args is not None) and not args.slurm:
+        raise KDError("--submit and --sbatch-args go with --slurm.")
+    if args.slurm and args.dry_run:
+        raise KDError("--slurm writes the submission script instead of running; leave out --dry-run.")
+    spec = _run_spec(args)
+    pipeline = Pipeline(spec, force=args.force, verbose=args.verbose)
     if args.dry_run:
         print("\n".join(pipeline.dry_run_lines()))
+        return
+    if args.slurm:
+        _slurm(pipeline, spec, args)
         return
     pipeline.run()
     models = pipeline.models()
@@ -135,6 +145,22 @@ def _run(args) -> None:
     out = os.path.join(results, pipeline.target, f"nnunet_kd_test_{pipeline.plans_name}_{args.c}")
     tests = pipeline.test_set(args.test_images, args.test_labels, out) if args.test_images else {}
     report(results, pipeline.target, pipeline.plans_name, args.c, models, tests)
+
+
+def _slurm(pipeline, spec, args) -> None:
+    from nnunet_kd.pipeline import run_argv
+    from nnunet_kd.slurm import write_script
+    command = run_argv(spec) + (["--test-images", os.path.abspath(args.test_images), "--test-labels",
+                                 os.path.abspath(args.test_labels)] if args.test_images else [])
+    path = write_script(pipeline, command, shlex.split(args.sbatch_args or ""))
+    print(f"SLURM submission script: {path}")
+    if not args.submit:
+        print(f"Submit it with: bash {shlex.quote(path)}")
+        return
+    proc = subprocess.run(["bash", path])
+    if proc.returncode != 0:
+        raise KDError(f"bash {path} failed with exit status {proc.returncode} (sbatch's message is above); jobs "
+                      f"submitted before it stay queued: see squeue.")
 
 
 def _demo(args) -> None:
@@ -330,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true",
                    help="Stream every stage's own output (nnU-Net's) to the console instead of one live line per stage; "
                         "it always goes to the stage's log file too.")
+    p.add_argument("--slurm", action="store_true",
+                   help="Write a SLURM submission script instead of running: one job per unfinished stage with "
+                        "--dependency=afterok on the jobs it trains from, then a job running this `nnunet_kd run` for "
+                        "the records and the report. Written to $nnUNet_results/<target>/nnunet_kd_slurm_<plans>_<c>.sh.")
+    p.add_argument("--sbatch-args", default=None, metavar="\"OPTIONS\"",
+                   help='sbatch options for every job, e.g. "--partition=gpu --gres=gpu:1 --time=24:00:00".')
+    p.add_argument("--submit", action="store_true", help="With --slurm: also run the script (calls sbatch).")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("demo", epilog=EXAMPLES["demo"], help="Generate the built-in demo benchmark and run the whole pipeline on it (CPU).",

@@ -266,10 +266,12 @@ class Pipeline:
             record = join(folder, STAGE_RECORD)
             recorded = load_json(record)["fingerprint"] if isfile(record) else None
             current = self.fingerprint(stage)
-            if recorded is None:  # trained by hand before: adopt it as it is
+            if recorded is None:  # trained by hand or by a --slurm job: adopt it as it is
                 if write:
                     save_json_atomic({"fingerprint": current, "command": shlex.join(stage.argv), "adopted": True},
                                      record)
+                    if stage.id.startswith("student:"):
+                        self.record_teachers(stage)
                 return "done", "finished (trained outside `nnunet_kd run`; its KD block and teachers recorded now)"
             if recorded == current:
                 return "done", "finished, same KD block and teachers"

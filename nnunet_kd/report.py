@@ -11,6 +11,7 @@ from nnunet_kd import stats
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic, write_atomic
+from nnunet_kd.report_figures import draw_figures, training_curves
 
 KD_MODELS = ("joint teacher", "student")  # their source teachers saw the target's training images, unlabelled
 
@@ -155,8 +156,9 @@ def compare(model_runs: list, base_runs: list) -> dict:
 
 
 def _test_runs(folders) -> tuple:
-    """(metric values averaged over the runs, per-case results per run, notes) of the test folders of one model."""
-    values, runs, notes = [], [], []
+    """(metric values averaged over the runs, per-case results per run, notes, summary files) of the test folders of one
+    model."""
+    values, runs, notes, files = [], [], [], []
     for folder in [folders] if isinstance(folders, str) else folders:
         summary_file = folder if os.path.isfile(folder) else os.path.join(folder, "summary.json")
         if not os.path.isfile(summary_file):
@@ -165,15 +167,16 @@ def _test_runs(folders) -> tuple:
         summary = _load(summary_file)
         values.append(_headline_metric(summary, summary_file))
         runs.append(per_case(summary, summary_file))
+        files.append(summary_file)
         if not runs[-1]:
             notes.append(f"{summary_file} has no per-case results: no paired statistics")
     if not values:
-        return None, [], notes
+        return None, [], notes, files
     classes = dict.fromkeys(c for v in values for c in v["per_class"])
     test = {"foreground": _stats(v["foreground"] for v in values)["mean"],
             "per_class": {c: _stats(v["per_class"].get(c) for v in values)["mean"] for c in classes},
             "metric": values[0]["metric"], "runs": len(values)}
-    return test, [r for r in runs if r], notes
+    return test, [r for r in runs if r], notes, files
 
 
 def collect(results_root: str, target: str, plans: str, configuration: str, models: dict,
@@ -192,26 +195,29 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
         folder = trainer if os.path.isabs(trainer) else os.path.join(results_root, target,
                                                                      f"{trainer}__{plans}__{configuration}")
         trainer = os.path.basename(trainer) if os.path.isabs(trainer) else trainer
-        folds, notes, val_cases = {}, [], {}
+        folds, notes, val_cases, val_files = {}, [], {}, []
         for fold in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             summary_file = os.path.join(folder, fold, "validation", "summary.json")
             if re.fullmatch(r"fold_(\d+|all)", fold) and os.path.isfile(summary_file):
                 summary = _load(summary_file)
                 folds[fold] = _headline_metric(summary, summary_file)
                 val_cases[fold] = per_case(summary, summary_file)
+                val_files.append(summary_file)
                 notes += [f"{fold}: {p}" for p in _changed_teachers(os.path.join(folder, fold))]
         if not folds:
             notes.append(f"no fold_*/validation/summary.json in {folder}" if os.path.isdir(folder)
                          else f"no model folder {folder}")
         classes = dict.fromkeys(c for d in folds.values() for c in d["per_class"])
-        test, test_cases, test_notes = _test_runs(test_folders[label]) if label in test_folders else (None, [], [])
+        test, test_cases, test_notes, test_files = _test_runs(test_folders[label]) if label in test_folders \
+            else (None, [], [], [])
         cases[label] = {"validation": val_cases, "test": test_cases}
         rows[label] = {"trainer": trainer, "folder": folder, "folds": folds,
                        "validation_cases": sum(len(next(iter(c.values()))[1]) for c in val_cases.values() if c),
                        "validation": {"foreground": _stats(d["foreground"] for d in folds.values()),
                                       "per_class": {c: _stats(d["per_class"].get(c) for d in folds.values())
                                                     for c in classes}},
-                       "test": test, "notes": notes + test_notes}
+                       "test": test, "notes": notes + test_notes,
+                       "summaries": {"validation": val_files, "test": test_files}}
     if not any(r["folds"] or r["test"] for r in rows.values()):
         raise KDError(f"No results of plans '{plans}', configuration '{configuration}' in "
                       f"{os.path.join(results_root, target)} (looked for fold_*/validation/summary.json of "
@@ -226,8 +232,9 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
         row["paired"] = None if label == baseline else _paired_row(label, row, cases[label], cases[baseline])
     metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
     metric = next((m for m in ("balanced accuracy", "mAP") if m in metrics), "Dice")
+    task = {"balanced accuracy": "cls", "mAP": "det"}.get(metric, "seg")
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
-            "baseline": baseline, "metric": metric, "class_names": _class_names(base["folder"]),
+            "baseline": baseline, "metric": metric, "task": task, "class_names": _class_names(base["folder"]),
             "method": stats.METHOD, "models": rows, "source_teachers": source_teachers(rows)}
 
 
@@ -494,11 +501,17 @@ def write_report(report: dict, out_dir: str) -> str:
     lines += _paired_lines(report)
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]
     lines += ["", "Notes:", *notes] if notes else []
+    _plot(report, os.path.join(out_dir, "report.png"))
+    figures = [("Each model's metric and the paired differences to the baseline", "report.png")]
+    figures += draw_figures(report, out_dir)
+    lines += ["", "## Figures", ""] + [f"{caption}:\n\n![{caption}]({name})\n" for caption, name in figures]
+    curves = training_curves(report, out_dir)
+    lines += ["## Training curves (nnU-Net's progress.png, the plugin's progress_kd.png)", "", *curves, ""] if curves \
+        else []
     lines += ["", verdict_line(report)]
     text = "\n".join(lines) + "\n"
     write_atomic(os.path.join(out_dir, "report.md"), text)
     save_json_atomic(_finite_or_none(report), os.path.join(out_dir, "report.json"), indent=2, allow_nan=False)
-    _plot(report, os.path.join(out_dir, "report.png"))
     return text
 
 

@@ -4,6 +4,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -22,9 +23,9 @@ SOAK_MARK = "nnUNet_KD_TEST_RUN"
 
 @pytest.fixture(scope="module")
 def run_env(kd, kd_pipeline, tmp_path_factory):
-    """The fixture's datasets and plans, a fresh nnUNet_results: every training stage runs. Its own TMPDIR and a marker
+    """The fixture's datasets and plans, a fresh nnUNet_results: every training stage runs, seeded. Its own TMPDIR and a marker
     variable, which every process started by a run inherits, let the soak test find what a run leaves behind."""
-    return dict(kd.env, nnUNet_results=str(tmp_path_factory.mktemp("run_results")),
+    return dict(kd.env, nnUNet_results=str(tmp_path_factory.mktemp("run_results")), nnUNet_KD_SEED="0",
                 TMPDIR=str(tmp_path_factory.mktemp("run_tmp")), **{SOAK_MARK: uuid.uuid4().hex})
 
 
@@ -72,6 +73,70 @@ def test_run_trains_every_stage_and_reports(kd, run_env, first_run):
     teachers = [line for line in first_run.stdout.splitlines() if line.startswith(f"| {kd.source_a} |")]
     assert len(teachers) == 1 and "nnUNetTrainerDomainAdversarial_tiny | all |" in teachers[0]  # own validation,
     assert all(c.strip() for c in teachers[0].split("|")[4:7])  # domain head and probe accuracy
+
+
+# sbatch for the tests: runs each job at once, in submission order, unless a job it comes after failed (afterok)
+FAKE_SBATCH = """#!{python}
+import json, os, subprocess, sys
+path = os.environ["FAKE_SBATCH_LEDGER"]
+ledger = json.load(open(path)) if os.path.exists(path) else []
+options = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+flags = [a for a in sys.argv[1:] if "=" not in a]
+after = options.get("dependency", "afterok").split(":")[1:]
+job = str(1000 + len(ledger))
+rc = None
+if all([j["rc"] for j in ledger if j["id"] == a] == [0] for a in after):
+    with open(options["output"], "a") as out:
+        rc = subprocess.run(["sh", "-c", options["wrap"]], stdout=out, stderr=subprocess.STDOUT).returncode
+ledger.append(dict(id=job, name=options["job-name"], after=after, rc=rc, options=options, flags=flags))
+json.dump(ledger, open(path, "w"))
+print(job + ";testcluster")
+"""
+
+
+def test_slurm_jobs_follow_the_stage_graph_and_train_what_run_trains(kd, run_env, first_run, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH.format(python=sys.executable))
+    (bin_dir / "sbatch").chmod(0o755)
+    env = dict(run_env, nnUNet_results=str(tmp_path / "results"), PATH=f"{bin_dir}{os.pathsep}{run_env['PATH']}",
+               FAKE_SBATCH_LEDGER=str(tmp_path / "ledger.json"))
+    proc = kd.run(RUN + ["--slurm", "--sbatch-args", "--time=1:00:00 --exclusive", "--submit"], env=env)
+    script = proc.stdout.splitlines()[0].split(": ", 1)[1]
+    assert script == os.path.join(env["nnUNet_results"], kd.target, f"nnunet_kd_slurm_{kd.plans}_2d.sh")
+    ledger = load_json(env["FAKE_SBATCH_LEDGER"])
+    assert [j["rc"] for j in ledger] == [0] * len(ledger), ledger
+    assert all(j["options"]["time"] == "1:00:00" and "--exclusive" in j["flags"] and "--parsable" in j["flags"]
+               for j in ledger)
+    names = {j["id"]: j["name"].removeprefix("nnunet_kd_") for j in ledger}
+    # the jobs' graph is the pipeline's: every stage but the finished plan, after the stages it trains from
+    dry = [line.split("\t") for line in kd.run(RUN + ["--dry-run"], env=env).stdout.splitlines()
+           if not line.startswith("#")]
+    graph = {stage.replace(":", "_"): {d.replace(":", "_") for d in after[6:].split(",")} - {"plan", "-"}
+             for stage, after, *_ in dry if stage != "plan"}
+    jobs = {names[j["id"]]: {names[a] for a in j["after"]} for j in ledger}
+    assert jobs.pop("run") == set(graph)  # the last job, `nnunet_kd run`, after all of them
+    assert jobs == graph
+    assert all(f"job {j['id']}" in proc.stdout for j in ledger)
+    # the same models as `run` (both seeded), adopted by the last job with the student's teacher record
+    for dataset, trainer in ((kd.source_a, "nnUNetTrainerDomainAdversarial_tiny"), (kd.target, "nnUNetTrainer_tiny"),
+                             (kd.target, "nnUNetTrainerJointTeacher_tiny"), (kd.target, "nnUNetTrainerJointKD_tiny")):
+        mine, theirs = _fold_folder(env, kd, dataset, trainer), _fold_folder(run_env, kd, dataset, trainer)
+        a = load_checkpoint(os.path.join(mine, "checkpoint_final.pth"))["network_weights"]
+        b = load_checkpoint(os.path.join(theirs, "checkpoint_final.pth"))["network_weights"]
+        assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in b), trainer
+        assert load_json(os.path.join(mine, "nnunet_kd_stage.json"))["adopted"]
+    student = load_json(os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{kd.plans}__2d",
+                                     "plans.json"))
+    assert len(student["nnunet_kd"]["run"]["teachers"]) == 3
+    with open(os.path.join(env["nnUNet_results"], kd.target, f"nnunet_kd_run_{kd.plans}.log")) as f:
+        assert "| student | nnUNetTrainerJointKD_tiny | 0 |" in f.read()  # the report
+    # written again once all is done: only the last job is left
+    again = kd.run(RUN + ["--slurm"], env=env)
+    assert "Submit it with: bash" in again.stdout
+    with open(script) as f:
+        text = f.read()
+    assert text.count("$(submit ") == 1 and "jrun=$(submit" in text and "--dependency" not in text
 
 
 @pytest.fixture(scope="module")

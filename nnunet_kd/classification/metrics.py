@@ -20,8 +20,8 @@ def _auroc(is_class: np.ndarray, score: np.ndarray) -> float:
 def classification_summary(y_true, probabilities, class_names: list[str], cases=None) -> dict:
     """Accuracy, balanced accuracy, macro F1 (over the classes in y_true or predicted), per-class and macro
     one-vs-rest AUROC (over the classes with an AUROC; NaN if none), the confusion matrix (rows: true class,
-    columns: predicted class = argmax of the probabilities) and, given the case ids, the true and predicted class of
-    every case (for paired statistics)."""
+    columns: predicted class = argmax of the probabilities) and, given the case ids, the true and predicted class and
+    the probabilities of every case (paired statistics, ROC curves)."""
     y_true = np.asarray(y_true).astype(int).ravel()
     probabilities = np.asarray(probabilities, dtype=np.float64)
     n = len(class_names)
@@ -48,8 +48,9 @@ def classification_summary(y_true, probabilities, class_names: list[str], cases=
         "num_cases": int(len(y_true)),
         "class_names": list(class_names),
         **({} if cases is None else {"per_case": [
-            {"case": str(c), "true": class_names[t], "predicted": class_names[p]}
-            for c, t, p in zip(cases, y_true, y_pred)]}),
+            {"case": str(c), "true": class_names[t], "predicted": class_names[p],
+             "probabilities": [float(v) for v in prob]}
+            for c, t, p, prob in zip(cases, y_true, y_pred, probabilities)]}),
     }
 
 

@@ -32,7 +32,8 @@ def test_equals_sklearn():
 def test_per_case_classes_with_case_ids():
     s = classification_summary(Y, PROBS, NAMES, [f"c{i}" for i in range(10)])
     pred = PROBS.argmax(1)
-    assert s["per_case"] == [{"case": f"c{i}", "true": NAMES[Y[i]], "predicted": NAMES[pred[i]]} for i in range(10)]
+    assert s["per_case"] == [{"case": f"c{i}", "true": NAMES[Y[i]], "predicted": NAMES[pred[i]],
+                              "probabilities": PROBS[i].tolist()} for i in range(10)]
 
 
 def test_absent_class_gives_nan_auroc_without_crash():

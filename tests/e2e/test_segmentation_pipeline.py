@@ -88,25 +88,47 @@ def test_continue_restores_student_adapters(kd, kd_pipeline, nnunet_env, monkeyp
         assert torch.equal(v, saved["modules"][k])
 
 
-def test_export_and_install_roundtrip_predicts_without_the_plugin(kd, kd_pipeline, tmp_path):
+# a challenge container: stock nnU-Net, the plugin not importable (also not through an editable install's finder)
+BLOCKER = """import sys
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name == "nnunet_kd" or name.startswith("nnunet_kd."):
+            raise ImportError(name + " is blocked: the container has stock nnU-Net only")
+sys.meta_path.insert(0, _Blocked())
+"""
+
+
+def test_exported_student_gives_the_reports_test_dice_where_only_stock_nnunet_runs(kd, kd_pipeline, tmp_path):
+    """The README's challenge steps: export, install into an empty results folder, nnUNetv2_predict and
+    nnUNetv2_evaluate_folder with the plugin unimportable give the test Dice `run --test-images` reports."""
+    from nnunet_kd.test_set import predict_and_score
+    images, labels = (os.path.join(kd.raw, kd.target, d) for d in ("imagesTs", "labelsTs"))
+    reported = load_json(os.path.join(predict_and_score("seg", kd_pipeline.student, ["0"], "cpu", images, labels,
+                                                        str(tmp_path / "report")), "summary.json"))
     zip_file = str(tmp_path / "student.zip")
     kd.run(["nnUNetv2_export_model_to_zip", "-d", kd.target, "-o", zip_file, "-c", "2d", "-tr",
             "nnUNetTrainerJointKD_tiny", "-p", kd.plans, "-f", "0"], ext_trainer=False)
-    fresh = str(tmp_path / "fresh_results")
-    os.makedirs(fresh)
-    env = dict(kd.env, nnUNet_results=fresh)
-    kd.run(["nnUNetv2_install_pretrained_model_from_zip", zip_file], env=env, ext_trainer=False)
-    script = (
-        "import sys, torch\n"
-        "from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor\n"
-        "p = nnUNetPredictor(device=torch.device('cpu'), perform_everything_on_device=False)\n"
-        f"p.initialize_from_trained_model_folder({kd.model_folder(kd.target, 'nnUNetTrainerJointKD_tiny', fresh)!r},"
-        " use_folds=(0,))\n"
-        f"p.predict_from_files({os.path.join(kd.raw, kd.target, 'imagesTs')!r}, {str(tmp_path / 'out')!r},"
-        " num_processes_preprocessing=1, num_processes_segmentation_export=1)\n"
-        "assert not [m for m in sys.modules if m.startswith('nnunet_kd')], 'the plugin was imported'\n")
-    kd.run([sys.executable, "-c", script], env=env, ext_trainer=False)
-    assert len([f for f in os.listdir(tmp_path / "out") if f.endswith(".png")]) == 4
+    (tmp_path / "blocker").mkdir()
+    (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
+    container = {k: v for k, v in kd.env.items() if k != "nnUNet_extTrainer"}
+    container.update(nnUNet_results=str(tmp_path / "fresh_results"), PYTHONPATH=str(tmp_path / "blocker"))
+    os.makedirs(container["nnUNet_results"])
+    blocked = kd.run([sys.executable, "-c", "import nnunet_kd"], env=container, ext_trainer=False, check=False)
+    assert blocked.returncode == 1 and "is blocked" in blocked.stderr
+    kd.run(["nnUNetv2_install_pretrained_model_from_zip", zip_file], env=container, ext_trainer=False)
+    installed = kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny", container["nnUNet_results"])
+    out = str(tmp_path / "out")
+    kd.run(["nnUNetv2_predict", "-i", images, "-o", out, "-d", kd.target, "-c", "2d", "-f", "0", "-p", kd.plans,
+            "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], env=container, ext_trainer=False)
+    kd.run(["nnUNetv2_evaluate_folder", labels, out, "-djfile", os.path.join(installed, "dataset.json"),
+            "-pfile", os.path.join(installed, "plans.json"), "-np", "1"], env=container, ext_trainer=False)
+    summary = load_json(os.path.join(out, "summary.json"))
+    assert len(summary["metric_per_case"]) == 4
+    assert summary["foreground_mean"]["Dice"] == pytest.approx(reported["foreground_mean"]["Dice"], abs=1e-6)
+    for got, want in zip(summary["metric_per_case"], reported["metric_per_case"]):
+        assert os.path.basename(got["reference_file"]) == os.path.basename(want["reference_file"])
+        for c, m in want["metrics"].items():
+            assert got["metrics"][c]["Dice"] == pytest.approx(m["Dice"], nan_ok=True)
 
 
 def test_multi_head_baseline_exports_a_stock_target_head(kd, kd_pipeline, tmp_path):
