@@ -122,9 +122,11 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
 
 def lesion_demo() -> list[DatasetSpec]:
     """The built-in demo, the situation the method is for: a target with 8 labelled cases (30 test cases) whose scanner
-    shows the organ well but small lesions only faintly, and two sources of 40 cases from other scanners that show the
-    lesions clearly. Labels: organ and lesion in all three."""
+    shows the organ well but small lesions only faintly, 24 unlabelled target images (a hospital's archive: the source
+    teachers' target-domain images, `plan --extra-target-images`), and two sources of 40 cases from other scanners
+    that show the lesions clearly. Labels: organ and lesion in all three."""
     specs = tiny_benchmark(n_target=8, n_source=40, n_test=30)
+    specs[0].num_unlabelled = 24
     for spec in specs:
         spec.organ_label, spec.lesion_radius = True, (0.07, 0.14)
     # lesions 0.08 brighter than the organ, under noise of 0.07 and a bias field
