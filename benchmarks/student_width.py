@@ -11,7 +11,6 @@ markdown table; --out writes it.
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -23,35 +22,13 @@ import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
-
-def _env() -> dict:
-    from nnunet_kd import trainer_path
-    return {**os.environ, "nnUNet_extTrainer": trainer_path(), "nnUNet_n_proc_DA": "0",
-            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-
-
-def _variant_plans(target: str, plans: str, width: float) -> str:
-    """The shared plans with another student width, distilling from the joint teacher of `plans`."""
-    name = f"{plans}_w{width:g}".replace(".", "")
-    p = load_json(join(os.environ["nnUNet_preprocessed"], target, plans + ".json"))
-    p["plans_name"] = name
-    p["nnunet_kd"]["student"].update(width=width, joint_teacher_plans=plans)
-    path = join(os.environ["nnUNet_preprocessed"], target, name + ".json")
-    if isfile(path) and load_json(path) != p:
-        raise SystemExit(f"{path} exists and differs from the variant this benchmark writes; remove it first.")
-    with open(path, "w") as f:
-        json.dump(p, f, indent=1)
-    return name
-
-
-def _model_folder(target, trainer, plans, configuration) -> str:
-    return join(os.environ["nnUNet_results"], target, f"{trainer}__{plans}__{configuration}")
+from variant_plans import model_folder, only_shared_plans, trainer_env, variant_plans
 
 
 def _test_dice(target, trainer, plans, configuration, fold, device, out_dir) -> float:
     from nnunet_kd.test_set import predict_and_score
     raw = join(os.environ["nnUNet_raw"], target)
-    predict_and_score("seg", _model_folder(target, trainer, plans, configuration), [fold], device,
+    predict_and_score("seg", model_folder(target, trainer, plans, configuration), [fold], device,
                       join(raw, "imagesTs"), join(raw, "labelsTs"), out_dir)
     return load_json(join(out_dir, "summary.json"))["foreground_mean"]["Dice"]
 
@@ -60,7 +37,7 @@ def _ms_per_patch(model_folder, configuration, fold, device, repeats) -> tuple:
     """Median ms of one forward pass (batch 1, one patch, inference mode) and the parameter count."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     predictor = nnUNetPredictor(device=torch.device(device), perform_everything_on_device=device != "cpu")
-    predictor.initialize_from_trained_model_folder(model_folder, (fold,), "checkpoint_final.pth")
+    predictor.initialize_from_trainedmodel_folder(model_folder, (fold,), "checkpoint_final.pth")
     net = predictor.network.to(device).eval()
     patch = predictor.configuration_manager.patch_size
     x = torch.randn(1, len(predictor.dataset_json["channel_names"]), *patch, device=device)
@@ -100,20 +77,21 @@ def main(argv=None) -> str:
             os.environ[k] = join(os.path.abspath(args.work), k)
     from nnunet_kd.datasets import dataset_name
     target = dataset_name(args.t)
-    plans = args.p or _only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
-    narrow = args.narrow_plans or _variant_plans(target, plans, args.width)
+    plans = args.p or only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
+    narrow = args.narrow_plans or variant_plans(target, plans, f"w{args.width:g}".replace(".", ""),
+                                                {"student": {"width": args.width}})
     trainer = "nnUNetTrainerJointKD" + args.suffix
-    folder = _model_folder(target, trainer, narrow, args.c)
+    folder = model_folder(target, trainer, narrow, args.c)
     if not isfile(join(folder, f"fold_{args.f}", "checkpoint_final.pth")):
         subprocess.run(["nnUNetv2_train", target, args.c, args.f, "-p", narrow, "-tr", trainer, "-device",
-                        args.device], env=_env(), check=True)
+                        args.device], env=trainer_env(), check=True)
     rows = []
     narrow_width = load_json(join(os.environ["nnUNet_preprocessed"], target, narrow + ".json"))["nnunet_kd"]["student"][
         "width"]
     for width, p in ((1.0, plans), (narrow_width, narrow)):
-        pred = join(os.path.dirname(_model_folder(target, trainer, p, args.c)), f"test_predictions_{trainer}__{p}")
+        pred = join(os.path.dirname(model_folder(target, trainer, p, args.c)), f"test_predictions_{trainer}__{p}")
         dice = _test_dice(target, trainer, p, args.c, args.f, args.device, pred)
-        ms, params, patch = _ms_per_patch(_model_folder(target, trainer, p, args.c), args.c, args.f, args.device,
+        ms, params, patch = _ms_per_patch(model_folder(target, trainer, p, args.c), args.c, args.f, args.device,
                                           args.repeats)
         rows.append((width, params, ms, dice))
     command = "python benchmarks/student_width.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -129,14 +107,6 @@ def main(argv=None) -> str:
         with open(args.out, "w") as f:
             f.write(table)
     return table
-
-
-def _only_shared_plans(folder: str) -> str:
-    names = sorted(f[:-5] for f in os.listdir(folder) if f.startswith("nnUNetPlans_kd_") and f.endswith(".json")
-                   and "_w" not in f[15:])
-    if len(names) != 1:
-        raise SystemExit(f"{folder} holds shared plans {names}; choose one with -p.")
-    return names[0]
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses
     assert json.loads((tmp_path / "dann_probe.json").read_text())[0]["teachers"]["A"]["0"]["probe"] == 0.99
 
 
-@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width",
+@pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width", "student_variant",
                                     "cls_domain_shift", "det_domain_shift", "dann_probe", "ablation"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:

@@ -62,6 +62,7 @@ def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
 
 def test_student_width_benchmark_on_the_half_width_student(kd, kd_pipeline, tmp_path, monkeypatch):
     """benchmarks/student_width.py compares the student above with the full-width one (its figures not asserted)."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as `python benchmarks/student_width.py` has it
     spec = importlib.util.spec_from_file_location("student_width", os.path.join(ROOT, "benchmarks", "student_width.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -1,0 +1,99 @@
+"""Another student from the same teachers: a finished domain-shift run's joint teacher distilled into a student with
+other settings, scored on the run's test set against the run's own baseline.
+
+    python benchmarks/student_variant.py --work /tmp/nnunet_kd_bench_1_no_dann --seed 1 --arm no_dann \
+        --name init_tt --set student.init_from_target_teacher=true [--set distill.w_feat=0 ...]
+
+Writes a copy of the run's shared plans with the settings changed (`student.joint_teacher_plans` = the run's plans),
+trains the student through `nnUNetv2_train` (seeded with --seed; skipped when finished), predicts the run's target
+test set and records baseline, joint teacher and this student in results/<benchmark>_<arm>+<name>.{json,md}: the same
+paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
+are chosen on the seeds of the choice stage, never on the final run's.
+"""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from batchgenerators.utilities.file_and_folder_operations import isfile, join
+
+from seed_runs import kept_summary, machine, record
+from variant_plans import model_folder, only_shared_plans, trainer_env, variant_plans
+
+MODELS = {"dataset-specific (target teacher)": "nnUNetTrainer", "joint teacher": "nnUNetTrainerJointTeacher"}
+STUDENT = "nnUNetTrainerJointKD"
+TITLES = {"domain_shift": "Domain-shift benchmark (segmentation)", "small_lesion": "Small-lesion benchmark (segmentation)"}
+
+
+def parse_setting(text: str) -> tuple[str, str, object]:
+    """GROUP.KEY=VALUE (VALUE as JSON: 0, 0.5, true, "class") -> (group, key, value)."""
+    path, _, value = text.partition("=")
+    group, _, key = path.partition(".")
+    if not (group and key and value):
+        raise SystemExit(f"--set {text}: give GROUP.KEY=VALUE, e.g. distill.w_feat=0")
+    try:
+        return group, key, json.loads(value)
+    except ValueError:
+        return group, key, value
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="The run's folder (domain_shift.py's --out).")
+    parser.add_argument("--seed", type=int, required=True, help="The run's seed (also the student's).")
+    parser.add_argument("--arm", default=None, help="The run's ablation arm (its --tag), if any.")
+    parser.add_argument("--name", required=True, help="Name of the variant (results/<benchmark>_<arm>+<name>.*).")
+    parser.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                        help="A student setting of the KD block, e.g. distill.kd_mode=class; repeatable.")
+    parser.add_argument("--benchmark", default="domain_shift", choices=list(TITLES))
+    parser.add_argument("--suffix", default="_demo", help="The run's trainer variant. Default: _demo.")
+    args = parser.parse_args(argv)
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ[k] = join(os.path.abspath(args.work), k)
+    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.test_set import predict_and_score
+    target = dataset_name(1)
+    plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
+    changes = {}
+    for group, key, value in map(parse_setting, args.set):
+        changes.setdefault(group, {})[key] = value
+    variant = variant_plans(target, plans, args.name, changes)
+    trainer = STUDENT + args.suffix
+    start = datetime.datetime.now()
+    folder = model_folder(target, trainer, variant, "2d")
+    if not isfile(join(folder, "fold_0", "checkpoint_final.pth")):
+        subprocess.run(["nnUNetv2_train", target, "2d", "0", "-p", variant, "-tr", trainer, "-device", "cpu"],
+                       env={**trainer_env(), "nnUNet_KD_SEED": str(args.seed)}, check=True)
+    raw = join(os.environ["nnUNet_raw"], target)
+    predictions = join(os.path.abspath(args.work), "test_predictions")
+    out = predict_and_score("seg", folder, ["0"], "cpu", join(raw, "imagesTs"), join(raw, "labelsTs"),
+                            join(predictions, f"{trainer}__{variant}"))
+    summaries = {label: join(predictions, t + args.suffix, "summary.json") for label, t in MODELS.items()}
+    summaries["student"] = join(out, "summary.json")
+    kept = {}
+    for label, path in summaries.items():
+        with open(path) as f:
+            kept[label] = kept_summary(json.load(f))
+    command = "python benchmarks/student_variant.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(),
+           "minutes": (datetime.datetime.now() - start).total_seconds() / 60, "command": command,
+           "settings": changes, "test_dice": {label: _foreground(path) for label, path in summaries.items()},
+           "summaries": kept}
+    arm = "+".join(a for a in (args.arm, args.name) if a)
+    text = record(f"{args.benchmark}_{arm}", run, f"{TITLES[args.benchmark]}, student variant '{arm}'",
+                  {"test_dice": "Target test-set foreground Dice of the baseline, the run's joint teacher and this "
+                                "student, one row per seed; written by `benchmarks/student_variant.py`."})
+    print(text)
+    return text
+
+
+def _foreground(summary_file: str) -> float:
+    with open(summary_file) as f:
+        return json.load(f)["foreground_mean"]["Dice"]
+
+
+if __name__ == "__main__":
+    main()
