@@ -25,7 +25,8 @@ def arms(benchmark: str, results: str) -> dict:
             arm = "default" if name == f"{benchmark}.json" else name[len(benchmark) + 1:-5]
             with open(os.path.join(results, name)) as f:
                 out[arm] = json.load(f)
-    return dict(sorted(out.items(), key=lambda kv: kv[0] != "default"))
+    # the default arm first, each arm before its student variants (<arm>+<variant>)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "default", kv[0].split("+")[0], kv[0])))
 
 
 def render(benchmark: str, arm_runs: dict) -> str:
