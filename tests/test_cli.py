@@ -18,6 +18,8 @@ RUN = ["run", "-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny", "--chan
     (["-f", "0,1"], "separated by spaces (e.g. -f 0 1 2 3 4); ['0,1'] is not a fold"),
     (["-f", "0", "0"], "names a fold twice"),
     (["-f", "0", "-p", "nnUNetPlans_kd_ab12cd34"], "in `nnunet_kd run`, -p is not the plans to train with"),
+    (["-f", "0", "--submit"], "--submit and --sbatch-args go with --slurm"),
+    (["-f", "0", "--slurm"], "--slurm writes the submission script instead of running; leave out --dry-run"),
 ])
 def test_run_refuses_bad_options_before_anything_runs(nnunet_env, capsys, args, message):
     before = tree_digest(nnunet_env.preprocessed), tree_digest(nnunet_env.results)
