@@ -33,11 +33,11 @@ def _test_dice(target, trainer, plans, configuration, fold, device, out_dir) -> 
     return load_json(join(out_dir, "summary.json"))["foreground_mean"]["Dice"]
 
 
-def _ms_per_patch(model_folder, configuration, fold, device, repeats) -> tuple:
+def _ms_per_patch(folder, configuration, fold, device, repeats) -> tuple:
     """Median ms of one forward pass (batch 1, one patch, inference mode) and the parameter count."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     predictor = nnUNetPredictor(device=torch.device(device), perform_everything_on_device=device != "cpu")
-    predictor.initialize_from_trainedmodel_folder(model_folder, (fold,), "checkpoint_final.pth")
+    predictor.initialize_from_trained_model_folder(folder, (fold,), "checkpoint_final.pth")
     net = predictor.network.to(device).eval()
     patch = predictor.configuration_manager.patch_size
     x = torch.randn(1, len(predictor.dataset_json["channel_names"]), *patch, device=device)
