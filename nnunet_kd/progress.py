@@ -109,18 +109,18 @@ class _Progress:
 
     def __init__(self, title: str, epochs: int, metric_name: str):
         self.title, self.epochs, self.metric_name = title, epochs, metric_name
-        self.bar = tqdm(total=epochs, desc=title, unit="epoch", dynamic_ncols=True, leave=True,
-                        bar_format="{desc}: epoch {n_fmt}/{total_fmt} |{bar:20}| {postfix}") if _tty() else None
+        self.bar = tqdm(total=epochs, desc=f"{title}: epoch 0/{epochs}", unit="epoch", dynamic_ncols=True,
+                        bar_format="{desc} |{bar:20}|") if _tty() else None
         self.printed = 0
 
     def update(self, lines: EpochLines) -> None:
-        text = lines.summary(self.epochs, self.metric_name)
-        if self.bar is not None:
+        text = f"{self.title}: epoch {lines.done}/{self.epochs}, {lines.summary(self.epochs, self.metric_name)}"
+        if self.bar is not None:  # the same line, the bar after it
             self.bar.n = min(lines.done, self.epochs)
-            self.bar.set_postfix_str(text, refresh=True)
+            self.bar.set_description_str(text, refresh=True)
         elif lines.done >= self.epochs or lines.done - self.printed >= max(1, self.epochs // 10):
             self.printed = lines.done
-            print(f"{self.title}: epoch {lines.done}/{self.epochs}, {text}", flush=True)
+            print(text, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

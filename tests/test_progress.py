@@ -68,3 +68,13 @@ def test_a_failed_stage_shows_the_tail_of_its_log(tmp_path, capfd):
     assert f"failed with exit status 3. The last lines of its log {log}:" in message
     assert "traceback line 39" in message and f"traceback line {40 - TAIL_LINES}" in message
     assert f"traceback line {39 - TAIL_LINES}" not in message and "rerun the same `nnunet_kd run`" in message
+
+
+def test_on_a_terminal_the_line_carries_a_bar_and_stays_one_line(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr("nnunet_kd.progress._tty", lambda: True)
+    run_stage(_script(tmp_path, 2), dict(os.environ), str(tmp_path / "log"), "[4/6] target teacher fold 0", epochs=2)
+    out, err = capfd.readouterr()
+    assert out == ""  # the bar redraws one line on stderr
+    last = err.split("\r")[-2] if err.endswith("\n") else err.split("\r")[-1]
+    assert last.startswith("[4/6] target teacher fold 0: epoch 2/2, loss -0.1000, metric 0.6500, 2.5 s/epoch")
+    assert last.rstrip().endswith("|" + "█" * 20 + "|")
