@@ -45,8 +45,8 @@ def test_joint_teacher_and_student_predict(cls_run, tmp_path):
         assert probs.shape == (6, 3) and len(table) == 6
         summary = json.loads((tmp_path / "p_summary.json").read_text())  # --truth: the summary with every case
         true = pd.read_csv(truth, dtype=str).set_index("case")["class"]
-        assert summary["per_case"] == [{"case": c, "true": true[c], "predicted": p}
-                                       for c, p in zip(table["case"], table["predicted"])]
+        assert summary["per_case"] == [{"case": c, "true": true[c], "predicted": p, "probabilities": list(q)}
+                                       for c, p, q in zip(table["case"], table["predicted"], probs.tolist())]
         assert summary["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(true[table["case"]],
                                                                                      table["predicted"]))
     (tmp_path / "short.csv").write_text("case,class\n" + f"{table['case'][0]},round\n")
