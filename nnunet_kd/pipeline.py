@@ -165,6 +165,12 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: list[str]
     return stages
 
 
+def interpreter_path() -> str:
+    """PATH with this interpreter's scripts first: the nnU-Net and nnunet_kd commands of its environment, also when it
+    is not activated."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+
 def command_env() -> dict[str, str]:
     """The environment every stage needs (printed by --dry-run)."""
     env = {k: os.environ[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in os.environ}
@@ -359,10 +365,8 @@ class Pipeline:
         return join(os.path.dirname(self.folder(stage)), f"nnunet_kd_fold_{stage.fold}.log")
 
     def _execute(self, stage: Stage, argv: list[str], head: str, training: bool = True) -> None:
-        # the nnU-Net and nnunet_kd commands of this interpreter's environment, also when it is not activated
-        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         epochs = VARIANTS.get(self.spec.suffix, {}).get("num_epochs", 1000) if stage.trainer and training else None
-        run_stage(argv, {**os.environ, **self.env, "PATH": path}, self.log_path(stage), head, epochs,
+        run_stage(argv, {**os.environ, **self.env, "PATH": interpreter_path()}, self.log_path(stage), head, epochs,
                   EPOCH_METRICS[self.spec.task], self.verbose)
 
     def check_device(self) -> None:

@@ -3,7 +3,6 @@ trains from (``--dependency=afterok``), then one job running the same `nnunet_kd
 import os
 import shlex
 import stat
-import sys
 
 from batchgenerators.utilities.file_and_folder_operations import join
 
@@ -22,8 +21,8 @@ def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str]) -> st
     """The submission script: a job per unfinished stage (training ones with nnU-Net's --c, so a resubmitted or
     requeued job continues; nnU-Net starts anew where there is no checkpoint), finished stages left out, and a last job
     running run_command (`nnunet_kd run` without --slurm), which adopts the stages and writes the report."""
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    env = {**pipeline.env, "PATH": path}
+    from nnunet_kd.pipeline import interpreter_path
+    env = {**pipeline.env, "PATH": interpreter_path()}
     jobs, lines, logs = {}, [], set()
     for stage in pipeline.stages:
         state = pipeline.stage_state(stage)
