@@ -2,17 +2,19 @@
 
     python benchmarks/epoch_overhead.py --experiment DIR -t 1 -s 901 902 -p PLANS -c 2d --teachers _demo
         [--device cuda] [--epochs 5] [--iterations 250] [--roles vanilla source joint student student_unlabelled]
-        [--unlabelled-plans PLANS2]
+        [--unlabelled-plans PLANS2] [--repeats 3]
 
 DIR holds nnUNet_raw / nnUNet_preprocessed / nnUNet_results of an experiment whose teachers are trained (e.g. the
 output of `nnunet_kd demo`); --teachers is the suffix of those trainers. Each role trains with the benchmark variants
-of benchmarks/trainers (no checkpoints, no final validation) and reports its fastest epoch; the table, printed last,
-gives the ratio to the vanilla epoch with and without data loading. student_unlabelled is the student under
---unlabelled-plans: a copy of the shared plans with distill.unlabelled_ratio > 0 (and unlabelled target images, `plan
---extra-target-images`) whose student.joint_teacher_plans names -p, so that it distils from the same joint teacher.
+of benchmarks/trainers (no checkpoints, no final validation) and reports its median epoch after the first (warm-up)
+one; the table, printed last, gives the ratio to the vanilla epoch with and without data loading. student_unlabelled
+is the student under --unlabelled-plans: a copy of the shared plans with distill.unlabelled_ratio > 0 (and unlabelled
+target images, `plan --extra-target-images`) whose student.joint_teacher_plans names -p, so that it distils from the
+same joint teacher.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 
@@ -29,7 +31,7 @@ def run_role(env: dict, dataset: str, fold: str, plans: str, configuration: str,
                    env=env, check=True, stdout=subprocess.DEVNULL)
     from nnunet_kd.datasets import dataset_name
     folder = join(env["nnUNet_results"], dataset_name(dataset), f"{trainer}__{plans}__{configuration}", f"fold_{fold}")
-    return load_json(join(folder, "benchmark_result.json"))["fastest_epoch"]
+    return load_json(join(folder, "benchmark_result.json"))["median_epoch"]
 
 
 def main(argv=None) -> None:
@@ -48,32 +50,45 @@ def main(argv=None) -> None:
     parser.add_argument("--roles", nargs="+", default=[r for r in ROLES if r != "student_unlabelled"],
                         choices=list(ROLES))
     parser.add_argument("--unlabelled-plans", default=None, help="Shared plans of the student_unlabelled role")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="Rounds of all roles in turn (the machine's speed drifts between runs). Default: 1")
     args = parser.parse_args(argv)
     if "student_unlabelled" in args.roles and not args.unlabelled_plans:
         parser.error("the student_unlabelled role needs --unlabelled-plans")
     from nnunet_kd import trainer_path
+    if args.experiment:  # for the trainings and for this process's own lookups of dataset names
+        os.environ.update({k: join(os.path.abspath(args.experiment), k)
+                           for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-    if args.experiment:
-        env.update({k: join(args.experiment, k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     env.update(nnUNet_extTrainer=os.pathsep.join([trainer_path(), join(HERE, "trainers")]),
                nnUNet_KD_BENCH_EPOCHS=str(args.epochs), nnUNet_KD_BENCH_ITERS=str(args.iterations),
                nnUNet_KD_BENCH_TEACHERS=args.teachers)
-    rows = {}
-    for role in ["vanilla"] + [r for r in args.roles if r != "vanilla"]:
-        dataset, fold = (args.s, "all") if role == "source" else (args.t, args.f)
-        plans = args.unlabelled_plans if role == "student_unlabelled" else args.p
-        rows[role] = [run_role(env, dataset, fold, plans, args.c, ROLES[role] + variant, args.device)
-                      for variant in ("_BenchmarkEpochs", "_BenchmarkEpochs_noDataLoading")]
-        print(f"{role}: fastest epoch {rows[role][0]:.2f} s with data loading, {rows[role][1]:.2f} s without",
-              flush=True)
-    base = rows["vanilla"]
-    print(f"\nEpoch overhead, {args.device}, {args.epochs} epochs x {args.iterations} iterations, "
-          f"configuration {args.c}, python {sys.version.split()[0]}\n")
+    rounds = []  # per round: role -> (epoch s with data loading, without)
+    for r in range(args.repeats):
+        rows = {}
+        for role in ["vanilla"] + [x for x in args.roles if x != "vanilla"]:
+            dataset, fold = (args.s, "all") if role == "source" else (args.t, args.f)
+            plans = args.unlabelled_plans if role == "student_unlabelled" else args.p
+            rows[role] = [run_role(env, dataset, fold, plans, args.c, ROLES[role] + variant, args.device)
+                          for variant in ("_BenchmarkEpochs", "_BenchmarkEpochs_noDataLoading")]
+            print(f"round {r + 1}, {role}: median epoch {rows[role][0]:.2f} s with data loading, {rows[role][1]:.2f} s "
+                  f"without", flush=True)
+        rounds.append(rows)
+    print(f"\nEpoch overhead, {args.device}, median of epochs 2-{args.epochs} x {args.iterations} iterations, "
+          f"configuration {args.c}, python {sys.version.split()[0]}; {args.repeats} round(s) of all roles in turn, "
+          f"each figure the median over the rounds (ratios within a round first)\n")
     print("| role | epoch s (data loading) | x vanilla | epoch s (no data loading) | x vanilla |")
     print("|---|---|---|---|---|")
-    for role, (with_dl, without_dl) in rows.items():
-        print(f"| {role} | {with_dl:.2f} | {with_dl / base[0]:.2f} | {without_dl:.2f} | {without_dl / base[1]:.2f} |")
+    for role, cells in table(rounds).items():
+        print(f"| {role} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 
+
+def table(rounds: list) -> dict:
+    """{role: (epoch s with data loading, x vanilla, epoch s without, x vanilla)}: medians over the rounds, each ratio
+    taken within its round first."""
+    return {role: tuple(v for i in (0, 1) for v in (
+        statistics.median(rows[role][i] for rows in rounds),
+        statistics.median(rows[role][i] / rows["vanilla"][i] for rows in rounds))) for role in rounds[0]}
 
 if __name__ == "__main__":
     main()

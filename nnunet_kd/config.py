@@ -106,7 +106,10 @@ class DannSettings:
     gamma: float = _setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1")
     target_batch_size: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
                                                 "a positive integer or null",
-                                                "target-domain batch size (null = the source batch size)")
+                                                "target-domain images in each source-teacher step (null = half "
+                                                "the source batch, rounded up; they go through the encoder only, so "
+                                                "they cost less than source images); the domain loss weighs both "
+                                                "domains equally")
     extra_target_images: str | None = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a folder path or null",
         "set by `plan --extra-target-images DIR`: unlabelled target images (nnU-Net naming) preprocessed into "

@@ -4,6 +4,7 @@
 import itertools
 import os
 import platform
+import statistics
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, save_json
@@ -38,7 +39,7 @@ class _EpochBenchmark:
             ends = self.logger.get_value("epoch_end_timestamps", step=None)
             times = [e - s for s, e in zip(starts, ends)]
             device = torch.cuda.get_device_name() if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-            save_json({"fastest_epoch": min(times), "epoch_times": times, "device": device, "host": platform.node(),
+            save_json({"median_epoch": statistics.median(times[1:] or times), "epoch_times": times, "device": device, "host": platform.node(),
                        "iterations_per_epoch": self.num_iterations_per_epoch, "torch": torch.__version__},
                       join(self.output_folder, "benchmark_result.json"))
 
@@ -65,7 +66,7 @@ class _NoDataLoading(_EpochBenchmark):
         for name in ("dataloader_target", "dataloader_unlabelled"):  # source teacher / student extra loaders
             if getattr(self, name, None) is not None:
                 shutdown(getattr(self, name))
-                n = self.unlabelled_batch_size if name == "dataloader_unlabelled" else self.batch_size
+                n = self.unlabelled_batch_size if name == "dataloader_unlabelled" else self.target_batch_size
                 batch = self._dummy_batch()
                 setattr(self, name, itertools.repeat({"data": batch["data"][:n], "keys": batch["keys"][:n]}))
 

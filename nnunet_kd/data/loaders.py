@@ -43,9 +43,9 @@ def _shared_plans(trainer, name: str):
 def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = False):
     """Batches of all preprocessed training cases of another dataset under the trainer's shared plans.
 
-    Same patch size and augmentation as the trainer's own loader. Without labels (the source teacher's target-domain
-    images): no foreground oversampling and no segmentation transforms (deep-supervision downsampling, regions). With
-    labels: the dataset's own label handling, like nnU-Net's training loader.
+    Same patch size, view of a case (``trainer.loader_dataset``) and augmentation as the trainer's own loader. Without
+    labels (the source teacher's target-domain images): no foreground oversampling, the images alone augmented (batches
+    carry an empty ``target``). With labels: the dataset's own label handling, like nnU-Net's training loader.
     """
     base, plans, cm = _shared_plans(trainer, name)
     folder = join(base, cm.data_identifier)
@@ -61,7 +61,8 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
     extra = unlabelled_folder(base, cm.data_identifier)
     if not with_labels and trainer.settings.dann.extra_target_images and unlabelled_identifiers(extra):
         dataset = _UnionDataset([dataset, nnUNetDatasetBlosc2(extra, unlabelled_identifiers(extra))])
-    return _loader(trainer, dataset, plans, cm, load_json(join(base, "dataset.json")), batch_size, with_labels)
+    return _loader(trainer, trainer.loader_dataset(dataset), plans, cm, load_json(join(base, "dataset.json")),
+                   batch_size, with_labels)
 
 
 def unlabelled_loader(trainer, batch_size: int):
@@ -96,6 +97,8 @@ def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, wi
     else:
         transforms = trainer.get_training_transforms(cm.patch_size, rotation, None, mirror_axes, dummy_2d,
                                                      use_mask_for_norm=cm.use_mask_for_norm)
+        if not any(cm.use_mask_for_norm or ()):  # nnU-Net's masking reads the mask from the label map
+            transforms = _ImagesOnly(transforms)
     loader = nnUNetDataLoader(dataset, batch_size, initial_patch_size, cm.patch_size, label_manager,
                               oversample_foreground_percent=trainer.oversample_foreground_percent if with_labels else 0.0,
                               transforms=transforms)
@@ -104,6 +107,18 @@ def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, wi
         return SingleThreadedAugmenter(loader, None)
     return NonDetMultiThreadedAugmenter(loader, None, num_processes=max(1, n // 2), num_cached=max(2, n // 4),
                                         seeds=None, pin_memory=trainer.device.type == "cuda", wait_time=0.002)
+
+
+class _ImagesOnly:
+    """The light pipeline of images without labels: the trainer's augmentation on the image alone (no spatial
+    resampling or label transforms of the label map); an empty stand-in of the label map travels through the batch."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image, segmentation):
+        image = self.transforms(image=image)["image"]
+        return {"image": image, "segmentation": segmentation.new_empty((0, *image.shape[1:]))}
 
 
 def fold_training_keys(preprocessed: str, identifiers, fold: int) -> list:

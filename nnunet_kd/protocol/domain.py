@@ -18,7 +18,7 @@ class DomainClassifier(nn.Module):
     """Per-channel mean and standard deviation over space, standardised over the batch (batch norm without affine),
     then an MLP: one logit per sample (source 0, target 1). nnU-Net's instance-normalised features differ between
     domains by small shifts of these statistics, which a head on raw pooled features barely sees (it stayed at chance);
-    standardised over a batch that is half source, half target, the shifts are what the head gets."""
+    standardised over a batch of both domains, the shifts are what the head gets."""
 
     def __init__(self, in_channels: int, hidden: int):
         super().__init__()
@@ -45,11 +45,15 @@ class AdversarialDomainHeads(nn.Module):
 
 
 def domain_loss_and_accuracy(logits: torch.Tensor, domain: torch.Tensor):
-    """BCE averaged over levels and samples (fp32), and the accuracy of the sign of the logits."""
+    """BCE and the accuracy of the sign of the logits, averaged over levels (fp32), each domain weighing half whatever
+    its share of the batch (the target batch is by default half the source batch): a balanced loss and accuracy."""
     logits = logits.float()
-    target = domain.to(logits.dtype).expand_as(logits)
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
-    acc = ((logits > 0) == target.bool()).float().mean()
+    domain = domain.to(logits.dtype)
+    counts = torch.stack(((1 - domain).sum(), domain.sum()))
+    weight = (0.5 / counts)[domain.long()]  # sums to 1 over the batch
+    target = domain.expand_as(logits)
+    loss = (nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum(-1).mean()
+    acc = (((logits > 0) == target.bool()).to(logits.dtype) * weight).sum(-1).mean()
     return loss, acc
 
 

@@ -1,4 +1,5 @@
 """Reading encoder features of nnU-Net networks (PlainConvUNet, ResidualEncoderUNet)."""
+import contextlib
 import pydoc
 from types import SimpleNamespace
 
@@ -35,6 +36,33 @@ class EncoderTap:
     def remove(self) -> None:
         self._handle.remove()
         self._skips = None
+
+
+class DecoderBatchHead:
+    """Runs ``network.decoder`` on the first ``n`` samples of the encoder's output only (``n`` None: all of them): a
+    forward pre-hook, so that the network is still called as a whole (DDP, torch.compile) while the rest of the batch
+    goes through the encoder alone (the source teacher's target-domain images)."""
+
+    def __init__(self, network: nn.Module):
+        self.n: int | None = None
+        self._handle = network.decoder.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        if self.n is None:
+            return None
+        skips, *rest = args
+        return ([s[:self.n] for s in skips], *rest)
+
+    @contextlib.contextmanager
+    def first(self, n: int):
+        self.n = n
+        try:
+            yield
+        finally:
+            self.n = None
+
+    def remove(self) -> None:
+        self._handle.remove()
 
 
 def encoder_channels(network: nn.Module) -> list[int]:

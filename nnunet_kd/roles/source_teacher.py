@@ -14,14 +14,15 @@ from nnunet_kd.planning.shared import verify_shared_plans
 from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_accuracy, pooled_statistics,
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
-from nnunet_kd.protocol.taps import EncoderTap, encoder_channels
+from nnunet_kd.protocol.taps import DecoderBatchHead, EncoderTap, encoder_channels
 from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
 
 
 class SourceTeacherRole(KDTrainerMixin):
     """The task's loss (``self.loss``) on source batches + a domain classifier behind a gradient reversal layer on the
-    encoder features of source and target batches (one concatenated forward). The network stays the stock network.
-    Mix in before the nnU-Net trainer."""
+    encoder features of source and target batches (one concatenated forward through the encoder; the decoder, where
+    the network has one, sees the source batch only). The network stays the stock network. Mix in before the nnU-Net
+    trainer."""
 
     requires_kd_block = True
     kd_role = "source"
@@ -33,7 +34,7 @@ class SourceTeacherRole(KDTrainerMixin):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.dann = self.settings.dann
-        self.tap = None
+        self.tap = self.decoder_head = None
         self.dataloader_target = None
         self.probe_samples = []  # (pooled features, domains, case keys) of this epoch's steps, on the device
 
@@ -64,6 +65,7 @@ class SourceTeacherRole(KDTrainerMixin):
         net = self.stock_network()
         self.kd_modules = AdversarialDomainHeads(encoder_channels(net), self.dann.levels, self.dann.hidden)
         self.tap = EncoderTap(net)
+        self.decoder_head = DecoderBatchHead(net) if hasattr(net, "decoder") else None
 
     @property
     def total_steps(self) -> int:
@@ -71,8 +73,12 @@ class SourceTeacherRole(KDTrainerMixin):
 
     def on_train_start(self):
         super().on_train_start()
-        self.dataloader_target = dataset_loader(
-            self, dataset_name(self.kd_block["target"]), self.dann.target_batch_size or self.batch_size)
+        self.dataloader_target = dataset_loader(self, dataset_name(self.kd_block["target"]), self.target_batch_size)
+
+    @property
+    def target_batch_size(self) -> int:
+        """dann.target_batch_size, by default half the source batch (rounded up)."""
+        return self.dann.target_batch_size or (self.batch_size + 1) // 2
 
     def on_train_end(self):
         super().on_train_end()
@@ -92,7 +98,8 @@ class SourceTeacherRole(KDTrainerMixin):
 
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = self.network(x)
+            with self.decoder_head.first(n_src) if self.decoder_head else dummy_context():
+                output = self.network(x)
             skips = self.tap.pop()
             task_loss = self.loss(batch_head(output, n_src), target)
             domain_logits = self.extras(skips, lambd)

@@ -55,6 +55,7 @@ class StudentRole(KDTrainerMixin):
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
         self.dataloader_unlabelled = None
+        self._distill_terms = None  # distill_terms, compiled where nnU-Net compiles
 
     @classmethod
     def check_inputs(cls, plans: dict, configuration: str, fold, kd_block) -> None:
@@ -143,11 +144,16 @@ class StudentRole(KDTrainerMixin):
         self.dataloader_unlabelled = None
 
     def distill_losses(self, output, teacher_output, student_feats, teacher_feats):
-        """(feature term, logit term) of one batch."""
-        adapted = self.extras(student_feats)
-        feat = feature_mse(adapted, teacher_feats)
+        """(feature term, logit term) of one batch: adapters, MSE and KL in one function, compiled where nnU-Net
+        compiles the network (one fused graph instead of a kernel and a copy per term)."""
+        if self._distill_terms is None:
+            self._distill_terms = torch.compile(self.distill_terms) if self._do_i_compile() else self.distill_terms
         s_logits = output[0] if isinstance(output, (list, tuple)) else output
-        kd = logit_kd(s_logits, teacher_output, self.distill.temperature, self.label_manager.has_regions,
+        return self._distill_terms(student_feats, teacher_feats, s_logits, teacher_output)
+
+    def distill_terms(self, student_feats, teacher_feats, s_logits, t_logits):
+        feat = feature_mse(self.extras(student_feats), teacher_feats)
+        kd = logit_kd(s_logits, t_logits, self.distill.temperature, self.label_manager.has_regions,
                       self.distill.kd_mode)
         return feat, kd
 

@@ -157,8 +157,17 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
             if line.startswith("| ") and "x vanilla" not in line]
     assert rows == ["vanilla", "source", "student", "student_unlabelled"]
     assert out.count("| vanilla | ") == 1 and "| 1.00 |" in out
+    assert out.count("round 1, student_unlabelled:") == 1
     results = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d", "fold_0")
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
+
+
+def test_epoch_overhead_takes_medians_over_rounds_and_ratios_within_each():
+    rounds = [{"vanilla": (2.0, 1.0), "source": (3.0, 1.0)}, {"vanilla": (4.0, 1.0), "source": (4.0, 3.0)},
+              {"vanilla": (3.0, 2.0), "source": (3.6, 2.2)}]
+    got = _load("epoch_overhead").table(rounds)
+    assert got["vanilla"] == (3.0, 1.0, 1.0, 1.0)
+    assert got["source"] == pytest.approx((3.6, 1.2, 2.2, 1.1))  # not 3.6 / 3.0 nor 2.2 / 1.0
 
 
 def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses_by_its_rule(tmp_path):

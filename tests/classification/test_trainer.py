@@ -25,3 +25,23 @@ def test_class_weights_are_balanced_over_the_present_classes():
     from nnunet_kd.classification.trainer import class_weighted_ce
     assert np.allclose(class_weighted_ce(np.array([6, 0, 2]), True, "cpu").weight.numpy(), [8 / 12, 1.0, 2.0])
     assert class_weighted_ce(np.array([6, 0, 2]), False, "cpu").weight is None
+
+
+def test_other_datasets_load_as_whole_images_like_the_trainers_own(cls_run, monkeypatch):
+    """The source teacher's target-domain images and the multi-head's source batches: each whole image resized to
+    the patch size (the trainer's own view of a case), not a random patch cut out of it."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunet_kd import trainer_path
+    from nnunet_kd.classification.trainer import WholeImageDataset
+    from nnunet_kd.data.loaders import dataset_loader
+    for k, v in cls_run.setup.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    trainer = get_trainer_from_args("22", "2d", "all", "nnUNetTrainerClsDomainAdversarial_tiny", cls_run.plans,
+                                    device=torch.device("cpu"))
+    trainer.initialize()
+    for with_labels in (False, True):
+        loader = dataset_loader(trainer, cls_run.target, 2, with_labels=with_labels)
+        assert isinstance(loader.data_loader._data, WholeImageDataset)
+        assert next(loader)["data"].shape[2:] == tuple(trainer.configuration_manager.patch_size)

@@ -86,3 +86,38 @@ def test_channel_mode_is_a_kl_of_spatial_distributions_per_channel():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode"):
         logit_kd(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), 1.0, mode="pixel")
+
+
+def test_feature_mse_is_the_mean_squared_error_in_fp32_and_its_gradient():
+    torch.manual_seed(0)
+    s = [torch.randn(2, 4, 8, 8, requires_grad=True), torch.randn(2, 8, 4, 4, requires_grad=True)]
+    t = [torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)]
+    ours = feature_mse(s, t)
+    ours.backward()
+    grads = [x.grad.clone() for x in s]
+    for x in s:
+        x.grad = None
+    reference = sum(torch.nn.functional.mse_loss(a, b) for a, b in zip(s, t))
+    reference.backward()
+    torch.testing.assert_close(ours, reference)
+    for g, x in zip(grads, s):
+        torch.testing.assert_close(g, x.grad)
+    half = feature_mse([x.detach().half() * 300 for x in s], [x.half() * 300 for x in t])  # squares beyond fp16's range
+    assert half.dtype == torch.float32 and torch.isfinite(half)
+    torch.testing.assert_close(half, reference.detach() * 300 ** 2, rtol=2e-3, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["voxel", "class", "channel"])
+def test_the_terms_compile_into_one_graph_with_the_eager_values(mode):
+    """The student compiles adapters, feature MSE and KL together where nnU-Net compiles: no graph break in them."""
+    torch.manual_seed(0)
+    adapters = FeatureAdapters([4, 8], [6, 10], torch.nn.Conv2d)
+
+    def terms(feats, teacher_feats, zs, zt):
+        return feature_mse(adapters(feats), teacher_feats), logit_kd(zs, zt, 2.0, mode=mode)
+
+    args = ([torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)], [torch.randn(2, 6, 8, 8), torch.randn(2, 10, 4, 4)],
+            torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+    compiled = torch.compile(terms, fullgraph=True, backend="aot_eager")(*args)
+    for c, e in zip(compiled, terms(*args)):
+        torch.testing.assert_close(c, e)

@@ -26,6 +26,15 @@ def test_accuracy_counts_correct_signs():
     assert acc.item() == 0.5
 
 
+def test_both_domains_weigh_equally_whatever_their_share_of_the_batch():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0], [0.0, 1.0, -2.0, 1.0]])
+    domain = torch.tensor([0.0, 0.0, 0.0, 1.0])  # three source images, one target image
+    loss, acc = domain_loss_and_accuracy(logits, domain)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, domain.expand_as(logits), reduction="none")
+    torch.testing.assert_close(loss, ((bce[:, :3].mean(1) + bce[:, 3]) / 2).mean())
+    assert acc.item() == ((1 / 3 + 1) / 2 + (2 / 3 + 1) / 2) / 2  # balanced accuracy per level, then the mean
+
+
 def test_probe_tells_shifted_domains_apart_and_not_identical_ones():
     rng = np.random.RandomState(0)
     domain = np.repeat([0, 1], 20)

@@ -1,7 +1,7 @@
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
-from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
+from nnunet_kd.protocol.taps import DecoderBatchHead, EncoderTap, ModuleOutputTap
 
 
 def _unet():
@@ -22,3 +22,17 @@ def test_taps_record_under_compile_after_another_instance_was_compiled():
     torch.testing.assert_close(skips[-1], net.encoder(x)[-1])
     assert [tuple(d.shape) for d in decoder_tap.pop()] == [(2, 8, 8, 8), (2, 4, 16, 16)]
     assert out[0].shape == (2, 2, 16, 16)
+
+
+def test_decoder_batch_head_decodes_the_first_samples_and_taps_all():
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 16, 16)
+    net = _unet()
+    tap, head = EncoderTap(net), DecoderBatchHead(net)
+    for call in (net, torch.compile(net, backend="eager")):
+        with head.first(2):
+            out = call(x)
+        assert [tuple(s.shape[:2]) for s in tap.pop()] == [(3, 4), (3, 8), (3, 16)]
+        torch.testing.assert_close(out[0], net(x[:2])[0])  # instance norm: each sample on its own
+        tap.pop()
+        assert head.n is None and call(x)[0].shape == (3, 2, 16, 16)  # outside the context: the whole batch

@@ -82,6 +82,9 @@ def test_domain_head_and_probe_tell_the_scanners_apart_without_reversal(kd, nnun
                                     device=torch.device("cpu"))
     trainer.on_train_start()
     try:
+        assert trainer.target_batch_size == (trainer.batch_size + 1) // 2  # the default: half the source batch
+        target_batch = next(trainer.dataloader_target)  # the light pipeline: images only
+        assert target_batch["data"].shape[0] == trainer.target_batch_size and target_batch["target"].shape[1] == 0
         outputs = [trainer.train_step(next(trainer.dataloader_train)) for _ in range(40)]
         probe = trainer.epoch_probe_accuracy()
     finally:
@@ -164,4 +167,5 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     data, seg, _, properties = loader.data_loader._data.load_case(unlabelled[0])
     assert properties["class_locations"] == {}
     loader.data_loader.indices = unlabelled  # draw only unlabelled cases through the real loader and augmentation
-    assert next(loader)["data"].shape == (2, 1, 64, 64)
+    batch = next(loader)
+    assert batch["data"].shape == (2, 1, 64, 64) and batch["target"].shape == (2, 0, 64, 64)
