@@ -84,6 +84,7 @@ def _ddp_worker(rank, world, port, out_dir):
     _step(t)
     torch.save({"skipped": bool(first.get("skipped")), "log": t.log, "steps": t.kd_step,
                 "weight": t.network.module.weight.detach().clone()}, os.path.join(out_dir, f"step{rank}.pt"))
+    dist.barrier()  # both ranks done before either tears gloo down (one ended with SIGABRT once under CI load)
     dist.destroy_process_group()
 
 
