@@ -39,8 +39,9 @@ class _EpochBenchmark:
             ends = self.logger.get_value("epoch_end_timestamps", step=None)
             times = [e - s for s, e in zip(starts, ends)]
             device = torch.cuda.get_device_name() if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-            save_json({"median_epoch": statistics.median(times[1:] or times), "epoch_times": times, "device": device, "host": platform.node(),
-                       "iterations_per_epoch": self.num_iterations_per_epoch, "torch": torch.__version__},
+            save_json({"median_epoch": statistics.median(times[1:] or times), "epoch_times": times, "device": device,
+                       "host": platform.node(), "iterations_per_epoch": self.num_iterations_per_epoch,
+                       "torch": torch.__version__},
                       join(self.output_folder, "benchmark_result.json"))
 
 

@@ -61,9 +61,6 @@ class DecoderBatchHead:
         finally:
             self.n = None
 
-    def remove(self) -> None:
-        self._handle.remove()
-
 
 def encoder_channels(network: nn.Module) -> list[int]:
     return list(network.encoder.output_channels)
