@@ -1,11 +1,13 @@
 """The ablation table of a domain-shift benchmark: every arm against its own baseline, from the results files.
 
-    python benchmarks/ablation.py [--benchmark domain_shift]
+    python benchmarks/ablation.py [--benchmark domain_shift] [--versus ARM REFERENCE_ARM ...]
 
 Reads benchmarks/results/<benchmark>.json (the default arm) and every <benchmark>_<tag>.json (an arm run with --tag)
 and writes benchmarks/results/<benchmark>_ablation.md: per arm, the paired differences of the joint teacher and the
 student (and the multi-head baseline, where run) to that arm's dataset-specific baseline over the pooled test cases of
-its seeds, the retention (student - baseline) / (joint - baseline), the seeds, minutes per seed and commands.
+its seeds, the retention (student - baseline) / (joint - baseline), the seeds, minutes per seed and commands; each
+--versus pair then puts every model of an arm against the same model of a reference arm on the seeds both ran (an arm
+run with changed code against the arm as it was, for example).
 """
 import argparse
 import json
@@ -14,7 +16,7 @@ import os
 import numpy as np
 
 from nnunet_kd.report import paired_table
-from seed_runs import RESULTS, paired
+from seed_runs import RESULTS, paired, paired_arms
 
 
 def arms(benchmark: str, results: str) -> dict:
@@ -29,7 +31,7 @@ def arms(benchmark: str, results: str) -> dict:
     return dict(sorted(out.items(), key=lambda kv: (kv[0] != "default", kv[0].split("+")[0], kv[0])))
 
 
-def render(benchmark: str, arm_runs: dict) -> str:
+def render(benchmark: str, arm_runs: dict, versus=()) -> str:
     lines = [f"# Ablation: {benchmark}", "", "Each arm against its own dataset-specific baseline (same seeds, same "
              f"test cases), from `benchmarks/results/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
     for arm, runs in arm_runs.items():
@@ -45,6 +47,17 @@ def render(benchmark: str, arm_runs: dict) -> str:
         lines += ["", f"Retention ({headline}): {retention}; minutes per seed: "
                   f"{np.mean([r['minutes'] for r in runs]):.0f}. Commands: " +
                   "; ".join(f"`{r['command']}`" for r in runs)]
+    for arm, reference in versus:
+        for name in (arm, reference):
+            if name not in arm_runs:
+                raise SystemExit(f"--versus: no arm '{name}' in benchmarks/results ({benchmark}_{name}.json); arms: "
+                                 f"{list(arm_runs)}")
+        comparisons = paired_arms(arm_runs[arm], arm_runs[reference])
+        if not comparisons:
+            raise SystemExit(f"--versus {arm} {reference}: the arms share no seed with test summaries")
+        seeds = sorted({r["seed"] for r in arm_runs[arm]} & {r["seed"] for r in arm_runs[reference]})
+        lines += paired_table(f"arm '{reference}'", f"each model of arm '{arm}' against itself in arm '{reference}', "
+                              f"seeds {seeds}", comparisons, {})
     return "\n".join(lines) + "\n"
 
 
@@ -52,8 +65,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", default="domain_shift", help="Results name. Default: domain_shift.")
     parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results")
+    parser.add_argument("--versus", nargs=2, action="append", default=[], metavar=("ARM", "REFERENCE_ARM"),
+                        help="Also compare every model of ARM with the same model of REFERENCE_ARM (repeatable).")
     args = parser.parse_args(argv)
-    text = render(args.benchmark, arms(args.benchmark, args.results))
+    text = render(args.benchmark, arms(args.benchmark, args.results), args.versus)
     with open(os.path.join(args.results, f"{args.benchmark}_ablation.md"), "w") as f:
         f.write(text)
     print(text)

@@ -47,21 +47,34 @@ def kept_summary(summary: dict) -> dict:
     return {k: summary[k] for k in ("task", "balanced_accuracy", "mAP", "categories", "per_case") if k in summary}
 
 
+def _qualified(run: dict, model: str) -> dict:
+    """{measure: (kind, {case: value})} of a model's test cases in a run; every seed generates its own data, so cases
+    are told apart by seed."""
+    measures = per_case(run["summaries"][model], f"{run['command']}: {model}")
+    return {m: (kind, {f"seed{run['seed']}/{c}": v for c, v in cases.items()}) for m, (kind, cases) in measures.items()}
+
+
 def paired(runs: list) -> dict:
-    """{model: {measure: paired comparison with the first model}} over the runs that kept test summaries; every seed
-    generates its own data, so cases are told apart by seed and pooled."""
+    """{model: {measure: paired comparison with the first model}} over the runs that kept test summaries, their cases
+    pooled."""
     runs = [r for r in runs if "summaries" in r]
     if not runs:
         return {}
     models = list(runs[0]["summaries"])
+    base = [_qualified(r, models[0]) for r in runs]
+    return {m: compare([_qualified(r, m) for r in runs], base) for m in models[1:]}
 
-    def qualified(run, model):
-        measures = per_case(run["summaries"][model], f"{run['command']}: {model}")
-        return {m: (kind, {f"seed{run['seed']}/{c}": v for c, v in cases.items()})
-                for m, (kind, cases) in measures.items()}
 
-    base = [qualified(r, models[0]) for r in runs]
-    return {m: compare([qualified(r, m) for r in runs], base) for m in models[1:]}
+def paired_arms(runs: list, reference_runs: list) -> dict:
+    """{model: {measure: paired comparison with the same model in reference_runs}} over the seeds both kept test
+    summaries of (another arm, same data and test cases per seed)."""
+    reference = {r["seed"]: r for r in reference_runs if "summaries" in r}
+    runs = [r for r in runs if "summaries" in r and r["seed"] in reference]
+    if not runs:
+        return {}
+    models = [m for m in runs[0]["summaries"] if all(m in reference[r["seed"]]["summaries"] for r in runs)]
+    return {m: compare([_qualified(r, m) for r in runs], [_qualified(reference[r["seed"]], m) for r in runs])
+            for m in models}
 
 
 def render(runs: list, title: str, metrics: dict) -> str:

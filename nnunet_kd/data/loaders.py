@@ -1,6 +1,10 @@
 """Extra loaders of the plugin's trainers: another dataset of the same shared plans (target-domain images for the
 source teacher, labelled source batches for the multi-head baseline) and the target's unlabelled images (the student's
 unlabelled distillation)."""
+import functools
+
+import torch
+from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
@@ -11,6 +15,7 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class, nn
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from threadpoolctl import ThreadpoolController
 
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
@@ -44,8 +49,8 @@ def dataset_loader(trainer, name: str, batch_size: int, with_labels: bool = Fals
     """Batches of all preprocessed training cases of another dataset under the trainer's shared plans.
 
     Same patch size, view of a case (``trainer.loader_dataset``) and augmentation as the trainer's own loader. Without
-    labels (the source teacher's target-domain images): no foreground oversampling, the images alone augmented (batches
-    carry an empty ``target``). With labels: the dataset's own label handling, like nnU-Net's training loader.
+    labels (the source teacher's target-domain images): random patches, the images alone augmented (batches carry
+    ``data`` and ``keys``). With labels: the dataset's own label handling, like nnU-Net's training loader.
     """
     base, plans, cm = _shared_plans(trainer, name)
     folder = join(base, cm.data_identifier)
@@ -97,11 +102,12 @@ def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, wi
     else:
         transforms = trainer.get_training_transforms(cm.patch_size, rotation, None, mirror_axes, dummy_2d,
                                                      use_mask_for_norm=cm.use_mask_for_norm)
-        if not any(cm.use_mask_for_norm or ()):  # nnU-Net's masking reads the mask from the label map
-            transforms = _ImagesOnly(transforms)
-    loader = nnUNetDataLoader(dataset, batch_size, initial_patch_size, cm.patch_size, label_manager,
-                              oversample_foreground_percent=trainer.oversample_foreground_percent if with_labels else 0.0,
-                              transforms=transforms)
+    # nnU-Net's masking reads the mask from the label map, so masked normalisation keeps nnU-Net's own loader
+    images_only = not with_labels and not any(cm.use_mask_for_norm or ())
+    loader = (_ImagesLoader if images_only else nnUNetDataLoader)(
+        dataset, batch_size, initial_patch_size, cm.patch_size, label_manager,
+        oversample_foreground_percent=trainer.oversample_foreground_percent if with_labels else 0.0,
+        transforms=transforms)
     n = get_allowed_n_proc_DA()
     if n == 0:
         return SingleThreadedAugmenter(loader, None)
@@ -109,16 +115,31 @@ def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, wi
                                         seeds=None, pin_memory=trainer.device.type == "cuda", wait_time=0.002)
 
 
-class _ImagesOnly:
-    """The light pipeline of images without labels: the trainer's augmentation on the image alone (no spatial
-    resampling or label transforms of the label map); an empty stand-in of the label map travels through the batch."""
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, inspected once (nnU-Net's loader inspects them for every batch, ~2-4 ms)."""
+    return ThreadpoolController()
 
-    def __init__(self, transforms):
-        self.transforms = transforms
 
-    def __call__(self, image, segmentation):
-        image = self.transforms(image=image)["image"]
-        return {"image": image, "segmentation": segmentation.new_empty((0, *image.shape[1:]))}
+class _ImagesLoader(nnUNetDataLoader):
+    """nnU-Net's loader for images without labels: random patches (annotations play no part, also with an ignore
+    label), the trainer's augmentation on the image alone; no label map is cropped or transformed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.has_ignore = False  # else nnU-Net centres patches on annotated voxels
+
+    def generate_train_batch(self) -> dict:
+        keys = self.get_indices()
+        images = []
+        with torch.no_grad(), _threadpools().limit(limits=1):
+            for key in keys:
+                data = self._data.load_case(key)[0]
+                lbs, ubs = self.get_bbox(data.shape[1:], force_fg=False, class_locations=None)
+                image = torch.from_numpy(crop_and_pad_nd(data, [[lo, hi] for lo, hi in zip(lbs, ubs)], 0)).float()
+                images.append(self.transforms(image=image[:, 0] if self.patch_size_was_2d else image)["image"])
+        return {"data": torch.stack(images), "keys": keys}
+
 
 
 def fold_training_keys(preprocessed: str, identifiers, fold: int) -> list:

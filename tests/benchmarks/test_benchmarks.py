@@ -99,6 +99,25 @@ def test_ablation_table_compares_each_arm_with_its_own_baseline(tmp_path, monkey
     assert "| student | fg Dice | +0.0526 |" in text and "| student | fg Dice | +0.0826 |" in text
     assert "Retention (foreground): 0.53" in text and "Retention (foreground): 0.83" in text
     assert "`y --seed 1`" in text and text == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert "against itself" not in text
+
+
+def test_ablation_puts_an_arm_against_another_on_the_seeds_both_ran(tmp_path, monkeypatch):
+    results = _load("seed_runs")
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    for s in range(3):
+        if s < 2:
+            results.record_arm("bench", "old", _seg_run(results, s), "Title", {"test_dice": "Dice."}, None)
+        results.record_arm("bench", "new", _seg_run(results, s, gain=0.08, command="y"), "Title",
+                           {"test_dice": "Dice."}, None)
+    ablation = _load("ablation")
+    ablation.main(["--benchmark", "bench", "--results", str(tmp_path), "--versus", "new", "old"])
+    text = (tmp_path / "bench_ablation.md").read_text()
+    versus = text[text.index("each model of arm 'new' against itself in arm 'old', seeds [0, 1]"):]
+    assert "| baseline | fg Dice | +0.0000 |" in versus and "| joint teacher | fg Dice | +0.0000 |" in versus
+    assert "| student | fg Dice | +0.0300 | [+0.0300, +0.0300] |" in versus and "| 12 × 1 |" in versus
+    with pytest.raises(SystemExit, match="no arm 'gone'"):
+        ablation.main(["--benchmark", "bench", "--results", str(tmp_path), "--versus", "new", "gone"])
 
 
 def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):

@@ -2,12 +2,14 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from nnunetv2.utilities.crossval_split import generate_crossval_split
+from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from nnunet_kd import trainer_path
-from nnunet_kd.data.loaders import dataset_loader, fold_training_keys
+from nnunet_kd.data.loaders import _ImagesLoader, dataset_loader, fold_training_keys
 from nnunet_kd.errors import KDError
 
 KEYS = [f"case_{i:02d}" for i in range(10)]
@@ -40,3 +42,29 @@ def test_source_teacher_draws_only_the_folds_training_cases(kd, nnunet_env, monk
         split = json.load(f)[0]
     assert restricted == set(split["train"]) and not restricted & set(split["val"])
     assert everything == set(split["train"]) | set(split["val"])
+
+
+class _UnlabelledCases:
+    """Unlabelled 2d cases as nnU-Net's datasets load them (no class locations); every pixel of case k is k."""
+    identifiers = ["u0", "u1", "u2"]
+
+    def load_case(self, key):
+        image = np.full((1, 1, 40, 50), float(self.identifiers.index(key)), dtype=np.float32)
+        return image, np.zeros((1, 1, 40, 50), dtype=np.int8), None, {"class_locations": {}}
+
+
+def test_images_loader_augments_random_patches_of_the_image_alone_also_under_an_ignore_label():
+    """nnU-Net's loader would centre patches on annotated voxels (none here) because the labels have an ignore label."""
+    calls = []
+
+    def transforms(**kwargs):
+        calls.append(sorted(kwargs))
+        return {"image": kwargs["image"] + 1}
+
+    labels = LabelManager({"background": 0, "organ": 1, "ignore": 2}, regions_class_order=None)
+    loader = _ImagesLoader(_UnlabelledCases(), 4, (32, 32), (32, 32), labels, transforms=transforms)
+    batch = next(loader)
+    assert set(batch) == {"data", "keys"} and batch["data"].shape == (4, 1, 32, 32)
+    assert calls == [["image"]] * 4
+    for image, key in zip(batch["data"], batch["keys"]):
+        assert torch.all(image == _UnlabelledCases.identifiers.index(key) + 1)

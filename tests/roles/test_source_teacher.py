@@ -84,7 +84,7 @@ def test_domain_head_and_probe_tell_the_scanners_apart_without_reversal(kd, nnun
     try:
         assert trainer.target_batch_size == (trainer.batch_size + 1) // 2  # the default: half the source batch
         target_batch = next(trainer.dataloader_target)  # the light pipeline: images only
-        assert target_batch["data"].shape[0] == trainer.target_batch_size and target_batch["target"].shape[1] == 0
+        assert target_batch["data"].shape[0] == trainer.target_batch_size and set(target_batch) == {"data", "keys"}
         outputs = [trainer.train_step(next(trainer.dataloader_train)) for _ in range(40)]
         probe = trainer.epoch_probe_accuracy()
     finally:
@@ -168,4 +168,4 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     assert properties["class_locations"] == {}
     loader.data_loader.indices = unlabelled  # draw only unlabelled cases through the real loader and augmentation
     batch = next(loader)
-    assert batch["data"].shape == (2, 1, 64, 64) and batch["target"].shape == (2, 0, 64, 64)
+    assert batch["data"].shape == (2, 1, 64, 64) and set(batch) == {"data", "keys"}
