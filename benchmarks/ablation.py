@@ -58,6 +58,7 @@ def render(benchmark: str, arm_runs: dict, versus=()) -> str:
         seeds = sorted({r["seed"] for r in arm_runs[arm]} & {r["seed"] for r in arm_runs[reference]})
         lines += paired_table(f"arm '{reference}'", f"each model of arm '{arm}' against itself in arm '{reference}', "
                               f"seeds {seeds}", comparisons, {})
+        lines += ["", f"Command: `python benchmarks/ablation.py --benchmark {benchmark} --versus {arm} {reference}`"]
     return "\n".join(lines) + "\n"
 
 

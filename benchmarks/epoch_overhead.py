@@ -7,10 +7,10 @@
 DIR holds nnUNet_raw / nnUNet_preprocessed / nnUNet_results of an experiment whose teachers are trained (e.g. the
 output of `nnunet_kd demo`); --teachers is the suffix of those trainers. Each role trains with the benchmark variants
 of benchmarks/trainers (no checkpoints, no final validation) and reports its median epoch after the first (warm-up)
-one; the table, printed last, gives the ratio to the vanilla epoch with and without data loading. student_unlabelled
-is the student under --unlabelled-plans: a copy of the shared plans with distill.unlabelled_ratio > 0 (and unlabelled
-target images, `plan --extra-target-images`) whose student.joint_teacher_plans names -p, so that it distils from the
-same joint teacher.
+one; the table, printed last, gives the ratio to the vanilla epoch with and without data loading (and
+student_unlabelled's to the student's). student_unlabelled is the student under --unlabelled-plans: a copy of the
+shared plans with distill.unlabelled_ratio > 0 (and unlabelled target images, `plan --extra-target-images`) whose
+student.joint_teacher_plans names -p, so that it distils from the same joint teacher.
 """
 import argparse
 import os
@@ -23,6 +23,8 @@ from batchgenerators.utilities.file_and_folder_operations import join, load_json
 ROLES = {"vanilla": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
          "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD",
          "student_unlabelled": "nnUNetTrainerJointKD"}
+#: roles whose cost is also compared with another role than vanilla (issue 19: unlabelled distillation vs without)
+COMPARED = {"student_unlabelled": "student"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -81,14 +83,24 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for role, cells in table(rounds).items():
         print(f"| {role} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    for role, reference in COMPARED.items():
+        if role in rounds[0] and reference in rounds[0]:
+            print(f"\n{role} x {reference}: {median_ratio(rounds, role, reference, 0):.2f} with data loading, "
+                  f"{median_ratio(rounds, role, reference, 1):.2f} without (medians of the ratios within each round)")
 
 
 def table(rounds: list) -> dict:
     """{role: (epoch s with data loading, x vanilla, epoch s without, x vanilla)}: medians over the rounds, each ratio
     taken within its round first."""
-    return {role: tuple(v for i in (0, 1) for v in (
-        statistics.median(rows[role][i] for rows in rounds),
-        statistics.median(rows[role][i] / rows["vanilla"][i] for rows in rounds))) for role in rounds[0]}
+    return {role: tuple(v for i in (0, 1) for v in (statistics.median(rows[role][i] for rows in rounds),
+                                                   median_ratio(rounds, role, "vanilla", i))) for role in rounds[0]}
+
+
+def median_ratio(rounds: list, role: str, reference: str, i: int) -> float:
+    """Median over the rounds of role's epoch / reference's epoch in the same round (i: 0 with data loading, 1
+    without)."""
+    return statistics.median(rows[role][i] / rows[reference][i] for rows in rounds)
+
 
 if __name__ == "__main__":
     main()

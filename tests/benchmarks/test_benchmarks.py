@@ -187,6 +187,7 @@ def test_epoch_overhead_takes_medians_over_rounds_and_ratios_within_each():
     got = _load("epoch_overhead").table(rounds)
     assert got["vanilla"] == (3.0, 1.0, 1.0, 1.0)
     assert got["source"] == pytest.approx((3.6, 1.2, 2.2, 1.1))  # not 3.6 / 3.0 nor 2.2 / 1.0
+    assert _load("epoch_overhead").median_ratio(rounds, "vanilla", "source", 1) == pytest.approx(1 / 1.1)
 
 
 def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses_by_its_rule(tmp_path):
