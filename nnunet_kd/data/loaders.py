@@ -141,7 +141,6 @@ class _ImagesLoader(nnUNetDataLoader):
         return {"data": torch.stack(images), "keys": keys}
 
 
-
 def fold_training_keys(preprocessed: str, identifiers, fold: int) -> list:
     """The training keys of a fold in the dataset's splits_final.json; where it has none yet, nnU-Net's own default
     5-fold split is written first (the one its trainers would write)."""
