@@ -2,13 +2,17 @@
 other settings, scored on the run's test set against the run's own baseline.
 
     python benchmarks/student_variant.py --work /tmp/nnunet_kd_bench_1_no_dann --seed 1 --arm no_dann \
-        --name init_tt --set student.init_from_target_teacher=true [--set distill.w_feat=0 ...]
+        --name init_tt --set student.init_from_target_teacher=true [--set distill.w_feat=0 ...] [--unlabelled 24]
 
 Writes a copy of the run's shared plans with the settings changed (`student.joint_teacher_plans` = the run's plans),
 trains the student through `nnUNetv2_train` (seeded with --seed; skipped when finished), predicts the run's target
 test set and records baseline, joint teacher and this student in results/<benchmark>_<arm>+<name>.{json,md}: the same
 paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
 are chosen on the seeds of the choice stage, never on the final run's.
+
+--unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images, the ones
+`domain_shift.py --unlabelled N` draws after the labelled and test cases, preprocessed as `nnunet_kd plan
+--extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
 """
 import argparse
 import datetime
@@ -20,6 +24,7 @@ import sys
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join
 
+from domain_shift import SCENARIOS
 from seed_runs import kept_summary, machine, record
 from variant_plans import model_folder, only_shared_plans, trainer_env, variant_plans
 
@@ -50,6 +55,8 @@ def main(argv=None) -> str:
                         help="A student setting of the KD block, e.g. distill.kd_mode=class; repeatable.")
     parser.add_argument("--benchmark", default="domain_shift", choices=list(TITLES))
     parser.add_argument("--suffix", default="_demo", help="The run's trainer variant. Default: _demo.")
+    parser.add_argument("--unlabelled", type=int, default=0, metavar="N",
+                        help="Unlabelled target images for the student (see above). Default: 0, the run's own.")
     args = parser.parse_args(argv)
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = join(os.path.abspath(args.work), k)
@@ -57,6 +64,8 @@ def main(argv=None) -> str:
     from nnunet_kd.test_set import predict_and_score
     target = dataset_name(1)
     plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
+    if args.unlabelled:
+        add_unlabelled_images(os.path.abspath(args.work), args.benchmark, args.seed, args.unlabelled, target, plans)
     changes = {}
     for group, key, value in map(parse_setting, args.set):
         changes.setdefault(group, {})[key] = value
@@ -88,6 +97,34 @@ def main(argv=None) -> str:
                                 "student, one row per seed; written by `benchmarks/student_variant.py`."})
     print(text)
     return text
+
+
+def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: str, plans: str) -> None:
+    """Draws the run's target again with n unlabelled images (under work/unlabelled_raw; the run's raw data stays as
+    it is), checks that its labelled cases are the run's, and preprocesses the unlabelled ones into the target's
+    unlabelled folder unless they are there."""
+    import numpy as np
+    import SimpleITK as sitk
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunet_kd.data import synthetic
+    from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder, \
+        unlabelled_identifiers
+    generator = next(g for g, name, _, _ in SCENARIOS.values() if name == benchmark)
+    spec = getattr(synthetic, generator)()[0]
+    spec.num_unlabelled = n
+    drawn = synthetic.write_dataset(join(work, "unlabelled_raw"), spec, seed=seed)
+    raw = join(os.environ["nnUNet_raw"], target)
+    case = sorted(os.listdir(join(raw, "imagesTr")))[0]
+    if not np.array_equal(*(sitk.GetArrayFromImage(sitk.ReadImage(join(f, "imagesTr", case))) for f in (raw, drawn))):
+        raise SystemExit(f"{join(raw, 'imagesTr', case)} differs from the {benchmark} target drawn with seed {seed}: "
+                         f"give the run's --seed and --benchmark.")
+    preprocessed = join(os.environ["nnUNet_preprocessed"], target)
+    p, dataset_json = load_json(join(preprocessed, plans + ".json")), load_json(join(preprocessed, "dataset.json"))
+    folder = unlabelled_folder(preprocessed, p["configurations"]["2d"]["data_identifier"])
+    have = len(unlabelled_identifiers(folder))
+    if have not in (0, n):
+        raise SystemExit(f"{folder} holds {have} unlabelled images, not {n}: give --unlabelled {have}.")
+    preprocess_unlabelled(find_cases(join(drawn, "imagesUnlabelled"), dataset_json), p, "2d", dataset_json, folder)
 
 
 def _foreground(summary_file: str) -> float:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import tree_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # smoke runs of the benchmarks (real train steps, seeded statistics): outside the fast tier
@@ -249,3 +250,26 @@ def test_ablation_arm_options_and_results(tmp_path, monkeypatch):
     runs.record_arm("bench", args.tag, run, "Title", {"score": "Score."}, ("seg", "score", "x"))
     assert sorted(os.listdir(tmp_path)) == ["bench_arm.json", "bench_arm.md"]  # an arm leaves summary.json alone
     assert "# Title, arm 'arm'" in (tmp_path / "bench_arm.md").read_text()
+
+
+def test_student_variant_adds_the_runs_unlabelled_images_for_the_student_alone(kd, tmp_path, monkeypatch):
+    import shutil
+    from nnunet_kd.planning.unlabelled import unlabelled_identifiers
+    bench = _load("student_variant")
+    # the fixture's target is tiny_benchmark()'s, drawn with seed 0
+    monkeypatch.setattr(bench, "SCENARIOS", {"tiny": ("tiny_benchmark", "tiny", "seg", "Tiny")})
+    preprocessed = tmp_path / "preprocessed" / kd.target  # a copy: the fixture's own stays as it is
+    preprocessed.mkdir(parents=True)
+    for name in (kd.plans + ".json", "dataset.json"):
+        shutil.copy(os.path.join(kd.preprocessed, kd.target, name), preprocessed)
+    monkeypatch.setenv("nnUNet_raw", kd.raw)
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "preprocessed"))
+    raw_before = tree_digest(kd.raw)
+    with pytest.raises(SystemExit, match=f"{kd.target}.imagesTr.*seed 1"):
+        bench.add_unlabelled_images(str(tmp_path), "tiny", 1, 3, kd.target, kd.plans)
+    bench.add_unlabelled_images(str(tmp_path), "tiny", 0, 3, kd.target, kd.plans)
+    folders = [f for f in os.listdir(preprocessed) if f.endswith("_unlabelled")]
+    assert len(folders) == 1 and len(unlabelled_identifiers(str(preprocessed / folders[0]))) == 3
+    with pytest.raises(SystemExit, match="holds 3 unlabelled images, not 2: give --unlabelled 3"):
+        bench.add_unlabelled_images(str(tmp_path), "tiny", 0, 2, kd.target, kd.plans)
+    assert tree_digest(kd.raw) == raw_before
