@@ -173,8 +173,11 @@ class StudentSettings:
     """The student's network and its joint teacher."""
     width: float = _setting(1.0, lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]",
                             "student width factor (e.g. 0.5); recorded in the model folder's plans.json")
-    init_from_target_teacher: bool = _setting(False, *_BOOL, "start the student from the target teacher's weights "
-                                              "(same widths only)")
+    init_from_target_teacher: bool | str = _setting(
+        "auto", lambda v: isinstance(v, bool) or v == "auto", "true, false or \"auto\"",
+        "start the student from the target teacher's weights: `auto` where the domain-shift benchmark chose it "
+        "(segmentation students of the target teacher's architecture; others start from random weights), `true` "
+        "always (an error where the architectures differ), `false` never")
     joint_teacher_plans: str | None = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a plans name or null",
         "plans name of the joint teacher to distil from (null = the student's plans); lets a student variant in a copy "

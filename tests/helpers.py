@@ -114,13 +114,14 @@ class KDSetup:
         return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False,
                     extra_target_images=os.path.join(self.raw, self.target, "imagesTs"))
 
-    def student_plans(self, name: str, suffix: str, **distill) -> str:
-        """A copy of the target's shared plans ``name`` with distill settings, distilling from the joint teacher of
-        the fixture's plans."""
+    def student_plans(self, name: str, suffix: str, student: dict | None = None, **distill) -> str:
+        """A copy of the target's shared plans ``name`` with distill (and student) settings, distilling from the joint
+        teacher of the fixture's plans."""
         with open(os.path.join(self.preprocessed, self.target, name + ".json")) as f:
             plans = json.load(f)
         plans["plans_name"] = name + suffix
         plans["nnunet_kd"]["distill"].update(distill)
+        plans["nnunet_kd"]["student"].update(student or {})
         plans["nnunet_kd"]["student"]["joint_teacher_plans"] = self.plans
         with open(os.path.join(self.preprocessed, self.target, name + suffix + ".json"), "w") as f:
             json.dump(plans, f)

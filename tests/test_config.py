@@ -46,7 +46,7 @@ def _block(**overrides):
     ({"dann": {"hidden": 12.5}}, "dann.hidden must be a positive integer"),
     ({"classification": {"class_weights": "true"}}, "classification.class_weights must be true or false"),
     ({"classification": {"backbone": 3}}, "classification.backbone must be a timm model name or null"),
-    ({"student": {"init_from_target_teacher": 1}}, "student.init_from_target_teacher must be true or false"),
+    ({"student": {"init_from_target_teacher": 1}}, "student.init_from_target_teacher must be true, false or \"auto\""),
     ({"task": "segmentation"}, r"task must be one of \['seg', 'cls', 'det'\]"),
     ({"distill": {"alpha": 1}}, "unknown key 'alpha'"),
     ({"bogus": 1}, "unknown key 'bogus'"),

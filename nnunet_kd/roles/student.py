@@ -14,7 +14,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS, DistillSettings
+from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, DistillSettings
 from nnunet_kd.data.loaders import check_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
@@ -39,6 +39,7 @@ class StudentRole(KDTrainerMixin):
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
     no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
+    init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto": measured for this task
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -102,8 +103,10 @@ class StudentRole(KDTrainerMixin):
         spec.dataset_json = load_json(join(spec.model_folder, "dataset.json"))
         self.attach_joint_teacher(self.build_joint_teacher(spec))
         self.teacher_records = [teacher_record(spec)]
-        if self.settings.student.init_from_target_teacher and self.current_epoch == 0:
-            self._init_from_target_teacher()
+        warm_start = self.settings.student.init_from_target_teacher
+        if self.current_epoch == 0 and (warm_start is True or warm_start == "auto"
+                                        and self.init_from_target_teacher_by_default):
+            self._init_from_target_teacher(spec.plans_dict[KD_BLOCK_KEY])
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
             self.print_to_log_file(f"nnunet_kd: {self.unlabelled_batch_size} unlabelled target image(s) in every "
@@ -125,17 +128,27 @@ class StudentRole(KDTrainerMixin):
             self.teacher_decoder_tap = ModuleOutputTap(list(joint.decoder.stages))
         self.joint_teacher = torch.compile(joint) if self._do_i_compile() else joint
 
-    def _init_from_target_teacher(self) -> None:
-        target = [t for t in resolve_teachers(self.kd_block, self.configuration_name, self.fold, self.variant_suffix)
-                  if t.role == "target"][0]
+    def _init_from_target_teacher(self, joint_kd_block: dict) -> None:
+        """The weights of the joint teacher's target teacher, where it has the student's architecture; under "auto" a
+        student without such a target teacher starts from random weights (logged), under true it is an error."""
+        targets = [t for t in resolve_teachers(joint_kd_block, self.configuration_name, self.fold, self.variant_suffix)
+                   if t.role == "target"]
         arch = self.configuration_manager.configuration["architecture"]
-        check_compatible([target], arch, self.num_input_channels, self.label_manager.num_segmentation_heads)
-        if target.arch["arch_kwargs"]["features_per_stage"] != arch["arch_kwargs"]["features_per_stage"] or \
-                target.arch["network_class_name"] != arch["network_class_name"]:
-            raise KDError(f"student.init_from_target_teacher needs the student to have the target teacher's "
-                          f"architecture ({target.checkpoint}); this student's widths or block type differ.")
-        self.stock_network().load_state_dict(load_checkpoint(target.checkpoint)["network_weights"])
-        self.print_to_log_file(f"nnunet_kd: student initialised from {target.checkpoint}")
+        if not targets:
+            why = "the KD block has no target teacher"
+        else:
+            check_compatible(targets, arch, self.num_input_channels, self.label_manager.num_segmentation_heads)
+            same = targets[0].arch["arch_kwargs"]["features_per_stage"] == arch["arch_kwargs"]["features_per_stage"] \
+                and targets[0].arch["network_class_name"] == arch["network_class_name"]
+            why = None if same else f"the target teacher ({targets[0].checkpoint}) has other widths or another block type"
+        if why and self.settings.student.init_from_target_teacher is True:
+            raise KDError(f"student.init_from_target_teacher is true, but {why}. Set it to \"auto\" or false in the "
+                          f"KD block of plans '{self.plans_manager.plans_name}'.")
+        if why:
+            self.print_to_log_file(f"nnunet_kd: student starts from random weights ({why})")
+            return
+        self.stock_network().load_state_dict(load_checkpoint(targets[0].checkpoint)["network_weights"])
+        self.print_to_log_file(f"nnunet_kd: student initialised from {targets[0].checkpoint}")
 
     def on_train_end(self):
         super().on_train_end()

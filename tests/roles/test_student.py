@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from nnunet_kd import trainer_path
@@ -34,3 +35,33 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnu
         assert all(np.isfinite(out[k]) and out[k] > 0 for k in ("feat_loss", "kd_loss"))
     finally:
         trainer.on_train_end()
+
+
+def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_it_can(kd, kd_pipeline, nnunet_env,
+                                                                                       monkeypatch):
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.errors import KDError
+    checkpoint = os.path.join(kd_pipeline.target_teacher, "fold_0", "checkpoint_final.pth")
+    log = "".join(open(os.path.join(kd_pipeline.student, "fold_0", f)).read()
+                  for f in os.listdir(os.path.join(kd_pipeline.student, "fold_0")) if f.startswith("training_log"))
+    assert f"student initialised from {checkpoint}" in log  # the default ("auto"), through nnUNetv2_train
+    target = load_checkpoint(checkpoint)["network_weights"]
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+
+    def starts_as_target_teacher(suffix, **student):
+        trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
+                                        kd.student_plans(kd.plans, suffix, student=student), device=torch.device("cpu"))
+        trainer.on_train_start()
+        try:
+            weights = trainer.stock_network().state_dict()
+            return weights.keys() == target.keys() and all(torch.equal(weights[k], v) for k, v in target.items())
+        finally:
+            trainer.on_train_end()
+
+    assert starts_as_target_teacher("_auto")
+    assert not starts_as_target_teacher("_cold", init_from_target_teacher=False)
+    assert not starts_as_target_teacher("_half", width=0.5)  # auto: other widths start from random weights
+    with pytest.raises(KDError, match="init_from_target_teacher is true, but the target teacher .*other widths"):
+        starts_as_target_teacher("_half_true", width=0.5, init_from_target_teacher=True)
