@@ -22,7 +22,7 @@ import shlex
 import subprocess
 import sys
 
-from batchgenerators.utilities.file_and_folder_operations import isfile, join
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
 from domain_shift import SCENARIOS
 from seed_runs import kept_summary, machine, record
@@ -105,7 +105,6 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
     unlabelled folder unless they are there."""
     import numpy as np
     import SimpleITK as sitk
-    from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunet_kd.data import synthetic
     from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder, \
         unlabelled_identifiers
@@ -114,10 +113,15 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
     spec.num_unlabelled = n
     drawn = synthetic.write_dataset(join(work, "unlabelled_raw"), spec, seed=seed)
     raw = join(os.environ["nnUNet_raw"], target)
-    case = sorted(os.listdir(join(raw, "imagesTr")))[0]
-    if not np.array_equal(*(sitk.GetArrayFromImage(sitk.ReadImage(join(f, "imagesTr", case))) for f in (raw, drawn))):
-        raise SystemExit(f"{join(raw, 'imagesTr', case)} differs from the {benchmark} target drawn with seed {seed}: "
-                         f"give the run's --seed and --benchmark.")
+    cases = sorted(os.listdir(join(raw, "imagesTr")))
+    if cases != sorted(os.listdir(join(drawn, "imagesTr"))):
+        raise SystemExit(f"{join(raw, 'imagesTr')} holds other cases than the {benchmark} target drawn with seed "
+                         f"{seed}: give the run's --seed and --benchmark.")
+    for case in cases:
+        if not np.array_equal(*(sitk.GetArrayFromImage(sitk.ReadImage(join(f, "imagesTr", case)))
+                                for f in (raw, drawn))):
+            raise SystemExit(f"{join(raw, 'imagesTr', case)} differs from the {benchmark} target drawn with seed "
+                             f"{seed}: give the run's --seed and --benchmark.")
     preprocessed = join(os.environ["nnUNet_preprocessed"], target)
     p, dataset_json = load_json(join(preprocessed, plans + ".json")), load_json(join(preprocessed, "dataset.json"))
     folder = unlabelled_folder(preprocessed, p["configurations"]["2d"]["data_identifier"])

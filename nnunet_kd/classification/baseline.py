@@ -8,6 +8,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 
 from nnunet_kd.classification.labels import class_names
+from nnunet_kd.classification.network import pool
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.roles.multi_head import MultiHeadRole
@@ -15,7 +16,7 @@ from nnunet_kd.trainer_base import KDTrainerMixin
 
 
 class nnUNetTrainerCls(ClsTrainerMixin, KDTrainerMixin, nnUNetTrainer):
-    """Dataset-specific classifier: the plans' encoder + global pooling + a linear head, class-weighted CE."""
+    """Dataset-specific classifier: the plans' encoder + mean and max pooling + a linear head, class-weighted CE."""
 
     supports_backbone = True
 
@@ -25,10 +26,10 @@ class SourceHeads(nn.Module):
 
     def __init__(self, channels: int, num_classes: list[int]):
         super().__init__()
-        self.heads = nn.ModuleList(nn.Linear(channels, n) for n in num_classes)
+        self.heads = nn.ModuleList(nn.Linear(2 * channels, n) for n in num_classes)
 
     def forward(self, bottleneck: torch.Tensor, slices: list[slice]) -> list[torch.Tensor]:
-        pooled = bottleneck.flatten(2).mean(2)
+        pooled = pool(bottleneck)
         return [head(pooled[sl]) for head, sl in zip(self.heads, slices)]
 
 

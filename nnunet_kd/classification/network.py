@@ -13,22 +13,26 @@ from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encode
 JOINT_CLASS_NAME = f"{__name__}.ClsJointTeacherNetwork"
 
 
-def _pool(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(2).mean(2)
+def pool(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and maximum over space: (batch, 2 * channels). The mean alone of nnU-Net's instance-normalised
+    features holds little more than the shape of each channel's distribution (a classifier on it stayed at chance
+    from some initialisations); the maximum tells whether a pattern is anywhere in the image."""
+    flat = x.flatten(2)
+    return torch.cat((flat.mean(2), flat.amax(2)), 1)
 
 
 class ClsNetwork(nn.Module):
-    """encoder -> global average pooling of the bottleneck -> linear layer. ``encoder`` returns its stage outputs
+    """encoder -> mean and max pooling of the bottleneck -> linear layer. ``encoder`` returns its stage outputs
     (nnU-Net's skips) and has ``output_channels`` and ``conv_op``, so the protocol modules (taps, domain heads,
     adapters) treat it like a segmentation encoder."""
 
     def __init__(self, encoder: nn.Module, num_classes: int):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.output_channels[-1], num_classes)
+        self.head = nn.Linear(2 * encoder.output_channels[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(_pool(self.encoder(x)[-1]))
+        return self.head(pool(self.encoder(x)[-1]))
 
 
 class TimmEncoder(nn.Module):
@@ -71,12 +75,12 @@ class ClsJointTeacherNetwork(FusedTeacherEncoders):
     def __init__(self, input_channels: int, num_classes: int, teachers: Sequence[dict], shared: dict,
                  fusion_levels: Sequence[int], adapter_norm: bool = False):
         super().__init__(input_channels, teachers, shared, fusion_levels, adapter_norm)
-        self.head = nn.Linear(sum(self.output_channels), num_classes)
+        self.head = nn.Linear(2 * sum(self.output_channels), num_classes)
         InitWeights_He(1e-2)(self.fusion)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         fused = self.fused_features(x)
-        logits = self.head(torch.cat([_pool(f) for f in fused], 1))
+        logits = self.head(torch.cat([pool(f) for f in fused], 1))
         return (logits, fused) if return_features else logits
 
 

@@ -254,6 +254,7 @@ def test_ablation_arm_options_and_results(tmp_path, monkeypatch):
 
 def test_student_variant_adds_the_runs_unlabelled_images_for_the_student_alone(kd, tmp_path, monkeypatch):
     import shutil
+    import SimpleITK as sitk
     from nnunet_kd.planning.unlabelled import unlabelled_identifiers
     bench = _load("student_variant")
     # the fixture's target is tiny_benchmark()'s, drawn with seed 0
@@ -273,3 +274,12 @@ def test_student_variant_adds_the_runs_unlabelled_images_for_the_student_alone(k
     with pytest.raises(SystemExit, match="holds 3 unlabelled images, not 2: give --unlabelled 3"):
         bench.add_unlabelled_images(str(tmp_path), "tiny", 0, 2, kd.target, kd.plans)
     assert tree_digest(kd.raw) == raw_before
+    # every labelled case is compared, not only the first
+    changed_raw = tmp_path / "changed_raw"
+    shutil.copytree(os.path.join(kd.raw, kd.target), changed_raw / kd.target)
+    last = sorted(os.listdir(changed_raw / kd.target / "imagesTr"))[-1]
+    image = sitk.ReadImage(str(changed_raw / kd.target / "imagesTr" / last))
+    sitk.WriteImage(image + 1, str(changed_raw / kd.target / "imagesTr" / last))
+    monkeypatch.setenv("nnUNet_raw", str(changed_raw))
+    with pytest.raises(SystemExit, match=f"imagesTr.{last} differs .* seed 0"):
+        bench.add_unlabelled_images(str(tmp_path), "tiny", 0, 3, kd.target, kd.plans)

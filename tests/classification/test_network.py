@@ -1,7 +1,7 @@
 import torch
 
 from helpers import PLAIN_ARCH_2D as ARCH
-from nnunet_kd.classification.network import ClsJointTeacherNetwork, ClsNetwork, TimmEncoder
+from nnunet_kd.classification.network import ClsJointTeacherNetwork, ClsNetwork, TimmEncoder, pool
 from nnunet_kd.protocol.fused_encoders import plans_encoder
 
 
@@ -9,6 +9,17 @@ def test_classifier_on_the_plans_encoder():
     net = ClsNetwork(plans_encoder(ARCH, 2), 4)
     assert net(torch.randn(3, 2, 32, 32)).shape == (3, 4)
     assert net.encoder.output_channels == [8, 16, 32]
+
+
+def test_pooling_tells_a_local_pattern_that_instance_norm_hides_from_the_mean():
+    norm = torch.nn.InstanceNorm2d(4)
+    plain = torch.randn(1, 4, 16, 16)
+    spot = plain.clone()
+    spot[..., 8, 8] += 50  # one bright spot
+    a, b = pool(norm(plain)), pool(norm(spot))
+    assert a.shape == (1, 8)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)  # the means: 0 after instance norm, spot or not
+    assert (b[:, 4:] > a[:, 4:] + 5).all()  # the maxima see the spot
 
 
 def test_joint_teacher_head_sees_every_fused_level():
