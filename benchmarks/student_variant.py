@@ -3,6 +3,8 @@ other settings, scored on the run's test set against the run's own baseline.
 
     python benchmarks/student_variant.py --work /tmp/nnunet_kd_bench_1_no_dann --seed 1 --arm no_dann \
         --name init_tt --set student.init_from_target_teacher=true [--set distill.w_feat=0 ...] [--unlabelled 24]
+    python benchmarks/student_variant.py --benchmark cls_domain_shift --work /tmp/nnunet_kd_cls_bench_0 --seed 0 \
+        --name init_tt --set student.init_from_target_teacher=true
 
 Writes a copy of the run's shared plans with the settings changed (`student.joint_teacher_plans` = the run's plans),
 trains the student through `nnUNetv2_train` (seeded with --seed; skipped when finished), predicts the run's target
@@ -10,8 +12,8 @@ test set and records baseline, joint teacher and this student in results/<benchm
 paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
 are chosen on the seeds of the choice stage, never on the final run's.
 
---unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images, the ones
-`domain_shift.py --unlabelled N` draws after the labelled and test cases, preprocessed as `nnunet_kd plan
+--unlabelled N (segmentation) gives the student (only: the teachers stay as trained) N unlabelled target images,
+the ones `domain_shift.py --unlabelled N` draws after the labelled and test cases, preprocessed as `nnunet_kd plan
 --extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
 """
 import argparse
@@ -28,9 +30,12 @@ from domain_shift import SCENARIOS
 from seed_runs import kept_summary, machine, record
 from variant_plans import model_folder, only_shared_plans, trainer_env, variant_plans
 
-MODELS = {"dataset-specific (target teacher)": "nnUNetTrainer", "joint teacher": "nnUNetTrainerJointTeacher"}
-STUDENT = "nnUNetTrainerJointKD"
-TITLES = {"domain_shift": "Domain-shift benchmark (segmentation)", "small_lesion": "Small-lesion benchmark (segmentation)"}
+# benchmark: (task, target dataset id, title, results key)
+BENCHMARKS = {"domain_shift": ("seg", 1, "Domain-shift benchmark (segmentation)", "test_dice"),
+              "small_lesion": ("seg", 1, "Small-lesion benchmark (segmentation)", "test_dice"),
+              "cls_domain_shift": ("cls", 21, "Domain-shift benchmark (classification)", "test_balanced_accuracy")}
+METRICS = {"test_dice": "Target test-set foreground Dice",
+           "test_balanced_accuracy": "Target test-set balanced accuracy"}
 
 
 def parse_setting(text: str) -> tuple[str, str, object]:
@@ -53,16 +58,21 @@ def main(argv=None) -> str:
     parser.add_argument("--name", required=True, help="Name of the variant (results/<benchmark>_<arm>+<name>.*).")
     parser.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE",
                         help="A student setting of the KD block, e.g. distill.kd_mode=class; repeatable.")
-    parser.add_argument("--benchmark", default="domain_shift", choices=list(TITLES))
+    parser.add_argument("--benchmark", default="domain_shift", choices=list(BENCHMARKS))
     parser.add_argument("--suffix", default="_demo", help="The run's trainer variant. Default: _demo.")
     parser.add_argument("--unlabelled", type=int, default=0, metavar="N",
                         help="Unlabelled target images for the student (see above). Default: 0, the run's own.")
     args = parser.parse_args(argv)
+    task, target_id, title, metric = BENCHMARKS[args.benchmark]
+    if args.unlabelled and task != "seg":
+        raise SystemExit(f"--unlabelled: for the segmentation benchmarks only, not {args.benchmark}.")
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = join(os.path.abspath(args.work), k)
+    from nnunet_kd.classification.labels import TEST_LABELS_CSV
     from nnunet_kd.datasets import dataset_name
-    from nnunet_kd.test_set import predict_and_score
-    target = dataset_name(1)
+    from nnunet_kd.report import models_for
+    from nnunet_kd.test_set import predict_and_score, summary_path
+    target = dataset_name(target_id)
     plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     if args.unlabelled:
         add_unlabelled_images(os.path.abspath(args.work), args.benchmark, args.seed, args.unlabelled, target, plans)
@@ -70,7 +80,8 @@ def main(argv=None) -> str:
     for group, key, value in map(parse_setting, args.set):
         changes.setdefault(group, {})[key] = value
     variant = variant_plans(target, plans, args.name, changes)
-    trainer = STUDENT + args.suffix
+    models = models_for(task)
+    trainer = models["student"] + args.suffix
     start = datetime.datetime.now()
     folder = model_folder(target, trainer, variant, "2d")
     if not isfile(join(folder, "fold_0", "checkpoint_final.pth")):
@@ -78,23 +89,24 @@ def main(argv=None) -> str:
                        env={**trainer_env(), "nnUNet_KD_SEED": str(args.seed)}, check=True)
     raw = join(os.environ["nnUNet_raw"], target)
     predictions = join(os.path.abspath(args.work), "test_predictions")
-    out = predict_and_score("seg", folder, ["0"], "cpu", join(raw, "imagesTs"), join(raw, "labelsTs"),
+    labels = join(raw, "labelsTs") if task == "seg" else join(raw, TEST_LABELS_CSV)
+    out = predict_and_score(task, folder, ["0"], "cpu", join(raw, "imagesTs"), labels,
                             join(predictions, f"{trainer}__{variant}"))
-    summaries = {label: join(predictions, t + args.suffix, "summary.json") for label, t in MODELS.items()}
-    summaries["student"] = join(out, "summary.json")
-    kept = {}
-    for label, path in summaries.items():
-        with open(path) as f:
-            kept[label] = kept_summary(json.load(f))
+    # the run's own test-set summaries: domain_shift.py's folders, cls_domain_shift.py's CSV summaries
+    summaries = {label: join(predictions, models[label] + args.suffix, "summary.json") if task == "seg" else
+                 summary_path(join(predictions, models[label] + args.suffix + ".csv"))
+                 for label in ("dataset-specific (target teacher)", "joint teacher")}
+    summaries["student"] = join(out, "summary.json") if task == "seg" else out
+    loaded = {label: load_json(path) for label, path in summaries.items()}
     command = "python benchmarks/student_variant.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     run = {"seed": args.seed, "date": start.strftime("%Y-%m-%d"), "machine": machine(),
            "minutes": (datetime.datetime.now() - start).total_seconds() / 60, "command": command,
-           "settings": changes, "test_dice": {label: _foreground(path) for label, path in summaries.items()},
-           "summaries": kept}
+           "settings": changes, metric: {label: _score(summary) for label, summary in loaded.items()},
+           "summaries": {label: kept_summary(summary) for label, summary in loaded.items()}}
     arm = "+".join(a for a in (args.arm, args.name) if a)
-    text = record(f"{args.benchmark}_{arm}", run, f"{TITLES[args.benchmark]}, student variant '{arm}'",
-                  {"test_dice": "Target test-set foreground Dice of the baseline, the run's joint teacher and this "
-                                "student, one row per seed; written by `benchmarks/student_variant.py`."})
+    text = record(f"{args.benchmark}_{arm}", run, f"{title}, student variant '{arm}'",
+                  {metric: f"{METRICS[metric]} of the baseline, the run's joint teacher and this student, one row per "
+                           f"seed; written by `benchmarks/student_variant.py`."})
     print(text)
     return text
 
@@ -131,9 +143,9 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
     preprocess_unlabelled(find_cases(join(drawn, "imagesUnlabelled"), dataset_json), p, "2d", dataset_json, folder)
 
 
-def _foreground(summary_file: str) -> float:
-    with open(summary_file) as f:
-        return json.load(f)["foreground_mean"]["Dice"]
+def _score(summary: dict) -> float:
+    """Foreground Dice of a segmentation summary, balanced accuracy of a classification one."""
+    return summary["foreground_mean"]["Dice"] if "foreground_mean" in summary else summary["balanced_accuracy"]
 
 
 if __name__ == "__main__":
