@@ -39,12 +39,13 @@ def render(benchmark: str, arm_runs: dict, versus=()) -> str:
         if not comparisons:
             continue
         baseline = next(iter(runs[0]["summaries"]))
-        seeds = sorted(r["seed"] for r in runs)
-        lines += paired_table(baseline, f"arm '{arm}', seeds {seeds}", comparisons, {})
+        seeds = sorted({r["seed"] for r in runs})
+        trainings = f" ({len(runs)} trainings)" if len(runs) > len(seeds) else ""
+        lines += paired_table(baseline, f"arm '{arm}', seeds {seeds}{trainings}", comparisons, {})
         headline = next(iter(comparisons["student"]))
         joint, student = comparisons["joint teacher"][headline]["mean"], comparisons["student"][headline]["mean"]
         retention = f"{student / joint:.2f}" if joint > 0 else "- (the joint teacher is not better)"
-        lines += ["", f"Retention ({headline}): {retention}; minutes per seed: "
+        lines += ["", f"Retention ({headline}): {retention}; minutes per {'training' if trainings else 'seed'}: "
                   f"{np.mean([r['minutes'] for r in runs]):.0f}. Commands: " +
                   "; ".join(f"`{r['command']}`" for r in runs)]
     for arm, reference in versus:

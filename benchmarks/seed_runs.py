@@ -67,14 +67,25 @@ def paired(runs: list) -> dict:
 
 def paired_arms(runs: list, reference_runs: list) -> dict:
     """{model: {measure: paired comparison with the same model in reference_runs}} over the seeds both kept test
-    summaries of (another arm, same data and test cases per seed)."""
-    reference = {r["seed"]: r for r in reference_runs if "summaries" in r}
-    runs = [r for r in runs if "summaries" in r and r["seed"] in reference]
-    if not runs:
+    summaries of (another arm, same data and test cases per seed); a seed's k-th training (student_variant.py
+    --student-seed) against the reference's k-th of that seed."""
+    def by_seed(rs):
+        out = {}
+        for r in rs:
+            if "summaries" in r:
+                out.setdefault(r["seed"], []).append(r)
+        return out
+    arm, reference = by_seed(runs), by_seed(reference_runs)
+    seeds = sorted(set(arm) & set(reference))
+    for seed in seeds:
+        if len(arm[seed]) != len(reference[seed]):
+            raise SystemExit(f"seed {seed}: {len(arm[seed])} training(s) against {len(reference[seed])}; compare arms "
+                             f"with as many trainings of each seed ({reference[seed][0]['command']}).")
+    pairs = [(a, r) for seed in seeds for a, r in zip(arm[seed], reference[seed])]
+    if not pairs:
         return {}
-    models = [m for m in runs[0]["summaries"] if all(m in reference[r["seed"]]["summaries"] for r in runs)]
-    return {m: compare([_qualified(r, m) for r in runs], [_qualified(reference[r["seed"]], m) for r in runs])
-            for m in models}
+    models = [m for m in pairs[0][0]["summaries"] if all(m in r["summaries"] for _, r in pairs)]
+    return {m: compare([_qualified(a, m) for a, _ in pairs], [_qualified(r, m) for _, r in pairs]) for m in models}
 
 
 def render(runs: list, title: str, metrics: dict) -> str:
@@ -148,7 +159,7 @@ def add_arm_arguments(parser) -> None:
     parser.add_argument("--preset", default="tiny", help="KD preset name or JSON file. Default: tiny.")
     parser.add_argument("--unlabelled", type=int, default=0,
                         help="Unlabelled target images (drawn after the labelled and test cases, which stay the same; "
-                             "given to plan --extra-target-images). Default: 0.")
+                             "given to plan --extra-target-images). Default: %(default)s.")
     parser.add_argument("--tag", default=None,
                         help="Write results/<benchmark>_<tag>.{json,md} (an ablation arm); summary.json is left alone.")
 

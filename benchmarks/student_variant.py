@@ -12,7 +12,7 @@ test set and records baseline, joint teacher and this student in results/<benchm
 paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
 are chosen on the seeds of the choice stage, never on the final run's.
 
---unlabelled N (segmentation) gives the student (only: the teachers stay as trained) N unlabelled target images,
+--unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images,
 the ones `domain_shift.py --unlabelled N` draws after the labelled and test cases, preprocessed as `nnunet_kd plan
 --extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
 """
@@ -23,6 +23,7 @@ import os
 import shlex
 import subprocess
 import sys
+from unittest import mock
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
@@ -54,6 +55,10 @@ def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="The run's folder (domain_shift.py's --out).")
     parser.add_argument("--seed", type=int, required=True, help="The run's seed (also the student's).")
+    parser.add_argument("--student-seed", type=int, default=None, metavar="S",
+                        help="Train the student with seed S instead (another training of the same variant: its own "
+                             "model folder, recorded as another run of the run's seed, so the paired statistics "
+                             "pool the trainings of each test case).")
     parser.add_argument("--arm", default=None, help="The run's ablation arm (its --tag), if any.")
     parser.add_argument("--name", required=True, help="Name of the variant (results/<benchmark>_<arm>+<name>.*).")
     parser.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE",
@@ -64,8 +69,6 @@ def main(argv=None) -> str:
                         help="Unlabelled target images for the student (see above). Default: 0, the run's own.")
     args = parser.parse_args(argv)
     task, target_id, title, metric = BENCHMARKS[args.benchmark]
-    if args.unlabelled and task != "seg":
-        raise SystemExit(f"--unlabelled: for the segmentation benchmarks only, not {args.benchmark}.")
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = join(os.path.abspath(args.work), k)
     from nnunet_kd.classification.labels import TEST_LABELS_CSV
@@ -79,14 +82,16 @@ def main(argv=None) -> str:
     changes = {}
     for group, key, value in map(parse_setting, args.set):
         changes.setdefault(group, {})[key] = value
-    variant = variant_plans(target, plans, args.name, changes)
+    student_seed = args.seed if args.student_seed is None else args.student_seed
+    variant = variant_plans(target, plans, args.name + ("" if student_seed == args.seed else f"_seed{student_seed}"),
+                            changes)
     models = models_for(task)
     trainer = models["student"] + args.suffix
     start = datetime.datetime.now()
     folder = model_folder(target, trainer, variant, "2d")
     if not isfile(join(folder, "fold_0", "checkpoint_final.pth")):
         subprocess.run(["nnUNetv2_train", target, "2d", "0", "-p", variant, "-tr", trainer, "-device", "cpu"],
-                       env={**trainer_env(), "nnUNet_KD_SEED": str(args.seed)}, check=True)
+                       env={**trainer_env(), "nnUNet_KD_SEED": str(student_seed)}, check=True)
     raw = join(os.environ["nnUNet_raw"], target)
     predictions = join(os.path.abspath(args.work), "test_predictions")
     labels = join(raw, "labelsTs") if task == "seg" else join(raw, TEST_LABELS_CSV)
@@ -120,10 +125,20 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
     from nnunet_kd.data import synthetic
     from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder, \
         unlabelled_identifiers
-    generator = next(g for g, name, _, _ in SCENARIOS.values() if name == benchmark)
-    spec = getattr(synthetic, generator)()[0]
+    if benchmark == "cls_domain_shift":
+        from cls_domain_shift import benchmark_specs
+        from nnunet_kd.classification.synthetic import write_cls_dataset
+        spec, write = benchmark_specs()[0], write_cls_dataset
+    else:
+        generator = next(g for g, name, _, _ in SCENARIOS.values() if name == benchmark)
+        spec, write = getattr(synthetic, generator)()[0], synthetic.write_dataset
     spec.num_unlabelled = n
-    drawn = synthetic.write_dataset(join(work, "unlabelled_raw"), spec, seed=seed)
+    drawn = join(work, "unlabelled_raw", f"Dataset{spec.dataset_id:03d}_{spec.name}")
+    if not os.path.isdir(drawn):
+        with mock.patch.dict(os.environ, {"nnUNet_preprocessed": "", "nnUNet_results": ""}):  # not one of the run's
+            write(join(work, "unlabelled_raw"), spec, seed=seed)
+    elif len(os.listdir(join(drawn, "imagesUnlabelled"))) != n:
+        raise SystemExit(f"{drawn} was drawn with another number of unlabelled images than {n}: remove it.")
     raw = join(os.environ["nnUNet_raw"], target)
     cases = sorted(os.listdir(join(raw, "imagesTr")))
     if cases != sorted(os.listdir(join(drawn, "imagesTr"))):

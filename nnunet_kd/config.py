@@ -145,11 +145,13 @@ class DistillSettings:
         "each class the teacher predicts, then over classes: a small class weighs as much as the background), "
         "`channel` (channel-wise distillation, Shu et al. 2021: each class channel a distribution over space; "
         "segmentation only)")
-    unlabelled_ratio: float = _setting(
-        0.0, lambda v: _is_number(v) and 0 <= v <= 8, "a number in [0, 8]",
+    unlabelled_ratio: float | str = _setting(
+        "auto", lambda v: v == "auto" or _is_number(v) and 0 <= v <= 8, "a number in [0, 8] or \"auto\"",
         "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
-        "features, and ROI class logits on the student's 128 best proposals per image)")
+        "features, and ROI class logits on the student's 128 best proposals per image). `auto`: 1 for classification "
+        "students when the plans have unlabelled images (measured on the classification benchmark), else 0 "
+        "(segmentation students start from the target teacher, where it added nothing; detection: not measured)")
     levels: str | list[int] = _setting("encoder", _is_levels, _LEVELS,
                                              "student levels distilled with adapters + MSE")
     decoder_levels: bool = _setting(False, *_BOOL, "also distil decoder stages")

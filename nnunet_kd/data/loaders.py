@@ -79,14 +79,23 @@ def unlabelled_loader(trainer, batch_size: int):
     return _loader(trainer, dataset, plans, cm, load_json(join(base, "dataset.json")), batch_size, with_labels=False)
 
 
+def has_unlabelled_images(plans: dict, configuration: str) -> bool:
+    """Whether `plan --extra-target-images` preprocessed unlabelled images for the plans' dataset and configuration."""
+    return bool(unlabelled_identifiers(_unlabelled_folder_of(plans, configuration)))
+
+
 def check_unlabelled_images(plans: dict, configuration: str, ratio: float) -> None:
     """Raises KDError when the plans' dataset has no unlabelled images for distill.unlabelled_ratio > 0."""
-    extra = unlabelled_folder(join(nnUNet_preprocessed.get(), plans["dataset_name"]),
-                              plans["configurations"][configuration]["data_identifier"])
-    if not unlabelled_identifiers(extra):
+    if not has_unlabelled_images(plans, configuration):
         raise KDError(f"plans '{plans['plans_name']}': distill.unlabelled_ratio is {ratio}, but "
-                      f"{plans['dataset_name']} has no unlabelled images in {extra}. Add them with `nnunet_kd plan ... "
-                      f"--extra-target-images DIR`, or set distill.unlabelled_ratio to 0.")
+                      f"{plans['dataset_name']} has no unlabelled images in {_unlabelled_folder_of(plans, configuration)}"
+                      f". Add them with `nnunet_kd plan ... --extra-target-images DIR`, or set distill.unlabelled_ratio "
+                      f"to 0.")
+
+
+def _unlabelled_folder_of(plans: dict, configuration: str) -> str:
+    return unlabelled_folder(join(nnUNet_preprocessed.get(), plans["dataset_name"]),
+                             plans["configurations"][configuration]["data_identifier"])
 
 
 def _loader(trainer, dataset, plans, cm, dataset_json: dict, batch_size: int, with_labels: bool):

@@ -1,9 +1,9 @@
 """Stage 3 of the method: the student, the task's stock network distilled from the frozen joint teacher.
 
 Loss = w_task * the task's loss (segmentation: nnU-Net's, deep supervision) + w_feat * sum_l MSE(A_l(F_S,l), F*_l) + w_kd * T^2 * KL(p* || p_S),
-the KL weighed over voxels as distill.kd_mode says and computed in fp32. With distill.unlabelled_ratio > 0 every batch
-also holds unlabelled target images, on which only the two distillation terms act. student.init_from_target_teacher
-starts the network from the target teacher's weights (by default where the task measured it: segmentation). The
+the KL weighed over voxels as distill.kd_mode says and computed in fp32. With distill.unlabelled_ratio > 0 (`auto`: 1
+for classification students where the plans have unlabelled images) every batch also holds unlabelled target images,
+on which only the two distillation terms act. student.init_from_target_teacher starts the network from the target teacher's weights (by default where the task measured it: segmentation). The
 checkpoint is a stock nnU-Net checkpoint (plus ``kd_state``).
 """
 import copy
@@ -16,7 +16,7 @@ from torch import autocast, nn
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, DistillSettings
-from nnunet_kd.data.loaders import check_unlabelled_images, shutdown, unlabelled_loader
+from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.fused_encoders import resolve_levels
@@ -41,6 +41,7 @@ class StudentRole(KDTrainerMixin):
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
     no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
     init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto": measured for this task
+    unlabelled_ratio_by_default = 0.0  # distill.unlabelled_ratio "auto" where the plans have unlabelled images
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -57,6 +58,10 @@ class StudentRole(KDTrainerMixin):
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
         self.dataloader_unlabelled = None
+        self.unlabelled_ratio = self.distill.unlabelled_ratio
+        if self.unlabelled_ratio == "auto":
+            self.unlabelled_ratio = self.unlabelled_ratio_by_default if has_unlabelled_images(
+                self.plans_manager.plans, configuration) else 0.0
         self._distill_terms = None  # distill_terms, compiled where nnU-Net compiles
 
     @classmethod
@@ -66,7 +71,7 @@ class StudentRole(KDTrainerMixin):
         if cls.no_decoder and distill.decoder_levels:
             raise KDError(f"plans '{plans['plans_name']}': distill.decoder_levels is true, but {cls.no_decoder}s have "
                           f"no U-Net decoder. Set it to false in the KD block (or your preset).")
-        if distill.unlabelled_ratio > 0:
+        if distill.unlabelled_ratio != "auto" and distill.unlabelled_ratio > 0:
             check_unlabelled_images(plans, configuration, distill.unlabelled_ratio)
         if cls.no_decoder and distill.kd_mode == "channel":
             raise KDError(f"plans '{plans['plans_name']}': distill.kd_mode is 'channel' (a distribution over space per "
@@ -111,12 +116,13 @@ class StudentRole(KDTrainerMixin):
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
             self.print_to_log_file(f"nnunet_kd: {self.unlabelled_batch_size} unlabelled target image(s) in every "
-                                   f"batch, distillation terms only")
+                                   f"batch (distill.unlabelled_ratio {self.distill.unlabelled_ratio}: "
+                                   f"{self.unlabelled_ratio}), distillation terms only")
 
     @property
     def unlabelled_batch_size(self) -> int:
         """Unlabelled target images in each step's batch (distill.unlabelled_ratio per labelled image, at least 1)."""
-        ratio = self.distill.unlabelled_ratio
+        ratio = self.unlabelled_ratio
         return max(1, round(ratio * self.batch_size)) if ratio > 0 else 0
 
     def build_joint_teacher(self, spec: Teacher) -> nn.Module:

@@ -119,6 +119,16 @@ def test_ablation_puts_an_arm_against_another_on_the_seeds_both_ran(tmp_path, mo
     assert "| student | fg Dice | +0.0300 | [+0.0300, +0.0300] |" in versus and "| 12 × 1 |" in versus
     with pytest.raises(SystemExit, match="no arm 'gone'"):
         ablation.main(["--benchmark", "bench", "--results", str(tmp_path), "--versus", "new", "gone"])
+    # a second training of seed 0 (student_variant.py --student-seed) is paired with the reference's second
+    results.record_arm("bench", "new", _seg_run(results, 0, gain=0.10, command="y --student-seed 100"), "Title",
+                       {"test_dice": "Dice."}, None)
+    with pytest.raises(SystemExit, match="seed 0: 2 training.s. against 1"):
+        ablation.main(["--benchmark", "bench", "--results", str(tmp_path), "--versus", "new", "old"])
+    results.record_arm("bench", "old", _seg_run(results, 0, gain=0.05, command="x --student-seed 100"), "Title",
+                       {"test_dice": "Dice."}, None)
+    ablation.main(["--benchmark", "bench", "--results", str(tmp_path), "--versus", "new", "old"])
+    versus = (tmp_path / "bench_ablation.md").read_text().split("against itself")[1]
+    assert "| student | fg Dice | +0.0367 |" in versus and "| 12 × 2 |" in versus
 
 
 def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):
@@ -283,3 +293,29 @@ def test_student_variant_adds_the_runs_unlabelled_images_for_the_student_alone(k
     monkeypatch.setenv("nnUNet_raw", str(changed_raw))
     with pytest.raises(SystemExit, match=f"imagesTr.{last} differs .* seed 0"):
         bench.add_unlabelled_images(str(tmp_path), "tiny", 0, 3, kd.target, kd.plans)
+
+
+def test_student_variant_draws_the_classification_runs_unlabelled_images_once(cls_run, tmp_path, monkeypatch):
+    import shutil
+    from nnunet_kd.classification.synthetic import cls_benchmark
+    from nnunet_kd.planning.unlabelled import unlabelled_identifiers
+    bench, cls_bench = _load("student_variant"), _load("cls_domain_shift")
+    # the fixture's datasets are cls_benchmark()'s, drawn with seed 0
+    monkeypatch.setattr(cls_bench, "benchmark_specs", cls_benchmark)
+    monkeypatch.setitem(sys.modules, "cls_domain_shift", cls_bench)
+    preprocessed = tmp_path / "preprocessed" / cls_run.target  # a copy: the fixture's own stays as it is
+    preprocessed.mkdir(parents=True)
+    for name in (cls_run.plans + ".json", "dataset.json"):
+        shutil.copy(os.path.join(cls_run.setup.preprocessed, cls_run.target, name), preprocessed)
+    monkeypatch.setenv("nnUNet_raw", cls_run.setup.raw)
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "preprocessed"))
+    raw_before = tree_digest(cls_run.setup.raw)
+    with pytest.raises(SystemExit, match="differs from the cls_domain_shift target drawn with seed 1"):
+        bench.add_unlabelled_images(str(tmp_path / "w1"), "cls_domain_shift", 1, 3, cls_run.target, cls_run.plans)
+    for _ in range(2):  # a second training of the variant (--student-seed) reuses the drawn images
+        bench.add_unlabelled_images(str(tmp_path / "w0"), "cls_domain_shift", 0, 3, cls_run.target, cls_run.plans)
+    folders = [f for f in os.listdir(preprocessed) if f.endswith("_unlabelled")]
+    assert len(folders) == 1 and len(unlabelled_identifiers(str(preprocessed / folders[0]))) == 3
+    with pytest.raises(SystemExit, match="another number of unlabelled images than 2: remove it"):
+        bench.add_unlabelled_images(str(tmp_path / "w0"), "cls_domain_shift", 0, 2, cls_run.target, cls_run.plans)
+    assert tree_digest(cls_run.setup.raw) == raw_before

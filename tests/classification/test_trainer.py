@@ -45,3 +45,34 @@ def test_other_datasets_load_as_whole_images_like_the_trainers_own(cls_run, monk
         loader = dataset_loader(trainer, cls_run.target, 2, with_labels=with_labels)
         assert isinstance(loader.data_loader._data, WholeImageDataset)
         assert next(loader)["data"].shape[2:] == tuple(trainer.configuration_manager.patch_size)
+
+
+def test_auto_unlabelled_ratio_gives_a_classification_student_the_plans_unlabelled_images(cls_run, tmp_path,
+                                                                                          monkeypatch):
+    import shutil
+    import torch
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunet_kd import trainer_path
+    from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
+    for k, v in cls_run.setup.env.items():
+        monkeypatch.setenv(k, v)
+    preprocessed = tmp_path / cls_run.target  # a copy of the fixture's plans: its own folder stays without images
+    preprocessed.mkdir()
+    for name in (cls_run.plans + ".json", "dataset.json"):
+        shutil.copy(os.path.join(cls_run.setup.preprocessed, cls_run.target, name), preprocessed)
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path))
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+
+    def unlabelled_batch_size():
+        return get_trainer_from_args(cls_run.target, "2d", 0, "nnUNetTrainerClsJointKD_tiny", cls_run.plans,
+                                     device=torch.device("cpu")).unlabelled_batch_size
+
+    plans, dataset_json = (load_json(str(preprocessed / f)) for f in (cls_run.plans + ".json", "dataset.json"))
+    assert plans["nnunet_kd"]["distill"]["unlabelled_ratio"] == "auto"
+    assert unlabelled_batch_size() == 0  # no unlabelled images
+    preprocess_unlabelled(find_cases(os.path.join(cls_run.setup.raw, cls_run.target, "imagesTs"), dataset_json),
+                          plans, "2d", dataset_json,
+                          unlabelled_folder(str(preprocessed), plans["configurations"]["2d"]["data_identifier"]))
+    assert unlabelled_batch_size() == 2  # one per labelled image of the batch of 2
+

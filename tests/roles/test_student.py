@@ -20,6 +20,8 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnu
     name = kd.plan_with_unlabelled_images()
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    auto = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny", name, device=torch.device("cpu"))
+    assert auto.distill.unlabelled_ratio == "auto" and auto.unlabelled_batch_size == 0  # segmentation: off
     trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
                                     kd.student_plans(name, "_unl", unlabelled_ratio=0.5), device=torch.device("cpu"))
     trainer.on_train_start()
