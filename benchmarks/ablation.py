@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from nnunet_kd.report import paired_table
-from seed_runs import RESULTS, paired, paired_arms
+from seed_runs import RESULTS, paired, paired_arms, retention
 
 
 def arms(benchmark: str, results: str) -> dict:
@@ -43,9 +43,9 @@ def render(benchmark: str, arm_runs: dict, versus=()) -> str:
         trainings = f" ({len(runs)} trainings)" if len(runs) > len(seeds) else ""
         lines += paired_table(baseline, f"arm '{arm}', seeds {seeds}{trainings}", comparisons, {})
         headline = next(iter(comparisons["student"]))
-        joint, student = comparisons["joint teacher"][headline]["mean"], comparisons["student"][headline]["mean"]
-        retention = f"{student / joint:.2f}" if joint > 0 else "- (the joint teacher is not better)"
-        lines += ["", f"Retention ({headline}): {retention}; minutes per {'training' if trainings else 'seed'}: "
+        kept = retention(comparisons["joint teacher"][headline], comparisons["student"][headline])
+        kept = "- (the joint teacher is not better)" if kept is None else f"{kept:.2f}"
+        lines += ["", f"Retention ({headline}): {kept}; minutes per {'training' if trainings else 'seed'}: "
                   f"{np.mean([r['minutes'] for r in runs]):.0f}. Commands: " +
                   "; ".join(f"`{r['command']}`" for r in runs)]
     for arm, reference in versus:

@@ -116,6 +116,14 @@ def render(runs: list, title: str, metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def retention(joint: dict | None, student: dict | None) -> float | None:
+    """(student - baseline) / (joint - baseline) of two paired differences to the baseline, where the joint teacher is
+    better than the baseline (its interval above 0; else None: a level joint teacher leaves nothing to keep)."""
+    if not (joint and student and joint["ci95"] and joint["ci95"][0] is not None and joint["ci95"][0] > 0):
+        return None
+    return student["mean"] / joint["mean"]
+
+
 def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
     """Rewrites the task's entry of results/summary.json: the headline metric's mean per model over the seeds, the
     joint teacher's and student's paired difference to the baseline with retention = (student - baseline) / (joint -
@@ -139,8 +147,7 @@ def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
     entry["student_by_measure"] = {m: {"mean": c["mean"], "ci95": c["ci95"], "p": c["p"]} for m, c in by_measure.items()}
     entry["student_below_baseline"] = [m for m, c in by_measure.items()
                                        if c["ci95"] and c["ci95"][1] is not None and c["ci95"][1] < 0]
-    joint, student = entry["joint"], entry["student"]
-    entry["retention"] = (student["mean"] / joint["mean"] if joint and student and joint["mean"] > 0 else None)
+    entry["retention"] = retention(entry["joint"], entry["student"])
     summary[task] = entry
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

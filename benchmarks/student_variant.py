@@ -117,9 +117,9 @@ def main(argv=None) -> str:
 
 
 def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: str, plans: str) -> None:
-    """Draws the run's target again with n unlabelled images (under work/unlabelled_raw; the run's raw data stays as
-    it is), checks that its labelled cases are the run's, and preprocesses the unlabelled ones into the target's
-    unlabelled folder unless they are there."""
+    """Draws the run's target again with n unlabelled images (once, under work/unlabelled_raw/seed<seed>_<n>; the
+    run's raw data stays as it is), checks that its labelled cases are the run's, and preprocesses the unlabelled ones
+    into the target's unlabelled folder unless they are there."""
     import numpy as np
     import SimpleITK as sitk
     from nnunet_kd.data import synthetic
@@ -133,12 +133,10 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
         generator = next(g for g, name, _, _ in SCENARIOS.values() if name == benchmark)
         spec, write = getattr(synthetic, generator)()[0], synthetic.write_dataset
     spec.num_unlabelled = n
-    drawn = join(work, "unlabelled_raw", f"Dataset{spec.dataset_id:03d}_{spec.name}")
+    drawn = join(work, "unlabelled_raw", f"seed{seed}_{n}", f"Dataset{spec.dataset_id:03d}_{spec.name}")
     if not os.path.isdir(drawn):
         with mock.patch.dict(os.environ, {"nnUNet_preprocessed": "", "nnUNet_results": ""}):  # not one of the run's
-            write(join(work, "unlabelled_raw"), spec, seed=seed)
-    elif len(os.listdir(join(drawn, "imagesUnlabelled"))) != n:
-        raise SystemExit(f"{drawn} was drawn with another number of unlabelled images than {n}: remove it.")
+            write(os.path.dirname(drawn), spec, seed=seed)
     raw = join(os.environ["nnUNet_raw"], target)
     cases = sorted(os.listdir(join(raw, "imagesTr")))
     if cases != sorted(os.listdir(join(drawn, "imagesTr"))):

@@ -131,6 +131,15 @@ def test_ablation_puts_an_arm_against_another_on_the_seeds_both_ran(tmp_path, mo
     assert "| student | fg Dice | +0.0367 |" in versus and "| 12 × 2 |" in versus
 
 
+def test_retention_only_where_the_joint_teacher_is_better():
+    retention = _load("seed_runs").retention
+    student = {"mean": 0.011, "ci95": [-0.017, 0.043]}
+    assert retention({"mean": 0.02, "ci95": [0.005, 0.04]}, student) == pytest.approx(0.55)
+    # a joint teacher level with the baseline (mean 1e-16 from rounding) has no gain to keep
+    assert retention({"mean": 1e-16, "ci95": [-0.034, 0.035]}, student) is None
+    assert retention({"mean": 0.02, "ci95": [None, None]}, student) is None and retention(None, student) is None
+
+
 def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):
     results = _load("seed_runs")
     monkeypatch.setattr(results, "RESULTS", str(tmp_path))
@@ -316,6 +325,6 @@ def test_student_variant_draws_the_classification_runs_unlabelled_images_once(cl
         bench.add_unlabelled_images(str(tmp_path / "w0"), "cls_domain_shift", 0, 3, cls_run.target, cls_run.plans)
     folders = [f for f in os.listdir(preprocessed) if f.endswith("_unlabelled")]
     assert len(folders) == 1 and len(unlabelled_identifiers(str(preprocessed / folders[0]))) == 3
-    with pytest.raises(SystemExit, match="another number of unlabelled images than 2: remove it"):
+    with pytest.raises(SystemExit, match="holds 3 unlabelled images, not 2: give --unlabelled 3"):
         bench.add_unlabelled_images(str(tmp_path / "w0"), "cls_domain_shift", 0, 2, cls_run.target, cls_run.plans)
     assert tree_digest(cls_run.setup.raw) == raw_before

@@ -64,15 +64,14 @@ def test_auto_unlabelled_ratio_gives_a_classification_student_the_plans_unlabell
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path))
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
 
-    def unlabelled_batch_size():
+    def student():
         return get_trainer_from_args(cls_run.target, "2d", 0, "nnUNetTrainerClsJointKD_tiny", cls_run.plans,
-                                     device=torch.device("cpu")).unlabelled_batch_size
+                                     device=torch.device("cpu"))
 
     plans, dataset_json = (load_json(str(preprocessed / f)) for f in (cls_run.plans + ".json", "dataset.json"))
     assert plans["nnunet_kd"]["distill"]["unlabelled_ratio"] == "auto"
-    assert unlabelled_batch_size() == 0  # no unlabelled images
+    assert student().unlabelled_ratio == 0  # no unlabelled images
     preprocess_unlabelled(find_cases(os.path.join(cls_run.setup.raw, cls_run.target, "imagesTs"), dataset_json),
                           plans, "2d", dataset_json,
                           unlabelled_folder(str(preprocessed), plans["configurations"]["2d"]["data_identifier"]))
-    assert unlabelled_batch_size() == 2  # one per labelled image of the batch of 2
-
+    assert student().unlabelled_ratio == 1  # one unlabelled image per labelled one in every batch
