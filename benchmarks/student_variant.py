@@ -12,9 +12,9 @@ test set and records baseline, joint teacher and this student in results/<benchm
 paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
 are chosen on the seeds of the choice stage, never on the final run's.
 
---unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images,
-the ones `domain_shift.py --unlabelled N` draws after the labelled and test cases, preprocessed as `nnunet_kd plan
---extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
+--unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images, the ones
+`domain_shift.py` / `cls_domain_shift.py --unlabelled N` draw after the labelled and test cases, preprocessed as
+`nnunet_kd plan --extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
 """
 import argparse
 import datetime

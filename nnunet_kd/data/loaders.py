@@ -86,11 +86,11 @@ def has_unlabelled_images(plans: dict, configuration: str) -> bool:
 
 def check_unlabelled_images(plans: dict, configuration: str, ratio: float) -> None:
     """Raises KDError when the plans' dataset has no unlabelled images for distill.unlabelled_ratio > 0."""
-    if not has_unlabelled_images(plans, configuration):
+    extra = _unlabelled_folder_of(plans, configuration)
+    if not unlabelled_identifiers(extra):
         raise KDError(f"plans '{plans['plans_name']}': distill.unlabelled_ratio is {ratio}, but "
-                      f"{plans['dataset_name']} has no unlabelled images in {_unlabelled_folder_of(plans, configuration)}"
-                      f". Add them with `nnunet_kd plan ... --extra-target-images DIR`, or set distill.unlabelled_ratio "
-                      f"to 0.")
+                      f"{plans['dataset_name']} has no unlabelled images in {extra}. Add them with `nnunet_kd plan ... "
+                      f"--extra-target-images DIR`, or set distill.unlabelled_ratio to 0.")
 
 
 def _unlabelled_folder_of(plans: dict, configuration: str) -> str:

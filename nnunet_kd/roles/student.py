@@ -3,8 +3,9 @@
 Loss = w_task * the task's loss (segmentation: nnU-Net's, deep supervision) + w_feat * sum_l MSE(A_l(F_S,l), F*_l) + w_kd * T^2 * KL(p* || p_S),
 the KL weighed over voxels as distill.kd_mode says and computed in fp32. With distill.unlabelled_ratio > 0 (`auto`: 1
 for classification students where the plans have unlabelled images) every batch also holds unlabelled target images,
-on which only the two distillation terms act. student.init_from_target_teacher starts the network from the target teacher's weights (by default where the task measured it: segmentation). The
-checkpoint is a stock nnU-Net checkpoint (plus ``kd_state``).
+on which only the two distillation terms act. student.init_from_target_teacher starts the network from the target
+teacher's weights (by default where the task measured it: segmentation). The checkpoint is a stock nnU-Net checkpoint
+(plus ``kd_state``).
 """
 import copy
 
