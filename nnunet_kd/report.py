@@ -317,8 +317,8 @@ def paired_table(baseline: str, title: str, comparisons: dict, class_names: dict
     return lines
 
 
-METHOD_NOTE = ("p-values: Wilcoxon signed-rank (per-case Dice), exact McNemar (classification correctness), paired "
-               "permutation test (detection)")
+METHOD_NOTE = ("p-values: Wilcoxon signed-rank (per-case Dice), exact McNemar (classification correctness; a paired "
+               "permutation test where a case is in several runs), paired permutation test (detection)")
 
 
 def _paired_lines(report: dict) -> list:

@@ -10,8 +10,9 @@ Method (the same for every task):
   units with replacement and computes both models' metric on the same draw. Where BCa is undefined (e.g. every
   difference equal) the percentile interval of the same resamples is given.
 - p-value: Wilcoxon signed-rank test of the per-unit differences (per-case metrics); exact McNemar test (two-sided
-  binomial test of the discordant pairs) of per-case correctness (classification); paired permutation test over units,
-  9999 random swaps of the two models' results, seed 0 (detection).
+  binomial test of the discordant pairs) of per-case correctness (classification, each case in one run); paired
+  permutation test over units, 9999 random swaps of the two models' results, seed 0 (detection; classification where
+  a case is in several runs, whose records are not independent pairs).
 - Verdict: "better (CI above 0)", "worse (CI below 0)" or "no significant difference"; with fewer than 10 cases
   no interval and "too few cases" (the p-value is still given).
 """
@@ -89,6 +90,17 @@ def _paired(metric: Callable, units: _Units, p_value: Callable, test: str) -> di
             "test": test, "n_cases": k, "n_runs": max(len(g) for g in units.groups), "verdict": verdict(ci)}
 
 
+def _permutation_p(metric: Callable, units: _Units) -> float:
+    """Paired permutation test over units: metric(records) of the model minus the baseline's, under random swaps of
+    the two models' results of a unit."""
+    k = len(units.groups)
+
+    def statistic(x, y):
+        return metric(units.records(x)) - metric(units.records(y))
+    return stats.permutation_test((np.arange(k), np.arange(k) + k), statistic, permutation_type="samples",
+                                  vectorized=False, n_resamples=N_RESAMPLES, rng=np.random.default_rng(SEED)).pvalue
+
+
 def _pair_runs(model_runs: Sequence[dict], baseline_runs: Sequence[dict], usable: Callable) -> tuple:
     """(units, model values, baseline values) of the (run, case) records both runs have with usable values."""
     if len(model_runs) != len(baseline_runs):
@@ -131,7 +143,7 @@ def balanced_accuracy(true: np.ndarray, predicted: np.ndarray) -> float:
 
 def compare_classes(model_runs: Sequence[dict], baseline_runs: Sequence[dict]) -> "dict | None":
     """Difference of balanced accuracy ({case: (true class, predicted class)} per run), bootstrap CI and exact
-    McNemar p-value on per-case correctness."""
+    McNemar p-value on per-case correctness (a paired permutation test over cases where a case is in several runs)."""
     cases, a, b = _pair_runs(model_runs, baseline_runs, lambda x: x is not None)
     if [x[0] for x in a] != [x[0] for x in b]:
         raise KDError("The model and the baseline disagree on the true class of some test cases; were they scored "
@@ -146,7 +158,12 @@ def compare_classes(model_runs: Sequence[dict], baseline_runs: Sequence[dict]) -
         better, worse = int(np.sum(correct[:n] & ~correct[n:])), int(np.sum(~correct[:n] & correct[n:]))
         return 1.0 if better + worse == 0 else stats.binomtest(better, better + worse).pvalue
 
-    return _paired(lambda idx: balanced_accuracy(true[idx], predicted[idx]), units, mcnemar, "exact McNemar")
+    def metric(idx):
+        return balanced_accuracy(true[idx], predicted[idx])
+
+    if units.single:
+        return _paired(metric, units, mcnemar, "exact McNemar")
+    return _paired(metric, units, lambda: _permutation_p(metric, units), "paired permutation")
 
 
 def compare_records(model_runs: Sequence[dict], baseline_runs: Sequence[dict], metric: Callable) -> "dict | None":
@@ -155,16 +172,8 @@ def compare_records(model_runs: Sequence[dict], baseline_runs: Sequence[dict], m
     cases, a, b = _pair_runs(model_runs, baseline_runs, lambda x: x is not None)
     units = _Units(cases)
     table = a + b
-    k = len(units.groups)
 
     def set_metric(idx):
         return metric([table[i] for i in idx])
 
-    def permutation():
-        def statistic(x, y):
-            return set_metric(units.records(x)) - set_metric(units.records(y))
-        return stats.permutation_test((np.arange(k), np.arange(k) + k), statistic, permutation_type="samples",
-                                      vectorized=False, n_resamples=N_RESAMPLES,
-                                      rng=np.random.default_rng(SEED)).pvalue
-
-    return _paired(set_metric, units, permutation, "paired permutation")
+    return _paired(set_metric, units, lambda: _permutation_p(set_metric, units), "paired permutation")

@@ -105,6 +105,22 @@ def test_classification_mcnemar_and_balanced_accuracy():
         compare_classes([{"c0": ("b", "b")}], [{"c0": ("a", "a")}])
 
 
+def test_classification_repeated_runs_use_a_permutation_test_over_cases():
+    # the same 30 cases in two trainings (runs) of each model: McNemar over the 60 records would count each case's
+    # discordance twice (p = 2 P(X >= 16), X ~ Bin(18, 1/2)); the unit is the case, so the test permutes cases
+    true = ["a"] * 20 + ["b"] * 10
+    base = {f"c{i}": (t, "b" if i < 8 else t) for i, t in enumerate(true)}
+    model = {f"c{i}": (t, "a" if i == 29 else t) for i, t in enumerate(true)}
+    r = compare_classes([model, model], [base, base])
+    assert r["test"] == "paired permutation" and r["n_cases"] == 30 and r["n_runs"] == 2
+    assert r["mean"] == pytest.approx(0.15)
+    doubled_mcnemar = 2 * (math.comb(18, 16) + math.comb(18, 17) + 1) / 2 ** 18
+    assert r["p"] > 10 * doubled_mcnemar
+    # swapping a discordant a-case moves the difference by 2 x 0.025, the b-case by 2 x 0.05: of the 2^9 swaps of the
+    # 9 discordant cases, 2 x (1 x 2 + 8 + 28) reach |difference| >= 0.15 (all 8 a-cases, 7 or 6 with the b-case)
+    assert r["p"] == pytest.approx(76 / 2 ** 9, abs=0.01)
+
+
 def test_balanced_accuracy_is_scikit_learns():
     from sklearn.metrics import balanced_accuracy_score
     rng = np.random.default_rng(0)
