@@ -5,6 +5,8 @@ other settings, scored on the run's test set against the run's own baseline.
         --name init_tt --set student.init_from_target_teacher=true [--set distill.w_feat=0 ...] [--unlabelled 24]
     python benchmarks/student_variant.py --benchmark cls_domain_shift --work /tmp/nnunet_kd_cls_bench_0 --seed 0 \
         --name init_tt --set student.init_from_target_teacher=true
+    python benchmarks/student_variant.py --benchmark det_domain_shift --work /tmp/nnunet_kd_det_bench_0 --seed 0 \
+        --name init_tt --set student.init_from_target_teacher=true
 
 Writes a copy of the run's shared plans with the settings changed (`student.joint_teacher_plans` = the run's plans),
 trains the student through `nnUNetv2_train` (seeded with --seed; skipped when finished), predicts the run's target
@@ -15,6 +17,7 @@ are chosen on the seeds of the choice stage, never on the final run's.
 --unlabelled N gives the student (only: the teachers stay as trained) N unlabelled target images, the ones
 `domain_shift.py` / `cls_domain_shift.py --unlabelled N` draw after the labelled and test cases, preprocessed as
 `nnunet_kd plan --extra-target-images` does; with `--set distill.unlabelled_ratio=...` the student distils on them.
+(Detection: run `det_domain_shift.py --unlabelled N` instead.)
 """
 import argparse
 import datetime
@@ -34,9 +37,12 @@ from variant_plans import model_folder, only_shared_plans, trainer_env, variant_
 # benchmark: (task, target dataset id, title, results key)
 BENCHMARKS = {"domain_shift": ("seg", 1, "Domain-shift benchmark (segmentation)", "test_dice"),
               "small_lesion": ("seg", 1, "Small-lesion benchmark (segmentation)", "test_dice"),
-              "cls_domain_shift": ("cls", 21, "Domain-shift benchmark (classification)", "test_balanced_accuracy")}
+              "cls_domain_shift": ("cls", 21, "Domain-shift benchmark (classification)", "test_balanced_accuracy"),
+              "det_domain_shift": ("det", 41, "Domain-shift benchmark (detection)", "test_froc")}
 METRICS = {"test_dice": "Target test-set foreground Dice",
-           "test_balanced_accuracy": "Target test-set balanced accuracy"}
+           "test_balanced_accuracy": "Target test-set balanced accuracy",
+           "test_froc": "Target test-set FROC score"}
+PREDICTIONS = {"cls": ".csv", "det": ".json"}  # the file ending of the run's test predictions, by task
 
 
 def parse_setting(text: str) -> tuple[str, str, object]:
@@ -69,10 +75,13 @@ def main(argv=None) -> str:
                         help="Unlabelled target images for the student (see above). Default: 0, the run's own.")
     args = parser.parse_args(argv)
     task, target_id, title, metric = BENCHMARKS[args.benchmark]
+    if args.unlabelled and task == "det":
+        parser.error("--unlabelled is not available for det_domain_shift: run det_domain_shift.py --unlabelled N")
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = join(os.path.abspath(args.work), k)
     from nnunet_kd.classification.labels import TEST_LABELS_CSV
     from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.detection.coco import TEST_BOXES_JSON
     from nnunet_kd.report import models_for
     from nnunet_kd.test_set import predict_and_score, summary_path
     target = dataset_name(target_id)
@@ -94,12 +103,12 @@ def main(argv=None) -> str:
                        env={**trainer_env(), "nnUNet_KD_SEED": str(student_seed)}, check=True)
     raw = join(os.environ["nnUNet_raw"], target)
     predictions = join(os.path.abspath(args.work), "test_predictions")
-    labels = join(raw, "labelsTs") if task == "seg" else join(raw, TEST_LABELS_CSV)
+    labels = join(raw, {"seg": "labelsTs", "cls": TEST_LABELS_CSV, "det": TEST_BOXES_JSON}[task])
     out = predict_and_score(task, folder, ["0"], "cpu", join(raw, "imagesTs"), labels,
                             join(predictions, f"{trainer}__{variant}"))
-    # the run's own test-set summaries: domain_shift.py's folders, cls_domain_shift.py's CSV summaries
+    # the run's own test-set summaries: domain_shift.py's folders, the others' prediction files' summaries
     summaries = {label: join(predictions, models[label] + args.suffix, "summary.json") if task == "seg" else
-                 summary_path(join(predictions, models[label] + args.suffix + ".csv"))
+                 summary_path(join(predictions, models[label] + args.suffix + PREDICTIONS[task]))
                  for label in ("dataset-specific (target teacher)", "joint teacher")}
     summaries["student"] = join(out, "summary.json") if task == "seg" else out
     loaded = {label: load_json(path) for label, path in summaries.items()}
@@ -157,8 +166,10 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
 
 
 def _score(summary: dict) -> float:
-    """Foreground Dice of a segmentation summary, balanced accuracy of a classification one."""
-    return summary["foreground_mean"]["Dice"] if "foreground_mean" in summary else summary["balanced_accuracy"]
+    """Foreground Dice of a segmentation summary, balanced accuracy of a classification one, FROC of a detection one."""
+    if "foreground_mean" in summary:
+        return summary["foreground_mean"]["Dice"]
+    return summary["balanced_accuracy"] if "balanced_accuracy" in summary else summary["froc"]
 
 
 if __name__ == "__main__":
