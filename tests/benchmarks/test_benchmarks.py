@@ -162,6 +162,35 @@ def test_summary_names_a_class_the_student_loses(tmp_path, monkeypatch):
     assert seg["student_by_measure"]["1"]["ci95"][0] > 0
 
 
+def test_targets_say_which_are_missed_and_by_how_much(tmp_path, capsys):
+    def diff(mean, low, high):
+        return {"mean": mean, "ci95": [low, high], "p": 0.5}
+
+    summary = {
+        "seg": {"metric": "test_dice: foreground", "seeds": 3, "retention": 0.5, "student": diff(0.01, 0.002, 0.02),
+                "student_by_measure": {"foreground": diff(0.01, 0.002, 0.02)}, "student_below_baseline": []},
+        "cls": {"metric": "test_balanced_accuracy: balanced accuracy", "seeds": 3, "retention": None,
+                "student": diff(0.01, -0.02, 0.04), "student_by_measure": {}, "student_below_baseline": []},
+        "det": {"metric": "test_froc: FROC", "seeds": 3, "retention": None, "student": diff(-0.01, -0.03, 0.0),
+                "student_by_measure": {"FROC": diff(-0.01, -0.03, 0.0), "mAP@0.5": diff(-0.01, -0.03, -0.002)},
+                "student_below_baseline": ["mAP@0.5"]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "det_domain_shift_kd.json").write_text("[]")
+    _load("targets").main(["--results", str(tmp_path)])
+    text = (tmp_path / "targets.md").read_text()
+    assert text == capsys.readouterr().out.rstrip("\n") + "\n"
+    rows = {tuple(c.strip() for c in line.split("|")[1:5:3]): line.split("|")[6:8] for line in text.splitlines()
+            if line.startswith("| seg") or line.startswith("| cls") or line.startswith("| det")}
+    assert rows[("seg", "student interval above 0")] == [" met ", " - "]
+    assert rows[("seg", "retention >= 0.7")] == [" missed ", " 0.2000 "]
+    assert rows[("cls", "student interval above 0")] == [" missed ", " 0.0200 "]
+    assert rows[("cls", "retention >= 0.7")][0] == " missed "
+    assert rows[("det", "student FROC interval not below 0")] == [" met ", " - "]
+    assert rows[("det", "student mAP@0.5 interval not below 0")] == [" missed ", " 0.0020 "]
+    assert rows[("det", "no student measure below the baseline (CI under 0)")] == [" missed ", " 0.0020 "]
+    assert "- det (`det_domain_shift`): `kd`" in text and "- seg (`domain_shift`): nothing else" in text
+
+
 def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
     runs = _load("seed_runs")
     written = []
@@ -236,7 +265,8 @@ def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses
 
 
 @pytest.mark.parametrize("module", ["step_overhead", "domain_shift", "epoch_overhead", "student_width", "student_variant",
-                                    "cls_domain_shift", "det_domain_shift", "dann_probe", "ablation"])
+                                    "cls_domain_shift", "det_domain_shift", "dann_probe", "ablation",
+                                    "targets"])
 def test_benchmarks_have_a_help(module, capsys):
     with pytest.raises(SystemExit) as e:
         _load(module).main(["--help"])
