@@ -14,6 +14,11 @@ import torch
 from nnunet_kd import trainer_path
 
 CHANNEL_MAP = {"3": {"T1": "mri"}}
+# `nnunet_kd run` of the fixture's experiment
+RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
+       json.dumps(CHANNEL_MAP), "--suffix", "_tiny", "--device", "cpu"]
+# a variable every process started by the shared run inherits: the soak test looks for processes that carry it
+SOAK_MARK = "nnUNet_KD_TEST_RUN"
 # a small 3-stage PlainConvUNet plans architecture entry (2D)
 PLAIN_ARCH_2D = {
     "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
@@ -126,6 +131,46 @@ class KDSetup:
         with open(os.path.join(self.preprocessed, self.target, name + suffix + ".json"), "w") as f:
             json.dump(plans, f)
         return name + suffix
+
+
+# sbatch for the tests: records each submission in the ledger FAKE_SBATCH_LEDGER; with execute, it also runs each job at
+# once, in submission order, unless a job it comes after failed (afterok)
+FAKE_SBATCH = """#!{python}
+import json, os, subprocess, sys
+path = os.environ["FAKE_SBATCH_LEDGER"]
+ledger = json.load(open(path)) if os.path.exists(path) else []
+options = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+flags = [a for a in sys.argv[1:] if "=" not in a]
+after = options.get("dependency", "afterok").split(":")[1:]
+job = str(1000 + len(ledger))
+rc = None
+if {execute} and all([j["rc"] for j in ledger if j["id"] == a] == [0] for a in after):
+    with open(options["output"], "a") as out:
+        rc = subprocess.run(["sh", "-c", options["wrap"]], stdout=out, stderr=subprocess.STDOUT).returncode
+ledger.append(dict(id=job, name=options["job-name"], after=after, rc=rc, options=options, flags=flags))
+json.dump(ledger, open(path, "w"))
+print(job + ";testcluster")
+"""
+
+
+def fake_sbatch(folder, env: dict, execute: bool) -> dict:
+    """env with FAKE_SBATCH first on PATH, its ledger in folder."""
+    bin_dir = os.path.join(str(folder), "bin")
+    os.makedirs(bin_dir)
+    with open(os.path.join(bin_dir, "sbatch"), "w") as f:
+        f.write(FAKE_SBATCH.format(python=sys.executable, execute=execute))
+    os.chmod(os.path.join(bin_dir, "sbatch"), 0o755)
+    return dict(env, PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+                FAKE_SBATCH_LEDGER=os.path.join(str(folder), "ledger.json"))
+
+
+def use_env(monkeypatch, env: dict) -> None:
+    """This process's environment as env (for in-process `main` calls), restored after the test."""
+    for k in set(os.environ) - set(env):
+        if k.startswith("nnUNet"):
+            monkeypatch.delenv(k)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
 
 
 def set_nnunet_env(setup: KDSetup) -> None:

@@ -8,6 +8,7 @@ what is missing -> verify that all datasets ended with identical network-relevan
 Files of the user are never edited: existing plans files are only read; a shared plans file that exists is compared
 and reused, never overwritten.
 """
+import contextlib
 import copy
 import hashlib
 import json
@@ -44,6 +45,7 @@ SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 # configuration entries that must agree between the datasets of one shared plans name
 VERIFIED_KEYS = ("patch_size", "spacing", "normalization_schemes", "use_mask_for_norm", "batch_size")
 VERIFIED_ARCH_KEYS = ("n_stages", "strides", "kernel_sizes", "features_per_stage", "conv_op")
+IN_PROCESS_BYTES = 64 * 2**20  # the NaN/inf check reads smaller datasets in this process
 
 
 def _require_env():
@@ -71,13 +73,18 @@ def _check_case_files(args) -> str | None:
 
 
 def _check_dataset(name: str, cases: dict, dataset_json: dict, num_processes: int) -> None:
-    """Rejects NaN/inf images before nnU-Net's fingerprint extraction reads them."""
+    """Rejects NaN/inf images before nnU-Net's fingerprint extraction reads them (in worker processes where the images
+    take IN_PROCESS_BYTES or more on disk, else in this process: starting workers takes seconds)."""
     example = next(iter(cases.values()))["images"][0]
     reader = determine_reader_writer_from_dataset_json(dataset_json, example, allow_nonmatching_filename=True,
                                                        verbose=False)
-    with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
-        checked = pool.imap(_check_case_files, [(c["images"], reader) for c in cases.values()])
-        problems = [p for p in cases_bar(checked, f"{name}: NaN/inf check", len(cases)) if p]
+    jobs = [(c["images"], reader) for c in cases.values()]
+    size = sum(os.path.getsize(f) for c in cases.values() for f in c["images"])
+    with contextlib.ExitStack() as stack:
+        imap = map
+        if num_processes > 1 and size >= IN_PROCESS_BYTES:
+            imap = stack.enter_context(multiprocessing.get_context("spawn").Pool(num_processes)).imap
+        problems = [p for p in cases_bar(imap(_check_case_files, jobs), f"{name}: NaN/inf check", len(cases)) if p]
     if problems:
         raise KDError(f"{name} has images with non-finite values; fix or remove these cases and rerun:\n  "
                       + "\n  ".join(problems))

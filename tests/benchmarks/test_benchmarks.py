@@ -7,11 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import tree_digest
+from helpers import tree_digest, use_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# smoke runs of the benchmarks (real train steps, seeded statistics): outside the fast tier
-pytestmark = pytest.mark.slow
 
 
 def _load(name):
@@ -212,21 +210,22 @@ def test_seed_runs_environment_writes_missing_datasets_only(tmp_path):
         env["nnUNet_results"], "nnUNetTrainerX_demo__P__2d")
 
 
-def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, capsys, monkeypatch):
-    for k, v in kd.env.items():
-        monkeypatch.setenv(k, v)
+def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, tmp_path, capsys, monkeypatch):
+    env = kd_pipeline.copy(tmp_path)  # the benchmark's trainers write logs
+    use_env(monkeypatch, env)
     unlabelled = kd.student_plans(kd.plan_with_unlabelled_images(), "_unl", unlabelled_ratio=0.5)
     _load("epoch_overhead").main(["-t", kd.target, "-s", kd.source_a, "-p", kd.plans, "-c", "2d", "--teachers",
                                   "_tiny", "--device", "cpu", "--epochs", "1", "--iterations", "2",
-                                  "--roles", "vanilla", "source", "student", "student_unlabelled",
+                                  "--roles", "source", "student_unlabelled",
                                   "--unlabelled-plans", unlabelled])
     out = capsys.readouterr().out
     rows = [line.split("|")[1].strip() for line in out.splitlines()
             if line.startswith("| ") and "x vanilla" not in line]
-    assert rows == ["vanilla", "source", "student", "student_unlabelled"]
+    assert rows == ["vanilla", "source", "student_unlabelled"]  # the student's benchmark trainer: student_unlabelled
     assert out.count("| vanilla | ") == 1 and "| 1.00 |" in out
     assert out.count("round 1, student_unlabelled:") == 1
-    results = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d", "fold_0")
+    results = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d",
+                           "fold_0")
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
 

@@ -29,8 +29,9 @@ def test_fold_training_keys_keep_an_existing_split(tmp_path):
         fold_training_keys(str(tmp_path), KEYS, 2)
 
 
-def test_source_teacher_draws_only_the_folds_training_cases(kd, nnunet_env, monkeypatch):
+def test_source_teacher_draws_only_the_folds_training_cases(kd, nnunet_env, tmp_path, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))  # the trainer writes its log
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")  # a SingleThreadedAugmenter: its data_loader is at hand
     trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", kd.plans,

@@ -1,7 +1,6 @@
 """The whole method through nnU-Net's own entry points: teachers -> joint teacher -> student -> stock tools."""
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
+from helpers import use_env
 from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.protocol.teachers import file_sha256, resolve_path
@@ -21,24 +21,9 @@ def _ckpt(folder, fold=0):
     return load_checkpoint(os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth"))
 
 
-def _predict(kd, tmp_path, trainer, results=None, name="pred"):
-    out = tmp_path / name
-    env = dict(kd.env, **({"nnUNet_results": results} if results else {}))
-    kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
-            "-c", "2d", "-f", "0", "-p", kd.plans, "-tr", trainer, "-device", "cpu"], env=env, ext_trainer=False)
-    return out
-
-
-def test_student_predicts_and_evaluates_with_stock_nnunet(kd, kd_pipeline, tmp_path):
-    ckpt = _ckpt(kd_pipeline.student)
-    assert ckpt["trainer_name"] == "nnUNetTrainer" and ckpt["kd_trainer_name"] == "nnUNetTrainerJointKD_tiny"
-    pred = _predict(kd, tmp_path, "nnUNetTrainerJointKD_tiny")
-    kd.run(["nnUNetv2_evaluate_folder", os.path.join(kd.raw, kd.target, "labelsTs"), str(pred),
-            "-djfile", os.path.join(kd_pipeline.student, "dataset.json"),
-            "-pfile", os.path.join(kd_pipeline.student, "plans.json"), "-np", "2"], ext_trainer=False)
-    summary = load_json(os.path.join(pred, "summary.json"))
-    assert len(summary["metric_per_case"]) == 4
-    assert 0 <= summary["foreground_mean"]["Dice"] <= 1
+def _test_predictions(kd, kd_pipeline, trainer):
+    """The shared run's predictions of the target's test images (`run --test-images`, nnU-Net's predictor)."""
+    return os.path.join(kd_pipeline.env["nnUNet_results"], kd.target, f"nnunet_kd_test_{kd.plans}_2d", trainer)
 
 
 def test_student_logs_and_plots_every_term(kd_pipeline):
@@ -54,12 +39,12 @@ def test_student_logs_and_plots_every_term(kd_pipeline):
     assert record["role"] == "joint" and record["sha256"] == file_sha256(resolve_path(record["checkpoint"]))
 
 
-def test_joint_teacher_is_self_contained(kd, kd_pipeline, tmp_path):
+def test_joint_teacher_is_self_contained(kd, kd_pipeline):
     plans = load_json(os.path.join(kd_pipeline.joint_teacher, "plans.json"))
     arch = plans["configurations"]["2d"]["architecture"]
     assert arch["network_class_name"] == CLASS_NAME and len(arch["arch_kwargs"]["teachers"]) == 3
     assert os.path.isfile(os.path.join(kd_pipeline.joint_teacher, "fold_0", "validation", "summary.json"))
-    pred = _predict(kd, tmp_path, "nnUNetTrainerJointTeacher_tiny")
+    pred = _test_predictions(kd, kd_pipeline, "nnUNetTrainerJointTeacher_tiny")  # from its own folder alone
     assert len([f for f in os.listdir(pred) if f.endswith(".png")]) == 4
 
 
@@ -76,13 +61,13 @@ def test_teachers_are_bit_identical_after_training(kd_pipeline):
                 assert torch.equal(joint["network_weights"][f"teacher_encoders.{i}.{k[8:]}"], v), k
 
 
-def test_continue_restores_student_adapters(kd, kd_pipeline, nnunet_env, monkeypatch):
+def test_continue_restores_student_adapters(kd, kd_pipeline, tmp_path, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
-    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    use_env(monkeypatch, dict(kd_pipeline.copy(tmp_path), nnUNet_extTrainer=trainer_path()))  # the trainer logs
     saved = _ckpt(kd_pipeline.student)["kd_state"]
     trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny", kd.plans,
                                     continue_training=True, device=torch.device("cpu"))
-    trainer.load_checkpoint(os.path.join(kd_pipeline.student, "fold_0", "checkpoint_final.pth"))
+    trainer.load_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
     assert trainer.kd_step == saved["step"] == 4
     for k, v in trainer.kd_modules.state_dict().items():
         assert torch.equal(v, saved["modules"][k])
@@ -100,11 +85,11 @@ sys.meta_path.insert(0, _Blocked())
 
 def test_exported_student_gives_the_reports_test_dice_where_only_stock_nnunet_runs(kd, kd_pipeline, tmp_path):
     """The README's challenge steps: export, install into an empty results folder, nnUNetv2_predict and
-    nnUNetv2_evaluate_folder with the plugin unimportable give the test Dice `run --test-images` reports."""
-    from nnunet_kd.test_set import predict_and_score
+    nnUNetv2_evaluate_folder with the plugin unimportable give the test Dice `run --test-images` reported."""
+    ckpt = _ckpt(kd_pipeline.student)
+    assert ckpt["trainer_name"] == "nnUNetTrainer" and ckpt["kd_trainer_name"] == "nnUNetTrainerJointKD_tiny"
     images, labels = (os.path.join(kd.raw, kd.target, d) for d in ("imagesTs", "labelsTs"))
-    reported = load_json(os.path.join(predict_and_score("seg", kd_pipeline.student, ["0"], "cpu", images, labels,
-                                                        str(tmp_path / "report")), "summary.json"))
+    reported = load_json(os.path.join(_test_predictions(kd, kd_pipeline, "nnUNetTrainerJointKD_tiny"), "summary.json"))
     zip_file = str(tmp_path / "student.zip")
     kd.run(["nnUNetv2_export_model_to_zip", "-d", kd.target, "-o", zip_file, "-c", "2d", "-tr",
             "nnUNetTrainerJointKD_tiny", "-p", kd.plans, "-f", "0"], ext_trainer=False)
@@ -131,19 +116,17 @@ def test_exported_student_gives_the_reports_test_dice_where_only_stock_nnunet_ru
             assert got["metrics"][c]["Dice"] == pytest.approx(m["Dice"], nan_ok=True)
 
 
-def test_multi_head_baseline_exports_a_stock_target_head(kd, kd_pipeline, tmp_path):
-    kd.train(kd.target, "nnUNetTrainerMultiHead_tiny", 0)
-    folder = kd.model_folder(kd.target, "nnUNetTrainerMultiHead_tiny")
-    ckpt = _ckpt(folder)
+def test_multi_head_baseline_exports_a_stock_target_head(kd, kd_pipeline):
+    ckpt = _ckpt(kd_pipeline.multi_head)
     assert ckpt["trainer_name"] == "nnUNetTrainer"
     assert set(_ckpt(kd_pipeline.target_teacher)["network_weights"]) == set(ckpt["network_weights"])
     assert any(k.startswith("decoders.1.") for k in ckpt["kd_state"]["modules"])  # one decoder per source
     assert len(ckpt["logging"]["source_losses"]) == 2
-    pred = _predict(kd, tmp_path, "nnUNetTrainerMultiHead_tiny")
+    pred = _test_predictions(kd, kd_pipeline, "nnUNetTrainerMultiHead_tiny")  # predicted from the stock network
     assert len([f for f in os.listdir(pred) if f.endswith(".png")]) == 4
 
 
-def test_missing_teacher_is_a_clear_error(kd, kd_pipeline):
+def test_missing_teacher_is_a_clear_error(kd, kd_pipeline, tmp_path):
     path = os.path.join(kd.preprocessed, kd.target, kd.plans + ".json")
     plans = load_json(path)
     plans["plans_name"] = kd.plans + "_fold3"
@@ -151,17 +134,6 @@ def test_missing_teacher_is_a_clear_error(kd, kd_pipeline):
     with open(os.path.join(kd.preprocessed, kd.target, kd.plans + "_fold3.json"), "w") as f:
         json.dump(plans, f)
     proc = kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", kd.plans + "_fold3", "-tr",
-                   "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], check=False)
+                   "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], env=kd_pipeline.copy(tmp_path), check=False)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr and "-tr nnUNetTrainerDomainAdversarial_tiny" in proc.stderr
-
-
-def test_seeded_student_runs_give_identical_first_epoch_losses(kd, kd_pipeline, tmp_path):
-    results = str(tmp_path / "results")
-    shutil.copytree(kd.results, results)
-    shutil.rmtree(kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny", results))
-    kd.train(kd.target, "nnUNetTrainerJointKD_tiny", 0, nnUNet_KD_SEED="0", nnUNet_results=results)
-    first = _ckpt(kd_pipeline.student)["logging"]
-    second = _ckpt(kd.model_folder(kd.target, "nnUNetTrainerJointKD_tiny", results))["logging"]
-    for key in ("train_losses", "task_losses", "feat_losses", "kd_losses"):
-        assert first[key][0] == second[key][0], key

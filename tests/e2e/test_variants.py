@@ -6,6 +6,7 @@ import os
 import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
+from helpers import use_env
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.planning.shared import plan
@@ -37,39 +38,50 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
     assert ckpt["kd_state"]["step"] == 4 and len(ckpt["logging"]["domain_losses"]) == 2
 
 
-def test_half_width_student_with_decoder_levels(kd, kd_pipeline, tmp_path):
+@pytest.fixture(scope="module")
+def half_width(kd, kd_pipeline, tmp_path_factory):
+    """A half-width student with decoder levels of the shared run's joint teacher, trained on a copy of its results:
+    (its plans name, the copy's environment)."""
     half = kd.plans + "_half"
     plans = load_json(os.path.join(kd.preprocessed, kd.target, kd.plans + ".json"))
     plans["plans_name"] = half
     plans["nnunet_kd"]["student"]["width"] = 0.5
     plans["nnunet_kd"]["distill"]["decoder_levels"] = True
-    plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the fixture's joint teacher
+    plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the shared run's joint teacher
     with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
         json.dump(plans, f)
-    kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"])
-    folder = os.path.join(kd.results, kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
+    env = kd_pipeline.copy(tmp_path_factory.mktemp("half_width"))
+    kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"],
+           env=env)
+    return half, env
+
+
+def test_half_width_student_with_decoder_levels(kd, half_width, tmp_path):
+    half, env = half_width
+    folder = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
     arch = load_json(os.path.join(folder, "plans.json"))["configurations"]["2d"]["architecture"]["arch_kwargs"]
     assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
     ckpt = load_checkpoint(os.path.join(folder, "fold_0", "checkpoint_final.pth"))
     assert len([k for k in ckpt["kd_state"]["modules"] if k.endswith("weight")]) == 5  # 3 encoder + 2 decoder levels
-    assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == ["$nnUNet_results/" + os.path.relpath(
-        os.path.join(kd_pipeline.joint_teacher, "fold_0", "checkpoint_final.pth"), kd.results)]
+    assert [t["checkpoint"] for t in ckpt["kd_state"]["teachers"]] == [
+        f"$nnUNet_results/{kd.target}/nnUNetTrainerJointTeacher_tiny__{kd.plans}__2d/fold_0/checkpoint_final.pth"]
     out = tmp_path / "pred"
     kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", str(out), "-d", kd.target,
-            "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], ext_trainer=False)
+            "-c", "2d", "-f", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"], env=env,
+           ext_trainer=False)
     assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
 
 
-def test_student_width_benchmark_on_the_half_width_student(kd, kd_pipeline, tmp_path, monkeypatch):
+def test_student_width_benchmark_on_the_half_width_student(kd, half_width, tmp_path, monkeypatch):
     """benchmarks/student_width.py compares the student above with the full-width one (its figures not asserted)."""
+    half, env = half_width
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as `python benchmarks/student_width.py` has it
     spec = importlib.util.spec_from_file_location("student_width", os.path.join(ROOT, "benchmarks", "student_width.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    for k, v in kd.env.items():
-        monkeypatch.setenv(k, v)
+    use_env(monkeypatch, env)
     out = tmp_path / "width.md"
-    bench.main(["-t", "1", "-p", kd.plans, "-f", "0", "--suffix", "_tiny", "--narrow-plans", kd.plans + "_half",
+    bench.main(["-t", "1", "-p", kd.plans, "-f", "0", "--suffix", "_tiny", "--narrow-plans", half,
                 "--repeats", "2", "--out", str(out)])
     rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 ")
             or line.startswith("| 0.5 ")]

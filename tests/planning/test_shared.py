@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import CHANNEL_MAP, tree_digest
+from nnunet_kd.cli import main
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.errors import KDError
@@ -97,10 +98,6 @@ def _plan_with_edited_file(kd):
             f.write(original)
 
 
-def _cli(kd, *args):
-    return kd.run(["nnunet_kd", "plan", *args], check=False, ext_trainer=False)
-
-
 @pytest.mark.parametrize("args, messages", [
     (["-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny"],
      ["needs channel 'T1'", "source channels: ['mri']", "target channels: ['T1']", "--channel-map"]),
@@ -122,13 +119,13 @@ def _cli(kd, *args):
     (["-t", "Dataset001_KDTarget", "-s", "1", "-c", "2d"],
      ["must be distinct datasets (they are ['Dataset001_KDTarget', 'Dataset001_KDTarget'])"]),
 ])
-def test_bad_input_is_a_clear_error_and_writes_nothing(kd, args, messages):
+def test_bad_input_is_a_clear_error_and_writes_nothing(nnunet_env, capsys, args, messages):
+    kd = nnunet_env
     before_raw, before_pre = tree_digest(kd.raw), tree_digest(kd.preprocessed)
-    proc = _cli(kd, *args)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert main(["plan", *args]) == 2
+    err = capsys.readouterr().err
     for m in messages:
-        assert m in proc.stderr
+        assert m in err
     assert tree_digest(kd.raw) == before_raw
     assert tree_digest(kd.preprocessed) == before_pre
 
@@ -153,12 +150,13 @@ def broken_datasets(kd):
     (["run", "-t", "73", "-s", "2", "-c", "2d", "-f", "0", "--preset", "tiny", "--device", "cpu"],
      ["Dataset073_FewCases has 3 labelled cases, too few for nnU-Net's 5-fold", "Use -f all", "splits_final.json"]),
 ])
-def test_bad_datasets_are_clear_errors_and_write_nothing(kd, broken_datasets, args, messages):
+def test_bad_datasets_are_clear_errors_and_write_nothing(nnunet_env, broken_datasets, capsys, args, messages):
+    kd = nnunet_env
     before = [tree_digest(d) for d in (kd.raw, kd.preprocessed, kd.results)]
-    proc = kd.run(["nnunet_kd", *args], check=False, ext_trainer=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert main(args) == 2
+    err = capsys.readouterr().err
     for m in messages:
-        assert m in proc.stderr
+        assert m in err
     assert [tree_digest(d) for d in (kd.raw, kd.preprocessed, kd.results)] == before
 
 
@@ -231,8 +229,10 @@ def test_2d_and_3d_datasets_cannot_be_mixed(nnunet_env):
     assert tree_digest(kd.preprocessed) == before
 
 
-@pytest.mark.parametrize("bad", [np.inf, np.nan])
-def test_non_finite_images_are_rejected(nnunet_env, bad):
+@pytest.mark.parametrize("bad, in_process_bytes", [(np.inf, 0), (np.nan, 2**26)])  # checked by workers, in process
+def test_non_finite_images_are_rejected(nnunet_env, monkeypatch, bad, in_process_bytes):
+    import nnunet_kd.planning.shared as shared
+    monkeypatch.setattr(shared, "IN_PROCESS_BYTES", in_process_bytes)
     kd = nnunet_env
     sid = 6 if np.isinf(bad) else 7
     _nifti_dataset(kd, 5, "Vol3DTarget") if not os.path.isdir(os.path.join(kd.raw, "Dataset005_Vol3DTarget")) else None

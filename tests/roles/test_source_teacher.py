@@ -6,6 +6,7 @@ import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
+from helpers import use_env
 from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
@@ -32,14 +33,15 @@ def test_checkpoint_is_stock_loadable_and_carries_kd_state(source_teacher):
     assert not [f for f in os.listdir(fold) if ".tmp" in f]  # atomic writes leave no temporary files
 
 
-def test_continue_restores_kd_state(kd, source_teacher, nnunet_env, monkeypatch):
+def test_continue_restores_kd_state(kd, kd_pipeline, source_teacher, tmp_path, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
-    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
+    env = kd_pipeline.copy(tmp_path)  # --c writes a new checkpoint_final.pth
+    use_env(monkeypatch, dict(env, nnUNet_extTrainer=trainer_path()))
     ckpt = _checkpoint(source_teacher)
     # modify the in-memory extras, then load: kd_state must overwrite them
     trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", kd.plans,
                                     continue_training=True, device=torch.device("cpu"))
-    trainer.load_checkpoint(os.path.join(source_teacher, "fold_all", "checkpoint_final.pth"))
+    trainer.load_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
     assert trainer.kd_step == 4
     for k, v in trainer.kd_modules.state_dict().items():
         assert torch.equal(v, ckpt["kd_state"]["modules"][k]), k
@@ -47,7 +49,7 @@ def test_continue_restores_kd_state(kd, source_teacher, nnunet_env, monkeypatch)
     assert len(trainer.optimizer.param_groups) == 2
     assert len(trainer.optimizer.state_dict()["state"]) == len(ckpt["optimizer_state"]["state"])
     # and the real entry point continues from it
-    proc = kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", "all", "--c")
+    proc = kd.train(kd.source_a, "nnUNetTrainerDomainAdversarial_tiny", "all", "--c", env=env)
     assert "Mean Validation Dice" in proc.stdout
 
 
@@ -69,12 +71,13 @@ def test_seeded_runs_give_identical_first_epoch_losses(kd, source_teacher, tmp_p
         assert first[key][0] == second[key][0], key
 
 
-def test_domain_head_and_probe_tell_the_scanners_apart_without_reversal(kd, nnunet_env, monkeypatch):
+def test_domain_head_and_probe_tell_the_scanners_apart_without_reversal(kd, nnunet_env, tmp_path, monkeypatch):
     """With gamma 0 (lambda stays 0) nothing hides the domain, so the head must learn it within a short run. A head on
     raw pooled features stayed at chance (loss 0.693, accuracy 0.50) for whole trainings."""
     from nnunetv2.run.run_training import get_trainer_from_args
     for dataset in (kd.source_a, kd.target):
         _write_plans_variant(kd, dataset, "_gamma0", lambda p: p[KD_BLOCK_KEY]["dann"].update(gamma=0.0, weight=1.0))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))  # the trainer writes its log
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     monkeypatch.setenv("nnUNet_KD_SEED", "0")
@@ -142,7 +145,7 @@ def test_bad_input_stops_before_anything_is_written(kd, dataset_attr, variants, 
     assert _results_snapshot(kd) == before
 
 
-def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet_env, monkeypatch):
+def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet_env, tmp_path, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd.data.loaders import dataset_loader
     from nnunet_kd.planning.shared import plan
@@ -155,6 +158,7 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     folder = os.path.join(kd.preprocessed, kd.target, target_plans["configurations"]["2d"]["data_identifier"]
                           + "_unlabelled")
     assert len([f for f in os.listdir(folder) if f.endswith(".pkl")]) == 4
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))  # the trainer writes its log
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     trainer = get_trainer_from_args(kd.source_a, "2d", "all", "nnUNetTrainerDomainAdversarial_tiny", name,

@@ -4,22 +4,23 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import use_env
 from nnunet_kd import trainer_path
 
 
-def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnunet_env, monkeypatch):
+def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, tmp_path, monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
-    before = sorted(os.listdir(os.path.join(kd.results, kd.target)))
+    env = dict(kd_pipeline.copy(tmp_path), nnUNet_extTrainer=trainer_path(), nnUNet_n_proc_DA="0")
+    before = sorted(os.listdir(os.path.join(env["nnUNet_results"], kd.target)))
     no_images = kd.student_plans(kd.plans, "_nounl", unlabelled_ratio=1)
     proc = kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", no_images, "-tr", "nnUNetTrainerJointKD_tiny",
-                   "-device", "cpu"], check=False)
+                   "-device", "cpu"], env=env, check=False)
     assert proc.returncode != 0 and "distill.unlabelled_ratio is 1, but Dataset001_KDTarget has no unlabelled" in \
         proc.stderr and "--extra-target-images" in proc.stderr
-    assert sorted(os.listdir(os.path.join(kd.results, kd.target))) == before  # refused before writing anything
+    assert sorted(os.listdir(os.path.join(env["nnUNet_results"], kd.target))) == before  # refused before writing
 
+    use_env(monkeypatch, env)
     name = kd.plan_with_unlabelled_images()
-    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     auto = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny", name, device=torch.device("cpu"))
     assert auto.distill.unlabelled_ratio == "auto" and auto.unlabelled_batch_size == 0  # segmentation: off
     trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
@@ -39,7 +40,7 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, nnu
         trainer.on_train_end()
 
 
-def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_it_can(kd, kd_pipeline, nnunet_env,
+def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_it_can(kd, kd_pipeline, tmp_path,
                                                                                        monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd.checkpoints import load_checkpoint
@@ -49,8 +50,7 @@ def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_
                   for f in os.listdir(os.path.join(kd_pipeline.student, "fold_0")) if f.startswith("training_log"))
     assert f"student initialised from {checkpoint}" in log  # the default ("auto"), through nnUNetv2_train
     target = load_checkpoint(checkpoint)["network_weights"]
-    monkeypatch.setenv("nnUNet_extTrainer", trainer_path())
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    use_env(monkeypatch, dict(kd_pipeline.copy(tmp_path), nnUNet_extTrainer=trainer_path(), nnUNet_n_proc_DA="0"))
 
     def starts_as_target_teacher(suffix, **student):
         trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",

@@ -1,0 +1,71 @@
+"""The package's import boundaries, read from the source (imports inside functions count too): a task package never
+imports a sibling, and the task-free modules (protocol, roles, data, the trainer base, ...) import no task package."""
+import ast
+import os
+
+import nnunet_kd
+
+PACKAGE = os.path.dirname(os.path.abspath(nnunet_kd.__file__))
+TASKS = ("segmentation", "classification", "detection")
+# the entry points that still choose a task by name (the command line, planning, report, test set, trainer folder)
+DISPATCH = {"nnunet_kd.cli", "nnunet_kd.report", "nnunet_kd.test_set", "nnunet_kd.planning.shared",
+            "nnunet_kd.trainers.nnunet_kd_trainers"}
+
+
+def imports(package_dir: str = PACKAGE) -> dict:
+    """{module: the nnunet_kd modules it imports} for every module below package_dir (relative imports resolved)."""
+    found = {}
+    for root, _, files in os.walk(package_dir):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(root, f)
+            parts = ["nnunet_kd"] + os.path.relpath(path, package_dir)[:-3].split(os.sep)
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            package = parts[:-1]
+            names = set()
+            with open(path, encoding="utf-8") as fh:
+                for node in ast.walk(ast.parse(fh.read(), path)):
+                    if isinstance(node, ast.Import):
+                        names |= {a.name for a in node.names}
+                    elif isinstance(node, ast.ImportFrom):
+                        base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+                        name = ".".join(p for p in (base, node.module) if p)
+                        names |= {name} | {f"{name}.{a.name}" for a in node.names}
+            found[module] = {n for n in names if n == "nnunet_kd" or n.startswith("nnunet_kd.")}
+    return found
+
+
+def task_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in TASKS else None
+
+
+def crossings(found: dict) -> list:
+    """(module, imported task module) pairs that cross a boundary."""
+    bad = []
+    for module, names in found.items():
+        mine = task_of(module)
+        if module in DISPATCH:
+            continue
+        bad += [(module, n) for n in sorted(names) if task_of(n) and task_of(n) != mine]
+    return sorted(bad)
+
+
+def test_no_task_package_imports_a_sibling_and_task_free_modules_import_no_task():
+    found = imports()
+    assert {"nnunet_kd.protocol.grl", "nnunet_kd.roles.student", "nnunet_kd.detection.student"} <= set(found)
+    assert crossings(found) == []
+
+
+def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):
+    package = tmp_path / "nnunet_kd"
+    for folder, text in {"protocol": "def f():\n    from nnunet_kd.detection import network\n",
+                         "classification": "from ..segmentation import joint_network\n",
+                         "segmentation": "from . import joint_network\nimport nnunet_kd.protocol.grl\n"}.items():
+        (package / folder).mkdir(parents=True)
+        (package / folder / "m.py").write_text(text)
+    assert crossings(imports(str(package))) == [
+        ("nnunet_kd.classification.m", "nnunet_kd.segmentation"),
+        ("nnunet_kd.classification.m", "nnunet_kd.segmentation.joint_network"),
+        ("nnunet_kd.protocol.m", "nnunet_kd.detection"), ("nnunet_kd.protocol.m", "nnunet_kd.detection.network")]
