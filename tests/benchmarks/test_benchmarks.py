@@ -224,7 +224,7 @@ def test_epoch_overhead_on_the_fixture(kd, kd_pipeline, tmp_path, capsys, monkey
     assert rows == ["vanilla", "source", "student_unlabelled"]  # the student's benchmark trainer: student_unlabelled
     assert out.count("| vanilla | ") == 1 and "| 1.00 |" in out
     assert out.count("round 1, student_unlabelled:") == 1
-    results = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{kd.plans}__2d",
+    results = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_BenchmarkEpochs__{unlabelled}__2d",
                            "fold_0")
     assert not [f for f in os.listdir(results) if f.endswith(".pth")]  # benchmarks write no checkpoints
 
