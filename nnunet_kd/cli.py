@@ -1,7 +1,6 @@
 """`nnunet_kd`: the command line of the plugin (argparse, nnU-Net style)."""
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import subprocess
@@ -16,14 +15,10 @@ def _trainer_path(_args) -> None:
 
 
 def _json_arg(value: str, flag: str) -> dict:
-    text = open(value, encoding="utf-8").read() if os.path.isfile(value) else value
-    try:
-        out = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise KDError(f"{flag} must be JSON or a path to a JSON file: {e}") from None
-    if not isinstance(out, dict):
-        raise KDError(f"{flag} must be a JSON object, got {type(out).__name__}.")
-    return out
+    from nnunet_kd.files import parse_json_object, read_json_object
+    if os.path.isfile(value):
+        return read_json_object(value, f"{flag} {value}")
+    return parse_json_object(value, f"{flag} (JSON, or a path to a JSON file)")
 
 
 def _version() -> str:
@@ -91,11 +86,12 @@ def _plan(args) -> None:
 
 def _report(args) -> None:
     from nnunet_kd.datasets import dataset_name
-    from nnunet_kd.report import SHORT_LABELS, models_for, report
+    from nnunet_kd.report import SHORT_LABELS, models_for, report, with_existing_target_teacher
     results = os.environ.get("nnUNet_results")
     if not results:
         raise KDError("nnUNet_results is not set: export it to the folder holding the trained models.")
-    models = {label: trainer + args.suffix for label, trainer in models_for(args.task).items()}
+    models = with_existing_target_teacher({label: trainer + args.suffix for label, trainer in models_for(args.task).items()},
+                                          results, dataset_name(args.t), args.p, args.c)
     test_folders = {}
     for item in args.test_dir:
         label, sep, folder = item.partition("=")
@@ -112,7 +108,8 @@ def _run_spec(args):
     _no_p(args)
     return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl,
                    plans=args.from_plans,
-                   preset=args.preset,
+                   preset=os.path.abspath(args.preset) if args.preset.endswith(".json") and os.path.isfile(args.preset)
+                   else args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
                    device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task,
@@ -309,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "det: COCO mAP of the detection trainers.")
     p.add_argument("-o", default=None, help="Output folder. Default: "
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
-    p.add_argument("--test-dir", nargs="+", default=[], metavar="LABEL=FOLDER|FILE",
+    p.add_argument("--test-dir", nargs="+", action="extend", default=[], metavar="LABEL=FOLDER|FILE",
                    help="Folder with the summary.json of a model's test-set predictions (nnU-Net's "
                         "compute_metrics_on_folder), or a summary file (predict-cls/predict-det --truth), LABEL one "
                         "of: baseline, multihead, joint, student. "
@@ -429,8 +426,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _joined_values(argv: list[str]) -> list[str]:
+    """FLAG VALUE as FLAG=VALUE for the options whose value starts with '-' (argparse takes such a value only joined):
+    --sbatch-args "--partition=gpu"."""
+    out = []
+    for a in argv:
+        if out and out[-1] == "--sbatch-args":
+            out[-1] += "=" + a
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_joined_values(sys.argv[1:] if argv is None else argv))
     try:
         args.func(args)
     except KDError as e:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import parse_json_object, read_json_object
 
 KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
@@ -53,8 +54,20 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+MAX_STAGE = 16  # stage indices and counts: nnU-Net's planned networks have at most 8 stages
+MAX_UNITS = 65536  # features, hidden units, batch sizes
+
+
+def _is_stage_list(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(_is_int(i) and -MAX_STAGE <= i < MAX_STAGE for i in v)
+
+
+def _is_count(v, top: int = MAX_UNITS) -> bool:
+    return _is_int(v) and 1 <= v <= top
+
+
 def _is_levels(v) -> bool:
-    return v in ("encoder", "bottleneck") or (isinstance(v, list) and bool(v) and all(_is_int(i) for i in v))
+    return v in ("encoder", "bottleneck") or _is_stage_list(v)
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ class Setting:
     meaning: str
 
 
-_LEVELS = "'encoder', 'bottleneck' or a non-empty list of stage indices (-1 = bottleneck)"
+_LEVELS = f"'encoder', 'bottleneck' or a non-empty list of stage indices below {MAX_STAGE} (-1 = bottleneck)"
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 _WEIGHT = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
 
@@ -86,10 +99,10 @@ def _setting(default, accepts: Callable[[Any], bool], must_be: str, meaning: str
 @dataclass(frozen=True)
 class ArchitectureSettings:
     """Caps applied to the planned network (nnU-Net's planners cannot narrow a network on their own)."""
-    max_stages: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 2), "an integer >= 2 or null",
+    max_stages: int | None = _setting(None, _optional(lambda v: _is_count(v, MAX_STAGE) and v >= 2),
+                                         f"an integer in [2, {MAX_STAGE}] or null",
                                          "cap on the planned network's stages (preset `tiny`: 3)")
-    max_features: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
-                                           "a positive integer or null",
+    max_features: int | None = _setting(None, _optional(_is_count), f"an integer in [1, {MAX_UNITS}] or null",
                                            "cap on the planned network's features per stage (preset `tiny`: 32)")
 
 
@@ -98,14 +111,13 @@ class DannSettings:
     """The source teachers' domain-adversarial term."""
     weight: float = _setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
                              "1.0 cost the source task)")
-    levels: list[int] = _setting([-1], lambda v: isinstance(v, list) and bool(v) and all(_is_int(i) for i in v),
-                                 "a non-empty list of encoder stage indices (-1 = bottleneck)",
+    levels: list[int] = _setting([-1], _is_stage_list,
+                                 f"a non-empty list of encoder stage indices below {MAX_STAGE} (-1 = bottleneck)",
                                  "encoder stages with a domain head (-1 = bottleneck)")
-    hidden: int = _setting(256, lambda v: _is_int(v) and v >= 1, "a positive integer",
+    hidden: int = _setting(256, _is_count, f"an integer in [1, {MAX_UNITS}]",
                            "hidden units of each domain classifier")
     gamma: float = _setting(10.0, *_WEIGHT, "lambda = 2/(1+exp(-gamma p)) - 1")
-    target_batch_size: int | None = _setting(None, _optional(lambda v: _is_int(v) and v >= 1),
-                                                "a positive integer or null",
+    target_batch_size: int | None = _setting(None, _optional(_is_count), f"an integer in [1, {MAX_UNITS}] or null",
                                                 "target-domain images in each source-teacher step (null = half "
                                                 "the source batch, rounded up; they go through the encoder only, so "
                                                 "they cost less than source images); the domain loss weighs both "
@@ -261,17 +273,17 @@ def preset_names() -> list:
 def load_preset(name: str) -> dict:
     """Default settings overridden by ``nnunet_kd/presets/<name>.json`` (or a path to a JSON file)."""
     if name.endswith(".json") and os.path.isfile(name):
-        path, text = name, open(name, encoding="utf-8").read()
+        path = name
+        override = read_json_object(name, f"KD preset {name}")
     else:
         res = resources.files("nnunet_kd") / "presets" / f"{name}.json"
         if not res.is_file():
             raise KDError(f"Unknown KD preset '{name}'. Available presets: {preset_names()}, or give a path to a JSON file.")
-        path, text = f"nnunet_kd/presets/{name}.json", res.read_text(encoding="utf-8")
-    try:
-        override = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise KDError(f"KD preset {path} is not valid JSON: {e}") from None
+        path = f"nnunet_kd/presets/{name}.json"
+        override = parse_json_object(res.read_text(encoding="utf-8"), f"KD preset {path}")
     override.pop("description", None)
+    if "task" in override:
+        raise KDError(f"KD preset {path} sets 'task': the task comes from --task of `plan` and `run`. Remove the key.")
     settings = _merge(DEFAULT_SETTINGS, override, f"KD preset {path}")
     validate_settings(settings, f"KD preset {path}")
     return settings
@@ -284,6 +296,18 @@ def _leaves(settings: dict):
             yield from ((f"{k}.{kk}", vv) for kk, vv in v.items())
         else:
             yield k, v
+
+
+def setting_changes(recorded: dict, current: dict) -> list[str]:
+    """'key: value there, value here' for each of current's settings that recorded (settings or a KD block) holds
+    otherwise."""
+    changes = []
+    for path, value in _leaves(current):
+        k, _, kk = path.partition(".")
+        old = recorded.get(k, {}).get(kk) if kk else recorded.get(k)
+        if old != value:
+            changes.append(f"{path}: {old!r} there, {value!r} here")
+    return changes
 
 
 def validate_settings(settings: dict, where: str) -> None:

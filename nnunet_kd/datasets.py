@@ -1,5 +1,6 @@
 """nnU-Net dataset names and ids (DatasetXXX_Name), with errors that say where nnU-Net looked."""
 import os
+import re
 
 from nnunet_kd.errors import KDError
 
@@ -7,6 +8,9 @@ from nnunet_kd.errors import KDError
 def dataset_name(dataset_id) -> str:
     """nnU-Net's id -> name conversion with an error that says where it looked."""
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    if not (str(dataset_id).isdigit() or re.fullmatch(r"Dataset\d{3,}_[^/\\]+", str(dataset_id))):
+        raise KDError(f"Dataset {dataset_id!r} is neither an id (e.g. 11) nor a dataset folder name DatasetXXX_Name "
+                      f"(one folder directly inside nnUNet_raw, no path).")
     try:
         return maybe_convert_to_dataset_name(dataset_id)
     except (RuntimeError, ValueError, AssertionError):

@@ -18,11 +18,11 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd import ext_trainer_value
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
-from nnunet_kd.config import EPOCH_METRICS, KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS
+from nnunet_kd.config import EPOCH_METRICS, KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS, setting_changes
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
 from nnunet_kd.progress import run_stage
-from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, resolve_path
+from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
 PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
@@ -69,7 +69,7 @@ def resume_point(folder: str, write: bool = True):
                 broken.append(set_aside(path) if write else path)
                 continue
             aside = f" ({', '.join(broken)}: unreadable, {'moved' if write else 'to be moved'} aside)" if broken else ""
-            changed = changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
+            changed = changed_teachers(recorded_teachers(checkpoint, path))
             if changed:
                 return "changed", f"interrupted, but {changed[0]}{aside}"
             return "resume", f"interrupted; continuing from {name}{aside}"
@@ -221,7 +221,7 @@ class Pipeline:
                          spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task,
                          spec.target_teacher, spec.source_teachers)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
-        self.arguments = shared.arguments
+        self.arguments, self.settings = shared.arguments, shared.settings
         self.existing = shared.existing or {}
         target_teacher = self.existing.get(0)
         if target_teacher and target_teacher["fold"] is None:
@@ -288,15 +288,18 @@ class Pipeline:
         """Lines on the target's other shared plans (other nnunet_kd experiments) and how their arguments differ."""
         folder = join(self.env["nnUNet_preprocessed"], self.target)
         lines = []
-        for f in sorted(os.listdir(folder)):
+        for f in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:  # a target never planned has none
             if not (f.startswith("nnUNetPlans_kd_") and f.endswith(".json")) or f == self.plans_name + ".json":
                 continue
-            recorded = (load_json(join(folder, f)).get(KD_BLOCK_KEY) or {}).get("arguments")
+            block = load_json(join(folder, f)).get(KD_BLOCK_KEY) or {}
+            recorded = block.get("arguments")
             if recorded is None:
                 lines.append(f"{f[:-5]} (its arguments were not recorded)")
                 continue
             diff = [f"{k}: {recorded.get(k)!r} there, {self.arguments.get(k)!r} here"
                     for k in sorted(set(recorded) | set(self.arguments)) if recorded.get(k) != self.arguments.get(k)]
+            if not diff:  # the same arguments: a preset file edited since
+                diff += setting_changes(block, self.settings)
             lines.append(f"{f[:-5]} ({'; '.join(diff) or 'same arguments'})")
         return lines
 
@@ -405,10 +408,11 @@ class Pipeline:
                     if not self.force:
                         raise KDError(f"{head}: {reason}. Its model folder {self.folder(stage)} would no longer match "
                                       f"what it was trained from. Rerun with --force to retrain it (the old fold folder "
-                                      f"is kept beside it), or restore the previous teachers / KD block.")
-                    old = self.folder(stage)
-                    os.replace(old, f"{old}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-                    reason = "retraining (--force)"
+                                      f"is kept beside it as replaced-<time>-fold_X), or restore the previous teachers / KD block.")
+                    old = self.folder(stage)  # kept under a name no fold lookup takes (nnU-Net's: fold_*)
+                    kept = join(os.path.dirname(old), f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.path.basename(old)}")
+                    os.replace(old, kept)
+                    reason = f"retraining (--force; the old fold folder is now {kept})"
                 elif state == "resume":
                     argv.append("--c")
                 self.log(f"{head}: {reason}")

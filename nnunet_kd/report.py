@@ -24,6 +24,21 @@ def models_for(task: str) -> dict:
     return {label: trainer for label, trainer in models.items() if trainer}
 
 
+def with_existing_target_teacher(models: dict, results_root: str, target: str, plans: str, configuration: str) -> dict:
+    """models, the baseline row the existing model that taught the experiment (`run --target-teacher`) where the KD
+    block of its joint teacher or student says so."""
+    from nnunet_kd.protocol.teachers import resolve_path
+    for trainer in list(models.values())[1:]:
+        plans_file = os.path.join(results_root, target, f"{trainer}__{plans}__{configuration}", "plans.json")
+        if os.path.isfile(plans_file):
+            with open(plans_file, encoding="utf-8") as f:
+                teachers = (json.load(f).get(KD_BLOCK_KEY) or {}).get("teachers") or [{}]
+            if teachers[0].get("model_folder"):
+                return {**models, next(iter(models)): resolve_path(teachers[0]["model_folder"])}
+            break
+    return models
+
+
 DEFAULT_MODELS = models_for("seg")
 SHORT_LABELS = dict(zip(("baseline", "multihead", "joint", "student"), models_for("seg")))  # for --test-dir
 
@@ -122,12 +137,11 @@ def _changed_teachers(fold_folder: str) -> list:
     if not os.path.isfile(path):
         return []
     from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import changed_teachers
+    from nnunet_kd.protocol.teachers import changed_teachers, recorded_teachers
     try:
-        checkpoint = load_checkpoint(path)
+        return changed_teachers(recorded_teachers(load_checkpoint(path), path))
     except KDError as e:
         return [str(e)]
-    return changed_teachers(checkpoint.get("kd_state", {}).get("teachers", []))
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -418,14 +432,14 @@ def source_teachers(rows: dict) -> list:
     """The source teachers behind the joint teacher (from its checkpoints' records): each one's own validation
     (its summary.json) and its domain head's and probe's final accuracy (0.5 = the domains look alike)."""
     from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import resolve_path
+    from nnunet_kd.protocol.teachers import recorded_teachers, resolve_path
     joint = rows.get("joint teacher") or {}
     found = {}
     for fold in joint.get("folds", {}):
         path = os.path.join(joint["folder"], fold, "checkpoint_final.pth")
         try:
-            records = load_checkpoint(path).get("kd_state", {}).get("teachers", []) if os.path.isfile(path) else []
-        except KDError:
+            records = recorded_teachers(load_checkpoint(path), path) if os.path.isfile(path) else []
+        except KDError:  # noted in the joint teacher's row
             continue
         for r in records:
             if r["role"] == "source":
@@ -434,7 +448,7 @@ def source_teachers(rows: dict) -> list:
     for checkpoint, r in found.items():
         fold_folder = os.path.dirname(checkpoint)
         summary = os.path.join(fold_folder, "validation", "summary.json")
-        row = {"dataset": r["dataset"], "trainer": r["trainer"], "fold": r["fold"], "folder": fold_folder,
+        row = {"dataset": r.get("dataset"), "trainer": r.get("trainer"), "fold": r.get("fold"), "folder": fold_folder,
                "validation": _headline_metric(_load(summary), summary)["foreground"] if os.path.isfile(summary) else None,
                "domain_acc": None, "probe_acc": None}
         try:

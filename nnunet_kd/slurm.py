@@ -37,7 +37,7 @@ def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str]) -> st
         log = pipeline.log_path(stage)
         logs.add(os.path.dirname(log))
         lines += [_submit(var, stage.id, stage.depends, jobs, log, sbatch_args, env, argv),
-                  f'echo "{stage.id}: job ${var}"']
+                  f'echo {shlex.quote(stage.id + ": job")} "${var}"']  # a dataset name is data, never code
         jobs[stage.id] = var
     report_log = join(pipeline.env["nnUNet_results"], pipeline.target, f"nnunet_kd_run_{pipeline.plans_name}.log")
     lines += [_submit("jrun", "run", list(jobs), jobs, report_log, sbatch_args, env, run_command),

@@ -85,3 +85,28 @@ def test_plan_quiet_prints_only_the_name_and_the_training_commands_on_stderr(nnu
                  f"nnUNetv2_train Dataset001_KDTarget 2d 0 -p {p} -tr nnUNetTrainer",
                  f"nnUNetv2_train Dataset001_KDTarget 2d 0 -p {p} -tr nnUNetTrainerJointKD"):
         assert "  " + line + "\n" in err
+
+
+def test_dry_run_of_a_target_never_planned_lists_every_stage_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    for d in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
+    for i, name in ((15, "Fresh"), (16, "FreshSource")):
+        write_dataset(str(tmp_path / "raw"), DatasetSpec(i, name, {"T1": Scanner()}, 5, shape=(32, 32)))
+    os.makedirs(tmp_path / "preprocessed")
+    os.makedirs(tmp_path / "results")
+    assert main(["run", "-t", "15", "-s", "16", "-c", "2d", "-f", "0", "--preset", "tiny", "--dry-run"]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert [(stage, state) for stage, _, state, _ in lines] == [
+        ("plan", "train"), ("source:Dataset016_FreshSource", "train"), ("target:0", "train"), ("joint:0", "train"),
+        ("student:0", "train")]
+    assert os.listdir(tmp_path / "preprocessed") == os.listdir(tmp_path / "results") == []
+
+
+def test_sbatch_args_may_start_with_a_dash_as_a_separate_argument(nnunet_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    assert main(RUN + ["-f", "0", "--device", "cpu", "--slurm", "--sbatch-args", "--partition=gpu --time=1:00:00"]) == 0
+    script = capsys.readouterr().out.splitlines()[0].split(": ", 1)[1]
+    with open(script) as f:
+        submits = [line for line in f if "$(submit " in line]
+    assert len(submits) == 6 and all(" --partition=gpu --time=1:00:00 " in line for line in submits)

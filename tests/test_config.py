@@ -42,8 +42,14 @@ def _block(**overrides):
     ({"fusion": {"levels": [0, "1"]}}, "fusion.levels must be 'encoder'"),
     ({"dann": {"weight": -0.1}}, "dann.weight"),
     ({"dann": {"gamma": float("-inf")}}, "dann.gamma must be a finite number >= 0"),
-    ({"dann": {"hidden": 0}}, "dann.hidden must be a positive integer, got 0"),
-    ({"dann": {"hidden": 12.5}}, "dann.hidden must be a positive integer"),
+    ({"dann": {"hidden": 0}}, r"dann.hidden must be an integer in \[1, 65536\], got 0"),
+    ({"dann": {"hidden": 12.5}}, "dann.hidden must be an integer in"),
+    ({"dann": {"hidden": 10**30}}, "dann.hidden must be an integer in"),
+    ({"dann": {"levels": [99]}}, "dann.levels must be a non-empty list of encoder stage indices below 16"),
+    ({"distill": {"levels": [0, 99]}}, "distill.levels must be 'encoder', 'bottleneck' or a non-empty list"),
+    ({"architecture": {"max_stages": 10**30}}, r"architecture.max_stages must be an integer in \[2, 16\]"),
+    ({"architecture": {"max_features": 10**9}}, "architecture.max_features must be an integer in"),
+    ({"dann": {"target_batch_size": 10**9}}, "dann.target_batch_size must be an integer in"),
     ({"classification": {"class_weights": "true"}}, "classification.class_weights must be true or false"),
     ({"classification": {"backbone": 3}}, "classification.backbone must be a timm model name or null"),
     ({"student": {"init_from_target_teacher": 1}}, "student.init_from_target_teacher must be true, false or \"auto\""),
@@ -102,6 +108,27 @@ def test_missing_block_explains_how_to_create_it():
     with pytest.raises(KDError, match="nnunet_kd plan"):
         kd_block_from_plans({"plans_name": "nnUNetPlans"}, "plans 'nnUNetPlans' of Dataset001_A")
     assert kd_block_from_plans({}, "x", required=False) is None
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[]", "mine.json must be a JSON object {...}, got list"),
+    (b"null", "mine.json must be a JSON object {...}, got NoneType"),
+    (b'"tiny"', "mine.json must be a JSON object {...}, got str"),
+    (b'{"seed": ' + b"9" * 5000 + b"}", "mine.json is not valid JSON: Exceeds the limit"),
+    ('{"description": "für"}'.encode("latin-1"), "mine.json is not UTF-8 text \\(invalid start byte at byte 18\\)"),
+])
+def test_a_preset_file_that_is_no_json_object_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "mine.json"
+    path.write_bytes(content)
+    with pytest.raises(KDError, match=message):
+        load_preset(str(path))
+
+
+def test_a_preset_may_not_set_the_task(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"task": "cls"}')
+    with pytest.raises(KDError, match=r"mine.json sets 'task': the task comes from --task"):
+        load_preset(str(path))
 
 
 def test_custom_preset_file(tmp_path):

@@ -133,6 +133,23 @@ def test_slurm_jobs_follow_the_stage_graph_with_runs_commands(kd, kd_pipeline, t
     assert text.count("$(submit ") == 1 and "jrun=$(submit" in text and "--dependency" not in text
 
 
+def test_a_hostile_dataset_name_is_data_in_the_slurm_script(kd, tmp_path, monkeypatch, capfd):
+    """A dataset folder whose name holds shell code: writing and submitting the script runs none of it."""
+    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    name = "Hostile;$(touch X1)`touch X2`'\"$(touch X3)\""
+    folder = write_dataset(kd.raw, DatasetSpec(14, name, {"T1": Scanner()}, 4, shape=(32, 32)))
+    monkeypatch.chdir(tmp_path)  # where the payload would write
+    use_env(monkeypatch, fake_sbatch(tmp_path, dict(kd.env, nnUNet_results=str(tmp_path / "results")), execute=False))
+    try:
+        assert main(["run", "-t", "1", "-s", "14", "-c", "2d", "-f", "0", "--preset", "tiny", "--suffix", "_tiny",
+                     "--device", "cpu", "--slurm", "--submit"]) == 0
+    finally:
+        shutil.rmtree(folder)
+    assert sorted(os.listdir(tmp_path)) == ["bin", "ledger.json", "results"]  # no X1, X2, X3
+    jobs = {j["name"]: j["id"] for j in load_json(str(tmp_path / "ledger.json"))}
+    assert f"source:Dataset014_{name}: job {jobs[f'nnunet_kd_source_Dataset014_{name}']}" in capfd.readouterr().out
+
+
 def _split_env(argv: list) -> tuple:
     """({variable: value}, command) of a command line that starts with variable assignments."""
     n = next(i for i, a in enumerate(argv) if "=" not in a)
@@ -204,12 +221,17 @@ def test_a_changed_teacher_is_refused_until_force_retrains_beside_the_old_folder
     assert "student fold 0: finished, but its KD block or teachers changed since" in err and "--force" in err
     assert load_json(record) == {"fingerprint": "something else"}  # refused: nothing retrained
     proc = kd.run(RUN + ["--force"], env=env)
-    assert "[6/6] student fold 0: retraining (--force)" in proc.stdout
-    assert all(": skipped (" in line for line in _stage_lines(proc.stdout)[:5])  # only the changed stage
-    old = [f for f in os.listdir(os.path.dirname(folder)) if f.startswith("fold_0.replaced-")]
+    model = os.path.dirname(folder)
+    old = [f for f in os.listdir(model) if f.startswith("replaced-") and f.endswith("-fold_0")]
     assert len(old) == 1  # the old fold folder is kept beside the new one, with its record
-    assert load_json(os.path.join(os.path.dirname(folder), old[0], "nnunet_kd_stage.json")) == {
-        "fingerprint": "something else"}
+    assert f"[6/6] student fold 0: retraining (--force; the old fold folder is now {model}/{old[0]})" in proc.stdout
+    assert all(": skipped (" in line for line in _stage_lines(proc.stdout)[:5])  # only the changed stage
+    assert load_json(os.path.join(model, old[0], "nnunet_kd_stage.json")) == {"fingerprint": "something else"}
+    # no fold lookup takes the old folder: nnU-Net's (nnUNetv2_predict without -f) and the plugin's
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunet_kd.protocol.teachers import read_model_folder
+    assert nnUNetPredictor.auto_detect_available_folds(model, "checkpoint_final.pth") == [0]
+    assert read_model_folder(model, None, "checkpoint_final.pth")[-1] == [os.path.join(folder, "checkpoint_final.pth")]
     assert load_json(record)["fingerprint"] != "something else"
     assert os.path.isfile(os.path.join(folder, "validation", "summary.json"))
     assert all(": skipped (" in line for line in _stage_lines(kd.run(RUN, env=env).stdout))  # done again
@@ -330,6 +352,16 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
     with pytest.raises(UnsafeCheckpoint):
         resume_point(folder)
     assert os.path.isfile(latest) and not (tmp_path / "ran").exists()
+
+
+def test_resume_point_names_a_checkpoint_with_a_malformed_kd_state(tmp_path):
+    from helpers import nnunet_like_checkpoint
+    from nnunet_kd.errors import KDError
+    from nnunet_kd.pipeline import resume_point
+    torch.save({**nnunet_like_checkpoint(), "kd_state": {"teachers": [{"checkpoint": 3}]}},
+               tmp_path / "checkpoint_latest.pth")
+    with pytest.raises(KDError, match="checkpoint_latest.pth: its kd_state has no valid teacher records"):
+        resume_point(str(tmp_path), write=False)
 
 
 def test_resume_point_refuses_a_checkpoint_trained_from_a_changed_teacher(tmp_path):

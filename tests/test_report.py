@@ -299,18 +299,31 @@ def test_a_clean_fold_is_not_transductive(paired_experiment):
     assert verdict_line(rep).startswith("Verdict (validation, fg Dice): student vs target teacher: +0.0275")
 
 
-def test_cli_report_pairs_repeated_test_dirs(paired_experiment, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("repeated_flag", [False, True])  # --test-dir A B, or --test-dir A --test-dir B
+def test_cli_report_pairs_repeated_test_dirs(paired_experiment, tmp_path, monkeypatch, capsys, repeated_flag):
     results, t, tests = paired_experiment
     for name in ("raw", "preprocessed"):
         os.makedirs(tmp_path / name)
         monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
     monkeypatch.setenv("nnUNet_results", results)
     os.makedirs(tmp_path / "raw" / t)
-    args = ["report", "-t", "1", "-p", "P", "-c", "2d", "-o", str(tmp_path / "o"), "--test-dir"]
-    args += [f"{label}={folder}" for label in ("target teacher", "student") for folder in tests[label]]
+    items = [f"{label}={folder}" for label in ("target teacher", "student") for folder in tests[label]]
+    args = ["report", "-t", "1", "-p", "P", "-c", "2d", "-o", str(tmp_path / "o")]
+    args += [a for item in items for a in ("--test-dir", item)] if repeated_flag else ["--test-dir", *items]
     assert main([a.replace("target teacher", "dataset-specific (target teacher)") for a in args]) == 0
     out = capsys.readouterr().out
     assert "Verdict (test set, fg Dice): student vs dataset-specific (target teacher): +0.0000" in out
+
+
+@pytest.mark.parametrize("kd_state", [[], {"teachers": "x"}, {"teachers": [{"role": "joint"}]}, {"teachers": [1]}])
+def test_a_malformed_kd_state_is_a_note_not_a_traceback(experiment, kd_state):
+    import torch
+    from helpers import nnunet_like_checkpoint
+    results, t, tests = experiment
+    path = os.path.join(results, t, "nnUNetTrainerJointKD__P__2d", "fold_0", "checkpoint_final.pth")
+    torch.save({**nnunet_like_checkpoint(), "kd_state": kd_state}, path)
+    rep = collect(results, t, "P", "2d", MODELS, tests)
+    assert any(f"{path}: its kd_state has no valid teacher records" in n for n in rep["models"]["student"]["notes"])
 
 
 def test_a_crafted_checkpoint_in_the_results_runs_no_code(experiment, tmp_path):

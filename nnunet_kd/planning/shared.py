@@ -34,7 +34,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.datasets import dataset_id, dataset_name
 from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
+from nnunet_kd.files import exclusive, save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
@@ -283,10 +283,17 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
     if not sources:
         raise KDError("Give at least one source dataset (-s).")
     settings = load_preset(preset)
+    if preset.endswith(".json") and os.path.isfile(preset):
+        preset = os.path.abspath(preset)  # recorded where it lies
     if task not in ROLE_TRAINERS:
         raise KDError(f"--task must be one of {list(ROLE_TRAINERS)}, got {task!r}.")
     settings["task"] = task
     channel_map = {str(k): v for k, v in (channel_map or {}).items()}
+    bad = {k: v for k, v in channel_map.items()
+           if not (isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items()))}
+    if bad:
+        raise KDError(f"--channel-map {json.dumps(bad)}: give each source a map from target channel names to its own "
+                      f"channel names, e.g. {{\"3\": {{\"T1\": \"mri\"}}}}.")
 
     # 1. inputs, before anything is written
     tgt = RawDataset(dataset_name(target))
@@ -356,7 +363,8 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
                      **({"task": task} if task != "seg" else {}),
                      **({"existing_teachers": {str(k): e["model_folder"] + f"/fold_{e['fold']}" * bool(e["fold"])
                                                for k, e in sorted(existing.items())}} if existing else {}))
-    name = shared_plans_name(**arguments)
+    # the experiment is what the preset says, not where it lies: p.json, ./p.json and an edited p.json
+    name = shared_plans_name(**{k: v for k, v in arguments.items() if k != "preset"}, settings=settings)
     derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
         suffix = f"_{srcs[i].name[11:]}For{tgt.name[11:]}"
@@ -400,6 +408,12 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
                    extra_target_images, task, target_teacher, source_teachers)
+    lock = join(nnUNet_preprocessed.get(), f".nnunet_kd_{spec.target.name}_{spec.name}.lock")
+    with exclusive(lock, f"Experiment {spec.name} of {spec.target.name} (another `nnunet_kd plan`)"):
+        return _plan(spec, planner, plans, task, num_processes, log)
+
+
+def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, num_processes: int, log) -> str:
     name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
         spec.settings
 
@@ -427,7 +441,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     block = copy.deepcopy(settings)
     block.update({
         "version": 1,
-        "preset": preset,
+        "preset": spec.arguments["preset"],
         "arguments": spec.arguments,
         "target": tgt.name,
         "sources": [{"dataset": s.name, "derived_from": s.json.get("nnunet_kd_derived_from", {}).get("dataset")}

@@ -164,6 +164,20 @@ def teacher_record(t: Teacher) -> dict:
             "checkpoint": portable_path(t.checkpoint), "sha256": file_sha256(t.checkpoint)}
 
 
+def recorded_teachers(checkpoint: dict, path: str) -> list[dict]:
+    """The teacher records (`teacher_record`) of a checkpoint's kd_state (none without one); KDError naming path where
+    they are not what the plugin's trainers write."""
+    state = checkpoint.get("kd_state", {})
+    records = state.get("teachers", []) if isinstance(state, dict) else None
+    fields = ("role", "checkpoint", "sha256")
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in fields) for r in records):
+        raise KDError(f"{path}: its kd_state has no valid teacher records (a list of {', '.join(fields)}): it was not "
+                      f"written by nnunet_kd's trainers, or was edited. Move its fold folder aside and train that "
+                      f"stage again.")
+    return records
+
+
 def changed_teachers(records) -> list[str]:
     """Teacher checkpoints that are gone or differ from the ones a stage was trained from."""
     problems = []

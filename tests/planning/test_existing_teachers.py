@@ -63,7 +63,7 @@ def _with_spacing(model_folder, tmp):
     return copy
 
 
-def test_existing_teachers_are_used_not_trained_by_slurm_jobs(kd, kd_pipeline, tmp_path):
+def test_existing_teachers_are_used_not_trained_by_slurm_jobs(kd, kd_pipeline, tmp_path, monkeypatch, capsys):
     """Both existing teachers and the remaining source teacher make the joint teacher, in SLURM jobs (run at once by
     a fake sbatch); the last job's report has the existing target teacher as its baseline."""
     env = fake_sbatch(tmp_path, dict(kd.env, nnUNet_results=str(tmp_path / "results")), execute=True)
@@ -86,3 +86,8 @@ def test_existing_teachers_are_used_not_trained_by_slurm_jobs(kd, kd_pipeline, t
         log = f.read()
     assert f"| dataset-specific (target teacher) | {os.path.basename(kd_pipeline.target_teacher)} |" in log
     assert "| student | nnUNetTrainerJointKD_tiny | 0 |" in log
+    # a standalone `report` finds the existing target teacher in the experiment's KD block too
+    use_env(monkeypatch, env)
+    assert main(["report", "-t", "1", "-p", plans, "-c", "2d", "--suffix", "_tiny", "-o", str(tmp_path / "r")]) == 0
+    assert f"| dataset-specific (target teacher) | {os.path.basename(kd_pipeline.target_teacher)} |" in \
+        capsys.readouterr().out

@@ -118,6 +118,14 @@ def _plan_with_edited_file(kd):
      ["--from-plans NoSuchPlans:", "NoSuchPlans.json does not exist"]),
     (["-t", "Dataset001_KDTarget", "-s", "1", "-c", "2d"],
      ["must be distinct datasets (they are ['Dataset001_KDTarget', 'Dataset001_KDTarget'])"]),
+    (["-t", "1", "-s", "3", "-c", "2d", "--channel-map", '{"3": "mri"}'],
+     ['--channel-map {"3": "mri"}: give each source a map from target channel names']),
+    (["-t", "1", "-s", "3", "-c", "2d", "--channel-map", '{"3": {"T1": ' + "1" * 5000 + "}}"],
+     ["--channel-map (JSON, or a path to a JSON file) is not valid JSON: Exceeds the limit"]),
+    (["-t", "1", "-s", "3", "-c", "2d", "--channel-map", "[1]"], ["must be a JSON object {...}, got list"]),
+    (["-t", "Dataset001_KDTarget/../../escape", "-s", "2", "-c", "2d"],
+     ["'Dataset001_KDTarget/../../escape' is neither an id", "directly inside nnUNet_raw, no path"]),
+    (["-t", "1", "-s", "Dataset002_KDSourceA/..", "-c", "2d"], ["'Dataset002_KDSourceA/..' is neither an id"]),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(nnunet_env, capsys, args, messages):
     kd = nnunet_env
@@ -267,3 +275,55 @@ def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
         for f in folders:
             shutil.rmtree(f)
             shutil.rmtree(os.path.join(kd.preprocessed, os.path.basename(f)), ignore_errors=True)
+
+
+def test_the_experiment_is_the_presets_content_not_its_path(tmp_path, monkeypatch, capsys):
+    """p.json, ./p.json and its absolute path are one experiment; an edited p.json is another, and the dry run says
+    which setting changed (an experiment planned with the old content is never trained with the new one)."""
+    from nnunet_kd.planning.shared import prepare
+    for d in ("raw", "preprocessed", "results"):
+        os.makedirs(tmp_path / d)
+        monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
+    for i, name in ((15, "Fresh"), (16, "FreshSource")):
+        write_dataset(str(tmp_path / "raw"), DatasetSpec(i, name, {"T1": Scanner()}, 5, shape=(32, 32)))
+    (tmp_path / "p.json").write_text(json.dumps({"distill": {"w_kd": 0.5}}))
+    monkeypatch.chdir(tmp_path)
+    names = {prepare(15, [16], ["2d"], preset=p).name for p in ("p.json", "./p.json", str(tmp_path / "p.json"))}
+    assert len(names) == 1
+    planned = names.pop()
+    shared = prepare(15, [16], ["2d"], preset="p.json")
+    os.makedirs(tmp_path / "preprocessed" / "Dataset015_Fresh")
+    with open(tmp_path / "preprocessed" / "Dataset015_Fresh" / f"{planned}.json", "w") as f:  # as `plan` records it
+        json.dump({KD_BLOCK_KEY: dict(shared.settings, arguments=shared.arguments)}, f)
+    (tmp_path / "p.json").write_text(json.dumps({"distill": {"w_kd": 0.4}}))
+    assert prepare(15, [16], ["2d"], preset="p.json").name != planned
+    assert main(["run", "-t", "15", "-s", "16", "-c", "2d", "-f", "all", "--preset", "p.json", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"#   {planned} (distill.w_kd: 0.5 there, 0.4 here)" in out, out
+
+
+HOLD = """import sys
+from nnunet_kd.files import exclusive
+with exclusive(sys.argv[1], "x"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_plan_of_an_experiment_another_plan_holds_is_refused_naming_the_holder(nnunet_env):
+    import subprocess
+    import sys
+    kd = nnunet_env
+    lock = os.path.join(kd.preprocessed, f".nnunet_kd_{kd.target}_{kd.plans}.lock")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, lock], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(KDError, match=f"Experiment {kd.plans} of {kd.target} .* is in use by pid {holder.pid} "
+                                          f"on .* since .*lock file {lock}"):
+            plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
+    finally:
+        holder.communicate("")  # the holder ends: its lock goes with it
+    assert not os.path.exists(lock)
+    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False) == kd.plans
+    assert not os.path.exists(lock)
