@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a virtual environment (default .venv) and runs the test suite on the CPU: the fast tier first (stops at the
-# first failure, about a minute), then the tests that plan, train and predict with real nnU-Net runs (the slow tier).
+# first failure, about 1.5 min), then the tests that plan, train and predict with real nnU-Net runs (the slow tier);
+# about 18 min in all on 2 cores.
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
