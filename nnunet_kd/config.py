@@ -270,8 +270,9 @@ def preset_names() -> list:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
-def load_preset(name: str) -> dict:
-    """Default settings overridden by ``nnunet_kd/presets/<name>.json`` (or a path to a JSON file)."""
+def load_preset(name: str, task: str | None = None) -> dict:
+    """Default settings overridden by ``nnunet_kd/presets/<name>.json`` (or a path to a JSON file); a preset whose
+    'task' is not ``task`` (when given) is an error."""
     if name.endswith(".json") and os.path.isfile(name):
         path = name
         override = read_json_object(name, f"KD preset {name}")
@@ -282,8 +283,9 @@ def load_preset(name: str) -> dict:
         path = f"nnunet_kd/presets/{name}.json"
         override = parse_json_object(res.read_text(encoding="utf-8"), f"KD preset {path}")
     override.pop("description", None)
-    if "task" in override:
-        raise KDError(f"KD preset {path} sets 'task': the task comes from --task of `plan` and `run`. Remove the key.")
+    if task is not None and override.get("task", task) != task:
+        raise KDError(f"KD preset {path} says task {override['task']!r}, but --task is {task!r}: the task comes from "
+                      f"--task of `plan` and `run`. Remove the key from the preset.")
     settings = _merge(DEFAULT_SETTINGS, override, f"KD preset {path}")
     validate_settings(settings, f"KD preset {path}")
     return settings

@@ -124,11 +124,12 @@ def test_a_preset_file_that_is_no_json_object_is_a_clear_error(tmp_path, content
         load_preset(str(path))
 
 
-def test_a_preset_may_not_set_the_task(tmp_path):
+def test_a_preset_may_not_set_another_task_than_the_commands(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('{"task": "cls"}')
-    with pytest.raises(KDError, match=r"mine.json sets 'task': the task comes from --task"):
-        load_preset(str(path))
+    with pytest.raises(KDError, match=r"mine.json says task 'cls', but --task is 'det': the task comes from --task"):
+        load_preset(str(path), "det")
+    assert load_preset(str(path), "cls")["task"] == "cls"
 
 
 def test_custom_preset_file(tmp_path):

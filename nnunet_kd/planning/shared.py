@@ -282,7 +282,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
             raise KDError(f"Unknown configuration '{c}'. Choose from {list(SUPPORTED_CONFIGURATIONS)}.")
     if not sources:
         raise KDError("Give at least one source dataset (-s).")
-    settings = load_preset(preset)
+    settings = load_preset(preset, task)
     if preset.endswith(".json") and os.path.isfile(preset):
         preset = os.path.abspath(preset)  # recorded where it lies
     if task not in ROLE_TRAINERS:

@@ -25,8 +25,8 @@ def test_every_detection_role_trains_and_validates(tmp_path):
     for spec in (target, source):
         write_det_dataset(setup.raw, spec)
     preset = tmp_path / "tiny_unlabelled.json"
-    preset.write_text(json.dumps(dict(load_preset("tiny"), distill=dict(load_preset("tiny")["distill"],
-                                                                       unlabelled_ratio=0.5))))
+    preset.write_text(json.dumps(dict(load_preset("tiny", "det"), task="det",
+                                      distill=dict(load_preset("tiny")["distill"], unlabelled_ratio=0.5))))
     proc = setup.run(["nnunet_kd", "run", "--task", "det", "-t", "41", "-s", "42", "-c", "2d", "-f", "all",
                       "--preset", str(preset), "--suffix", "_tiny", "--device", "cpu", "--extra-target-images",
                       os.path.join(setup.raw, "Dataset041_DetTarget", "imagesTs")], ext_trainer=False)
