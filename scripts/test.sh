@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a virtual environment (default .venv) and runs the test suite on the CPU: the fast tier first (stops at the
 # first failure, about 1.5 min), then the tests that plan, train and predict with real nnU-Net runs (the slow tier);
-# 1166 s of tests in all on 2 cores (85 s fast, 1081 s slow), measured from a clean clone.
+# 1166-1419 s of tests in all on 2 cores (fast tier 85-99 s), two clean-clone runs.
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
