@@ -24,6 +24,6 @@ setup(
         "pycocotools",
         "torchvision",  # box IoU of the detection metrics; already pulled in by dynamic-network-architectures
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-xdist"]},
     entry_points={"console_scripts": ["nnunet_kd=nnunet_kd.cli:main"]},
 )

@@ -77,7 +77,7 @@ def _headline_metric(summary: dict, summary_file: str) -> dict:
         if task == "det":
             return {"foreground": float(summary["mAP"]), "per_class": {}, "metric": "mAP"}
         dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         raise KDError(f"Cannot read the Dice of {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
     return {"foreground": _stats(dice.values())["mean"],
             "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}, "metric": "Dice"}
@@ -124,7 +124,7 @@ def per_case(summary: dict, summary_file: str) -> dict:
                 measures.setdefault(c, {})[case] = d
             finite = [d for d in dice.values() if np.isfinite(d)]
             measures["foreground"][case] = float(np.mean(finite)) if finite else None
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as e:
         raise KDError(f"Cannot read the per-case results of {summary_file} ({e!r}).") from None
     if len(measures) == 2:  # one class: the same figures as the foreground
         measures = {"foreground": measures["foreground"]}

@@ -9,6 +9,7 @@ import contextlib
 import os
 import random
 import signal
+import tempfile
 
 import numpy as np
 import torch
@@ -291,9 +292,12 @@ class KDTrainerMixin:
             raise TypeError("nnunet_kd trainers load checkpoints from a file path")
         checkpoint = load_checkpoint(filename_or_checkpoint,
                                      fix="Delete it and rerun without --c to restart this training.")
-        # nnU-Net 2.8.1 reads the file itself (weights_only=False; a dict argument is broken there): safe now, the
-        # weights-only load above found nothing outside the allow-list in it
-        super().load_checkpoint(filename_or_checkpoint)
+        # nnU-Net 2.8.1 reads a path itself with weights_only=False (a dict argument is broken there): it gets a private
+        # copy of what the safe load read, never the file, which could have changed since
+        with tempfile.TemporaryDirectory() as folder:
+            copy = os.path.join(folder, "checkpoint.pth")
+            torch.save(checkpoint, copy)
+            super().load_checkpoint(copy)
         if "kd_state" in checkpoint:
             self.load_kd_state_dict(checkpoint["kd_state"])
         elif len(list(self.kd_modules.parameters())):

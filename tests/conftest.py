@@ -1,8 +1,13 @@
 """The shared fixtures: three tiny 2D datasets (a target and two sources from other scanners), planned once with the
 `tiny` preset; three tiny generated 2D classification datasets (a target with a test set and two sources from other
 scanners, one with another class set), run once through `nnunet_kd run --task cls`. Tests that train use the real
-nnU-Net entry points in subprocesses with the environment of `kd.env`."""
+nnU-Net entry points in subprocesses with the environment of `kd.env`.
+
+Under pytest-xdist (scripts/test.sh: `-n 2 --dist loadgroup`) each of these is built once, by the first worker that
+needs it, and every worker works on its own copy; the tests that build them are scheduled first, one per worker."""
+import fcntl
 import functools
+import json
 import os
 import shutil
 import uuid
@@ -18,22 +23,64 @@ from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
 SLOW_FIXTURES = {"kd", "cls_run"}
 
 
+XDIST = "PYTEST_XDIST_WORKER" in os.environ
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    if XDIST:  # first a test that builds the shared run, then one that builds the cls run, then tests needing neither
+        names = {i: set(getattr(i, "fixturenames", ())) for i in items}
+        first = {f: next((i for i in items if f in names[i]), None) for f in ("kd_pipeline", "cls_run")}
+        items.sort(key=lambda i: 0 if i is first["kd_pipeline"] else 1 if i is first["cls_run"] else
+                   2 if not SLOW_FIXTURES & names[i] else 3)
+
+
+def built_once(tmp_path_factory, name: str, build) -> tuple[str, dict, bool]:
+    """(folder, info, built here): build(folder) -> info (JSON) runs once per test session. Under pytest-xdist the
+    first worker that needs it builds it into a folder all workers share, and the others wait for it."""
+    if not XDIST:
+        folder = str(tmp_path_factory.mktemp(name))
+        return folder, build(folder), True
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, done, built = shared / name, shared / f"{name}.json", False
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            done.write_text(json.dumps(build(str(folder))))
+            built = True
+    return str(folder), json.loads(done.read_text()), built
+
+
+def own_copy(tmp_path_factory, folder: str, name: str) -> str:
+    """folder itself, or under pytest-xdist a copy of it for this worker (tests write into their fixture's folders)."""
+    if not XDIST:
+        return folder
+    copy = str(tmp_path_factory.mktemp(name))
+    shutil.copytree(folder, copy, dirs_exist_ok=True)
+    return copy
 
 
 @pytest.fixture(scope="session")
 def kd(tmp_path_factory) -> KDSetup:
-    setup = KDSetup.create(str(tmp_path_factory.mktemp("kd")))
-    for spec in tiny_benchmark():
-        write_dataset(setup.raw, spec)
-    setup.raw_digest_before = tree_digest(setup.raw)
     saved = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_def_n_proc")}
+
+    def build(folder):
+        setup = KDSetup.create(folder)
+        for spec in tiny_benchmark():
+            write_dataset(setup.raw, spec)
+        digest = tree_digest(setup.raw)
+        set_nnunet_env(setup)
+        from nnunet_kd.planning.shared import plan
+        return {"raw_digest": digest, "plans": plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                                                    num_processes=2, verbose=False)}
+    folder, info, _ = built_once(tmp_path_factory, "kd", build)
+    setup = KDSetup.at(own_copy(tmp_path_factory, folder, "kd"))
+    setup.plans, setup.raw_digest_before = info["plans"], info["raw_digest"]
     set_nnunet_env(setup)
-    from nnunet_kd.planning.shared import plan
-    setup.plans = plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
     yield setup
     for k, v in saved.items():
         if v is None:
@@ -79,10 +126,18 @@ def kd_pipeline(kd, tmp_path_factory) -> Pipeline:
     env = dict(kd.env, nnUNet_KD_SEED="0", TMPDIR=str(tmp_path_factory.mktemp("run_tmp")),
                **{SOAK_MARK: uuid.uuid4().hex})
     raw = os.path.join(kd.raw, kd.target)
-    proc = kd.run(RUN + ["--with-baselines", "--npz", "--test-images", os.path.join(raw, "imagesTs"),
-                         "--test-labels", os.path.join(raw, "labelsTs")], env=env)
+
+    def build(folder):  # in this worker's kd, its results kept in folder for the other workers
+        proc = kd.run(RUN + ["--with-baselines", "--npz", "--test-images", os.path.join(raw, "imagesTs"),
+                             "--test-labels", os.path.join(raw, "labelsTs")], env=env)
+        if XDIST:
+            shutil.copytree(kd.results, os.path.join(folder, "results"))
+        return {"stdout": proc.stdout}
+    results, info, built = built_once(tmp_path_factory, "kd_pipeline", build)
+    if not built:
+        shutil.copytree(os.path.join(results, "results"), kd.results, dirs_exist_ok=True)
     folder = functools.partial(kd.model_folder, kd.target)
-    pipeline = Pipeline(kd, env, proc.stdout, folder("nnUNetTrainer_tiny"),
+    pipeline = Pipeline(kd, env, info["stdout"], folder("nnUNetTrainer_tiny"),
                         [kd.model_folder(s, "nnUNetTrainerDomainAdversarial_tiny") for s in (kd.source_a, kd.source_b)],
                         folder("nnUNetTrainerJointTeacher_tiny"), folder("nnUNetTrainerJointKD_tiny"),
                         folder("nnUNetTrainerMultiHead_tiny"))
@@ -116,10 +171,14 @@ class ClsRun:
 
 @pytest.fixture(scope="session")
 def cls_run(tmp_path_factory) -> ClsRun:
-    setup = KDSetup.create(str(tmp_path_factory.mktemp("cls")))
-    for spec in cls_benchmark():
-        write_cls_dataset(setup.raw, spec)
-    proc = setup.run(CLS_RUN, ext_trainer=False)
-    plans = next(line.split("-p ")[1].split()[0] for line in proc.stdout.splitlines() if "nnUNetv2_train" in line)
-    setup.plans = plans
-    return ClsRun(setup, proc.stdout, plans)
+    def build(folder):
+        setup = KDSetup.create(folder)
+        for spec in cls_benchmark():
+            write_cls_dataset(setup.raw, spec)
+        proc = setup.run(CLS_RUN, ext_trainer=False)
+        return {"stdout": proc.stdout, "plans": next(line.split("-p ")[1].split()[0] for line in
+                                                      proc.stdout.splitlines() if "nnUNetv2_train" in line)}
+    folder, info, _ = built_once(tmp_path_factory, "cls", build)
+    setup = KDSetup.at(own_copy(tmp_path_factory, folder, "cls"))
+    setup.plans = info["plans"]
+    return ClsRun(setup, info["stdout"], info["plans"])

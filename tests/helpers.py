@@ -103,9 +103,14 @@ class KDSetup:
                          "-device", "cpu", *extra], **kw)
 
     @classmethod
+    def at(cls, root: str) -> "KDSetup":
+        """The nnU-Net folders raw, preprocessed and results under root."""
+        return cls(root, *(os.path.join(root, d) for d in ("raw", "preprocessed", "results")))
+
+    @classmethod
     def create(cls, root: str) -> "KDSetup":
         """Empty nnU-Net folders raw, preprocessed and results under root."""
-        setup = cls(root, *(os.path.join(root, d) for d in ("raw", "preprocessed", "results")))
+        setup = cls.at(root)
         for d in (setup.raw, setup.preprocessed, setup.results):
             os.makedirs(d)
         return setup

@@ -117,10 +117,12 @@ def test_test_set_values(experiment):
         collect(results, t, "P", "2d", MODELS, {"teacher": str(results)})
 
 
-def test_unreadable_summary_is_a_kd_error(experiment):
+@pytest.mark.parametrize("text", ["{not json", '{"mean": {"1": {"Dice": ' + "9" * 5000 + "}}}",
+                                  '{"mean": {"1": {"Dice": ' + "9" * 401 + "}}}"])
+def test_unreadable_summary_is_a_kd_error(experiment, text):
     results, t, _ = experiment
     with open(os.path.join(results, t, "nnUNetTrainer__P__2d", "fold_0", "validation", "summary.json"), "w") as f:
-        f.write("{not json")
+        f.write(text)
     with pytest.raises(KDError, match="fold_0"):
         collect(results, t, "P", "2d", MODELS)
 

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from helpers import OpensAFile, nnunet_like_checkpoint
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.domain import AdversarialDomainHeads
 from nnunet_kd.segmentation.baseline import nnUNetTrainerKD
@@ -52,6 +53,26 @@ def test_repeated_non_finite_steps_stop_training():
         _step(t, poison=True)
     with pytest.raises(KDError, match="in a row had non-finite loss terms"):
         _step(t, poison=True)
+
+
+def test_continue_gives_nnunet_a_copy_of_the_safely_read_checkpoint(tmp_path, monkeypatch):
+    """--c: nnU-Net 2.8.1 unpickles the path it is given with weights_only=False; a file swapped for a payload after the
+    plugin's safe read must never reach it."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    path, ran = str(tmp_path / "checkpoint_latest.pth"), str(tmp_path / "ran")
+    torch.save(nnunet_like_checkpoint(), path)
+    given = []
+
+    def swap_then_load(self, filename):  # the file changes between the two reads, then nnU-Net 2.8.1's own load
+        torch.save({"payload": OpensAFile(ran)}, path)
+        given.append(torch.load(filename, map_location="cpu", weights_only=False))
+    monkeypatch.setattr(nnUNetTrainer, "load_checkpoint", swap_then_load)
+    t, kd_states = _bare_trainer(), []
+    t.load_kd_state_dict = kd_states.append
+    t.load_checkpoint(path)
+    assert not os.path.exists(ran)
+    assert given[0]["current_epoch"] == 3 and torch.equal(given[0]["network_weights"]["w"], torch.ones(2))
+    assert [s["step"] for s in kd_states] == [4]
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import os
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 
 from nnunet_kd.errors import KDError
+from nnunet_kd.model_plans import read_model_plans
 
 # what the teacher's encoder must have seen like the student's input: same spacing and intensity normalisation
 SAME_INPUT = ("spacing", "normalization_schemes", "use_mask_for_norm")
@@ -28,7 +29,7 @@ def read_existing(path: str, flag: str) -> dict:
         raise KDError(f"{flag} {path}/fold_{fold} has no checkpoint_final.pth (finished folds: {folds or 'none'}).")
     if not folds:
         raise KDError(f"{flag} {path} has no finished fold (fold_X/checkpoint_final.pth).")
-    plans = load_json(join(path, "plans.json"))
+    plans = read_model_plans(path)[0]
     return {"model_folder": path, "dataset": plans["dataset_name"], "trainer": parts[0], "plans": parts[1],
             "configuration": parts[2], "fold": fold, "folds": folds}
 
@@ -68,7 +69,7 @@ def check_against_plans(entries: list[dict], plans: dict, configurations, target
         cm = pm.get_configuration(c)
         for e in entries:
             folder = resolve_path(e["model_folder"])
-            teacher_plans = load_json(join(folder, "plans.json"))
+            teacher_plans = read_model_plans(folder)[0]
             mine = teacher_plans["configurations"].get(e["configuration"] or c)
             if mine is None:
                 raise KDError(f"Teacher {folder} has no configuration {e['configuration'] or c}.")

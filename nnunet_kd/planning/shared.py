@@ -11,6 +11,7 @@ and reused, never overwritten.
 import contextlib
 import copy
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -23,18 +24,20 @@ from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, 
 import nnunetv2
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
+from nnunetv2.experiment_planning.verify_dataset_integrity import check_cases, verify_labels
 from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 from nnunetv2.utilities.json_export import recursive_fix_for_json_export
+from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.datasets import dataset_id, dataset_name
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import exclusive, save_json_atomic
+from nnunet_kd.errors import KDError, listing
+from nnunet_kd.files import exclusive, read_json_object, save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
@@ -60,12 +63,22 @@ def shared_plans_name(**args) -> str:
     return f"nnUNetPlans_kd_{digest}"
 
 
-def _check_case(image_files: list[str], reader_class) -> str | None:
-    images, _ = reader_class().read_images(image_files)
-    if not np.all(np.isfinite(images)):
-        bad = int(np.sum(~np.isfinite(images)))
+def _check_case(image_files: list[str], label_file: str, expected_labels: list, num_channels: int,
+                reader_class) -> str | None:
+    """What is wrong with one training case, or None: nnU-Net's own checks of verify_dataset_integrity (label values,
+    image and label shape and spacing, channel count) and non-finite voxels."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            ok = verify_labels(label_file, reader_class, expected_labels)
+            ok = check_cases(image_files, label_file, num_channels, reader_class) and ok
+            images, _ = reader_class().read_images(image_files)
+    except Exception as e:  # an empty, truncated or foreign file: the reader's own exception types vary
+        return f"{image_files + [label_file]}: unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+    bad = int(np.sum(~np.isfinite(images)))
+    if bad:
         return f"{image_files}: {bad} NaN/inf voxels"
-    return None
+    return None if ok else " ".join(printed.getvalue().split())[:600]
 
 
 def _check_case_files(args) -> str | None:
@@ -73,21 +86,27 @@ def _check_case_files(args) -> str | None:
 
 
 def _check_dataset(name: str, cases: dict, dataset_json: dict, num_processes: int) -> None:
-    """Rejects NaN/inf images before nnU-Net's fingerprint extraction reads them (in worker processes where the images
-    take IN_PROCESS_BYTES or more on disk, else in this process: starting workers takes seconds)."""
+    """Rejects cases nnU-Net's dataset integrity check rejects, and NaN/inf images, before its fingerprint extraction
+    reads them (in worker processes where the images take IN_PROCESS_BYTES or more on disk, else in this process:
+    starting workers takes seconds)."""
+    labels = LabelManager(dataset_json["labels"], regions_class_order=dataset_json.get("regions_class_order"))
+    expected = [int(v) for v in labels.all_labels + ([labels.ignore_label] if labels.has_ignore_label else [])]
+    if not all(np.ediff1d(expected) == 1):
+        raise KDError(f"{name}: the labels of its dataset.json must be consecutive integers 0, 1, 2, ... (got "
+                      f"{expected}). Renumber them in dataset.json and the label files.")
     example = next(iter(cases.values()))["images"][0]
     reader = determine_reader_writer_from_dataset_json(dataset_json, example, allow_nonmatching_filename=True,
                                                        verbose=False)
-    jobs = [(c["images"], reader) for c in cases.values()]
+    jobs = [(c["images"], c["label"], expected, len(dataset_json["channel_names"]), reader) for c in cases.values()]
     size = sum(os.path.getsize(f) for c in cases.values() for f in c["images"])
     with contextlib.ExitStack() as stack:
         imap = map
         if num_processes > 1 and size >= IN_PROCESS_BYTES:
             imap = stack.enter_context(multiprocessing.get_context("spawn").Pool(num_processes)).imap
-        problems = [p for p in cases_bar(imap(_check_case_files, jobs), f"{name}: NaN/inf check", len(cases)) if p]
+        problems = [p for p in cases_bar(imap(_check_case_files, jobs), f"{name}: integrity check", len(cases)) if p]
     if problems:
-        raise KDError(f"{name} has images with non-finite values; fix or remove these cases and rerun:\n  "
-                      + "\n  ".join(problems))
+        raise KDError(f"{name} has training cases nnU-Net cannot use (its verify_dataset_integrity checks, and NaN/inf "
+                      f"voxels); fix or remove these cases and rerun:\n" + listing(problems))
 
 
 class RawDataset:
@@ -100,7 +119,7 @@ class RawDataset:
         json_file = join(self.raw_folder, "dataset.json")
         if not isfile(json_file):
             raise KDError(f"{json_file} is missing: {name} is not an nnU-Net raw dataset.")
-        self.json = load_json(json_file)
+        self.json = read_json_object(json_file)
         try:
             self.cases = get_filenames_of_train_images_and_targets(self.raw_folder, copy.deepcopy(self.json))
         except FileNotFoundError:

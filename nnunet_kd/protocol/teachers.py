@@ -7,7 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
+from batchgenerators.utilities.file_and_folder_operations import isfile, join
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
@@ -17,6 +17,7 @@ from torch import nn
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.errors import KDError
+from nnunet_kd.model_plans import read_model_plans
 
 
 @dataclass
@@ -78,8 +79,7 @@ def _read_teacher_files(t: Teacher) -> None:
     if not isfile(t.checkpoint):
         raise KDError(f"The {t.role} teacher's checkpoint {t.checkpoint} does not exist (training unfinished?). "
                       f"Train it first: {t.train_command}")
-    t.plans_dict = load_json(join(t.model_folder, "plans.json"))
-    t.dataset_json = load_json(join(t.model_folder, "dataset.json"))
+    t.plans_dict, t.dataset_json = read_model_plans(t.model_folder)
     if t.configuration not in t.plans_dict["configurations"]:
         raise KDError(f"The {t.role} teacher {t.model_folder} has no configuration {t.configuration} in its plans.json.")
 
@@ -116,12 +116,20 @@ def build_teacher_network(t: Teacher, checkpoint: dict | None = None) -> nn.Modu
         _read_teacher_files(t)
     if checkpoint is None:
         checkpoint = load_checkpoint(t.checkpoint)
-    trainer_class = recursive_find_trainer_class_by_name(checkpoint["trainer_name"])
     pm = PlansManager(t.plans_dict)
-    net = trainer_class.build_network_architecture(pm, pm.get_configuration(t.configuration), t.num_input_channels,
-                                                   t.num_outputs, enable_deep_supervision=False)
+    return freeze(network_from_checkpoint(checkpoint, pm, pm.get_configuration(t.configuration), t.num_input_channels,
+                                          t.num_outputs))
+
+
+def network_from_checkpoint(checkpoint: dict, pm: PlansManager, cm, num_input_channels: int,
+                            num_outputs: int) -> nn.Module:
+    """The network of the checkpoint's trainer class (its static ``build_network_architecture``) with the checkpoint's
+    weights."""
+    trainer_class = recursive_find_trainer_class_by_name(checkpoint["trainer_name"])
+    net = trainer_class.build_network_architecture(pm, cm, num_input_channels, num_outputs,
+                                                   enable_deep_supervision=False)
     net.load_state_dict(checkpoint["network_weights"])
-    return freeze(net)
+    return net
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -200,10 +208,7 @@ def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: 
     trained nnU-Net model folder of ``task`` (folds None: every fold_* with the checkpoint), with errors naming what
     is missing and, for a model of another task, the command that predicts it."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-    for f in ("plans.json", "dataset.json"):
-        if not isfile(join(model_folder, f)):
-            raise KDError(f"{join(model_folder, f)} is missing: {model_folder} is not a trained nnU-Net model folder.")
-    plans, dataset_json = load_json(join(model_folder, "plans.json")), load_json(join(model_folder, "dataset.json"))
+    plans, dataset_json = read_model_plans(model_folder)
     configuration = model_folder_configuration(model_folder, configuration)
     found = (plans.get(KD_BLOCK_KEY) or {}).get("task", "seg")
     if found != task:

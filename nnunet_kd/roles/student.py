@@ -10,7 +10,7 @@ teacher's weights (by default where the task measured it: segmentation). The che
 import copy
 
 import torch
-from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
+from batchgenerators.utilities.file_and_folder_operations import isfile, join
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
@@ -19,6 +19,7 @@ from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, DistillSettings
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
+from nnunet_kd.model_plans import read_model_plans
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
 from nnunet_kd.protocol.fused_encoders import resolve_levels
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
@@ -106,8 +107,7 @@ class StudentRole(KDTrainerMixin):
         if not isfile(spec.checkpoint):
             raise KDError(f"The joint teacher's checkpoint {spec.checkpoint} does not exist. Train it first: "
                           f"{spec.train_command}")
-        spec.plans_dict = load_json(join(spec.model_folder, "plans.json"))
-        spec.dataset_json = load_json(join(spec.model_folder, "dataset.json"))
+        spec.plans_dict, spec.dataset_json = read_model_plans(spec.model_folder)
         self.attach_joint_teacher(self.build_joint_teacher(spec))
         self.teacher_records = [teacher_record(spec)]
         warm_start = self.settings.student.init_from_target_teacher

@@ -38,7 +38,7 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
     assert ckpt["kd_state"]["step"] == 4 and len(ckpt["logging"]["domain_losses"]) == 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: under pytest-xdist other modules' tests may run between its users
 def half_width(kd, kd_pipeline, tmp_path_factory):
     """A half-width student with decoder levels of the shared run's joint teacher, trained on a copy of its results:
     (its plans name, the copy's environment)."""
@@ -56,6 +56,7 @@ def half_width(kd, kd_pipeline, tmp_path_factory):
     return half, env
 
 
+@pytest.mark.xdist_group("half_width")  # one worker builds the module's half-width student
 def test_half_width_student_with_decoder_levels(kd, half_width, tmp_path):
     half, env = half_width
     folder = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
@@ -72,6 +73,7 @@ def test_half_width_student_with_decoder_levels(kd, half_width, tmp_path):
     assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
 
 
+@pytest.mark.xdist_group("half_width")  # one worker builds the module's half-width student
 def test_student_width_benchmark_on_the_half_width_student(kd, half_width, tmp_path, monkeypatch):
     """benchmarks/student_width.py compares the student above with the full-width one (its figures not asserted)."""
     half, env = half_width

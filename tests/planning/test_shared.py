@@ -245,8 +245,33 @@ def test_non_finite_images_are_rejected(nnunet_env, monkeypatch, bad, in_process
     sid = 6 if np.isinf(bad) else 7
     _nifti_dataset(kd, 5, "Vol3DTarget") if not os.path.isdir(os.path.join(kd.raw, "Dataset005_Vol3DTarget")) else None
     _nifti_dataset(kd, sid, f"Vol3DBad{sid}", bad_value=bad)
-    with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has images with non-finite values.*_tr_002_0000"):
+    with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has training cases nnU-Net cannot use.*"
+                                      f"_tr_002_0000.nii.gz.*: 1 NaN/inf voxels"):
         plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
+
+
+def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
+    """A label value the dataset.json does not declare, an empty image file and a label of another size than its
+    image: named, and nothing written to nnUNet_preprocessed."""
+    from PIL import Image
+    kd = nnunet_env
+    folders = [write_dataset(kd.raw, DatasetSpec(i, name, {"T1": Scanner()}, 4, shape=(32, 32)))
+               for i, name in ((76, "Broken"), (77, "BrokenSource"))]
+    labels, images = (os.path.join(folders[0], d) for d in ("labelsTr", "imagesTr"))
+    cases = sorted(f[:-len(".png")] for f in os.listdir(labels))
+    Image.fromarray(np.full((32, 32), 7, np.uint8)).save(os.path.join(labels, cases[0] + ".png"))
+    open(os.path.join(images, cases[1] + "_0000.png"), "wb").close()
+    Image.fromarray(np.zeros((16, 32), np.uint8)).save(os.path.join(labels, cases[2] + ".png"))
+    before = tree_digest(kd.preprocessed)
+    with pytest.raises(KDError) as e:
+        plan(76, [77], ["2d"], preset="tiny", num_processes=2, verbose=False)
+    lines = str(e.value).splitlines()
+    assert "Dataset076_Broken has training cases nnU-Net cannot use" in lines[0] and len(lines) == 4
+    assert "Unexpected labels found" in lines[1] and cases[0] in lines[1] and "Expected: [0, 1] Found: [7" in lines[1]
+    assert "unreadable" in lines[2] and f"{cases[1]}_0000.png" in lines[2]
+    assert "Shape mismatch" in lines[3] and cases[2] in lines[3]
+    assert tree_digest(kd.preprocessed) == before
+    assert not os.path.exists(os.path.join(kd.preprocessed, "Dataset076_Broken"))
 
 
 def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
@@ -327,3 +352,16 @@ def test_a_plan_of_an_experiment_another_plan_holds_is_refused_naming_the_holder
     assert not os.path.exists(lock)
     assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False) == kd.plans
     assert not os.path.exists(lock)
+
+
+def test_a_dataset_json_with_a_huge_number_is_a_clear_error(nnunet_env, capsys):
+    kd = nnunet_env
+    folder = write_dataset(kd.raw, DatasetSpec(78, "Huge", {"T1": Scanner()}, 2, shape=(32, 32)))
+    dj = load_json(os.path.join(folder, "dataset.json"))
+    with open(os.path.join(folder, "dataset.json"), "w") as f:
+        f.write(json.dumps(dj).replace(f'"numTraining": {dj["numTraining"]}', '"numTraining": ' + "9" * 5000))
+    try:
+        assert main(["plan", "-t", "78", "-s", "2", "-c", "2d", "--preset", "tiny"]) == 2
+        assert "Dataset078_Huge/dataset.json is not valid JSON: Exceeds the limit" in capsys.readouterr().err
+    finally:
+        shutil.rmtree(folder)
