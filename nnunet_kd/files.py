@@ -1,9 +1,12 @@
 """Atomic writes (a reader sees the old file or the whole new one, never half of one: a kill, a full disk, an error
-while serialising) lock files, and JSON objects read with errors that name their file."""
+while serialising) lock files, JSON objects read with errors that name their file, and a check that a folder takes
+files."""
 import contextlib
+import errno
 import json
 import os
 import socket
+import tempfile
 import time
 
 from nnunet_kd.errors import KDError
@@ -48,6 +51,27 @@ def read_json_object(path: str, where: str | None = None) -> dict:
         raise KDError(f"{where or path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 JSON.") \
             from None
     return parse_json_object(text, where or path)
+
+
+#: why a folder cannot take files, by errno
+NOT_WRITABLE = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable by this user",
+                errno.EPERM: "is not writable by this user", errno.ENOSPC: "is on a full disk",
+                errno.EDQUOT: "is over its disk quota"}
+
+
+def check_writable(folder: str, variable: str) -> None:
+    """KDError naming the folder (of environment variable ``variable``) when it cannot take a new file: read-only,
+    not writable, full or over quota."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nnunet_kd_write_check_") as f:
+            f.write(b"\0" * 2 ** 16)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        reason = NOT_WRITABLE.get(e.errno, f"cannot take files ({e.strerror})")
+        raise KDError(f"{variable} {folder} {reason}. Free space or point {variable} at a writable folder, then "
+                      f"rerun; nothing was written.") from None
 
 
 @contextlib.contextmanager

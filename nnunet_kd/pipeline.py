@@ -20,7 +20,7 @@ from nnunet_kd import ext_trainer_value
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import EPOCH_METRICS, KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS, setting_changes
 from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
+from nnunet_kd.files import check_writable, save_json_atomic
 from nnunet_kd.progress import run_stage
 from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
 
@@ -387,6 +387,8 @@ class Pipeline:
 
     def run(self) -> None:
         self.check_device()
+        for variable in ("nnUNet_preprocessed", "nnUNet_results"):
+            check_writable(self.env[variable], variable)
         start = time.time()
         n = len(self.stages)
         for i, stage in enumerate(self.stages, 1):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import CHANNEL_MAP, RUN, SOAK_MARK, KDSetup, set_nnunet_env, tree_digest
+from helpers import CHANNEL_MAP, NUM_PROCESSES, RUN, SOAK_MARK, KDSetup, set_nnunet_env, tree_digest
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
 from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
 
@@ -76,7 +76,7 @@ def kd(tmp_path_factory) -> KDSetup:
         set_nnunet_env(setup)
         from nnunet_kd.planning.shared import plan
         return {"raw_digest": digest, "plans": plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
-                                                    num_processes=2, verbose=False)}
+                                                    num_processes=NUM_PROCESSES, verbose=False)}
     folder, info, _ = built_once(tmp_path_factory, "kd", build)
     setup = KDSetup.at(own_copy(tmp_path_factory, folder, "kd"))
     setup.plans, setup.raw_digest_before = info["plans"], info["raw_digest"]

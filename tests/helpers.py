@@ -17,6 +17,8 @@ CHANNEL_MAP = {"3": {"T1": "mri"}}
 # `nnunet_kd run` of the fixture's experiment
 RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
        json.dumps(CHANNEL_MAP), "--suffix", "_tiny", "--device", "cpu"]
+# nnU-Net's worker processes (nnUNet_def_n_proc): both cores, or one per pytest-xdist worker (scripts/test.sh runs two)
+NUM_PROCESSES = 1 if "PYTEST_XDIST_WORKER" in os.environ else 2
 # a variable every process started by the shared run inherits: the soak test looks for processes that carry it
 SOAK_MARK = "nnUNet_KD_TEST_RUN"
 # a small 3-stage PlainConvUNet plans architecture entry (2D)
@@ -82,7 +84,7 @@ class KDSetup:
     def env(self) -> dict:
         env = dict(os.environ)
         env.update(nnUNet_raw=self.raw, nnUNet_preprocessed=self.preprocessed, nnUNet_results=self.results,
-                   nnUNet_def_n_proc="2", nnUNet_n_proc_DA="0", nnUNet_compile="f", PYTHONUNBUFFERED="1",
+                   nnUNet_def_n_proc=str(NUM_PROCESSES), nnUNet_n_proc_DA="0", nnUNet_compile="f", PYTHONUNBUFFERED="1",
                    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
         env.pop("nnUNet_extTrainer", None)
         return env
@@ -121,7 +123,8 @@ class KDSetup:
     def plan_with_unlabelled_images(self) -> str:
         """Shared plans of the fixture's datasets with the target's test images as unlabelled target images."""
         from nnunet_kd.planning.shared import plan
-        return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False,
+        return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                    num_processes=NUM_PROCESSES, verbose=False,
                     extra_target_images=os.path.join(self.raw, self.target, "imagesTs"))
 
     def student_plans(self, name: str, suffix: str, student: dict | None = None, **distill) -> str:
@@ -180,7 +183,7 @@ def use_env(monkeypatch, env: dict) -> None:
 
 def set_nnunet_env(setup: KDSetup) -> None:
     os.environ.update(nnUNet_raw=setup.raw, nnUNet_preprocessed=setup.preprocessed, nnUNet_results=setup.results,
-                      nnUNet_def_n_proc="2")
+                      nnUNet_def_n_proc=str(NUM_PROCESSES))
 
 
 def check_student_without_unet_decoder(trainer, kind: str) -> None:

@@ -1,11 +1,13 @@
-"""Atomic writes keep the old file whole when writing the new one fails; lock files name their holder."""
+"""Atomic writes keep the old file whole when writing the new one fails; lock files name their holder; a folder that
+takes no files is named with the reason."""
+import errno
 import json
 import os
 
 import pytest
 
 from nnunet_kd.errors import KDError
-from nnunet_kd.files import exclusive, save_json_atomic, write_atomic
+from nnunet_kd.files import check_writable, exclusive, save_json_atomic, write_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -37,3 +39,25 @@ def test_a_lock_is_refused_while_held_and_taken_when_its_holder_is_gone(tmp_path
             with exclusive(lock, "The thing"):
                 pass
     assert not os.path.exists(lock)
+
+
+@pytest.mark.parametrize("code, reason", [(errno.EROFS, "is on a read-only file system"),
+                                          (errno.ENOSPC, "is on a full disk"),
+                                          (errno.EACCES, "is not writable by this user")])
+def test_a_folder_that_takes_no_files_is_named_with_the_reason(tmp_path, monkeypatch, code, reason):
+    import nnunet_kd.files as files
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(files.tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(KDError, match=f"nnUNet_results {tmp_path} {reason}. Free space or point nnUNet_results at a "
+                                      f"writable folder"):
+        check_writable(str(tmp_path), "nnUNet_results")
+
+
+def test_check_writable_leaves_nothing_and_names_a_path_under_a_file(tmp_path):
+    check_writable(str(tmp_path / "new"), "nnUNet_preprocessed")
+    assert os.listdir(tmp_path / "new") == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(KDError, match=r"nnUNet_preprocessed .*file.sub cannot take files \(Not a directory\)"):
+        check_writable(str(tmp_path / "file" / "sub"), "nnUNet_preprocessed")

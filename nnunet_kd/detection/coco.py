@@ -299,7 +299,7 @@ def read_boxes(raw_folder: str, filename: str = BOXES_JSON) -> dict[str, list]:
     try:
         with open(path, encoding="utf-8") as f:
             boxes = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # not JSON, not UTF-8, or an integer beyond Python's conversion limit
         raise KDError(f"{path} is not readable JSON ({e}). Recreate the dataset. {CREATE_HINT}") from None
     bad = [case for case, items in boxes.items() if not isinstance(items, list) or not all(
         isinstance(b, dict) and _is_id(b.get("instance")) and isinstance(b.get("category"), str)

@@ -37,7 +37,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
 from nnunet_kd.datasets import dataset_id, dataset_name
 from nnunet_kd.errors import KDError, listing
-from nnunet_kd.files import exclusive, read_json_object, save_json_atomic
+from nnunet_kd.files import check_writable, exclusive, read_json_object, save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
@@ -427,6 +427,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
                    extra_target_images, task, target_teacher, source_teachers)
+    check_writable(nnUNet_preprocessed.get(), "nnUNet_preprocessed")
     lock = join(nnUNet_preprocessed.get(), f".nnunet_kd_{spec.target.name}_{spec.name}.lock")
     with exclusive(lock, f"Experiment {spec.name} of {spec.target.name} (another `nnunet_kd plan`)"):
         return _plan(spec, planner, plans, task, num_processes, log)

@@ -231,6 +231,9 @@ def test_missing_boxes_and_categories_are_clear_errors(tmp_path):
     _write_json(tmp_path / "boxes.json", {"a": [{"instance": 1, "category": "x", "bbox": [0, 0, 1]}]})
     with pytest.raises(KDError, match="these cases do not:\n  a"):
         read_boxes(str(tmp_path))
+    (tmp_path / "boxes.json").write_text('{"a": [{"instance": ' + "9" * 5000 + "}]}")
+    with pytest.raises(KDError, match="boxes.json is not readable JSON .*Exceeds the limit"):
+        read_boxes(str(tmp_path))
 
 
 def test_cli(tmp_path, images, monkeypatch, capsys):

@@ -6,7 +6,7 @@ import os
 import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from helpers import use_env
+from helpers import NUM_PROCESSES, use_env
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.planning.shared import plan
@@ -27,7 +27,7 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
         json.dump(dj, f)
     write_dataset(kd.raw, DatasetSpec(11, "Source3D", {"t1": Scanner(organ=0.3, lesion=0.9, noise=0.08)}, 6, 0,
                                       (16, 24, 24), spacing=(1.5, 1.0, 1.0)))
-    name = plan(10, [11], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
+    name = plan(10, [11], ["3d_fullres"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
     conf = load_json(os.path.join(kd.preprocessed, "Dataset011_Source3D", name + ".json"))["configurations"]
     assert conf["3d_fullres"]["architecture"]["arch_kwargs"]["conv_op"].endswith("Conv3d")
     kd.run(["nnUNetv2_train", "11", "3d_fullres", "all", "-p", name, "-tr", "nnUNetTrainerDomainAdversarial_tiny",
@@ -38,10 +38,10 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
     assert ckpt["kd_state"]["step"] == 4 and len(ckpt["logging"]["domain_losses"]) == 2
 
 
-@pytest.fixture(scope="session")  # not module: under pytest-xdist other modules' tests may run between its users
-def half_width(kd, kd_pipeline, tmp_path_factory):
+def test_half_width_student_with_decoder_levels_and_the_width_benchmark(kd, kd_pipeline, tmp_path, monkeypatch):
     """A half-width student with decoder levels of the shared run's joint teacher, trained on a copy of its results:
-    (its plans name, the copy's environment)."""
+    its recorded architecture, adapters and teacher, stock prediction; then benchmarks/student_width.py compares it
+    with the full-width one (its figures not asserted)."""
     half = kd.plans + "_half"
     plans = load_json(os.path.join(kd.preprocessed, kd.target, kd.plans + ".json"))
     plans["plans_name"] = half
@@ -50,15 +50,9 @@ def half_width(kd, kd_pipeline, tmp_path_factory):
     plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the shared run's joint teacher
     with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
         json.dump(plans, f)
-    env = kd_pipeline.copy(tmp_path_factory.mktemp("half_width"))
+    env = kd_pipeline.copy(tmp_path / "half_width")
     kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"],
            env=env)
-    return half, env
-
-
-@pytest.mark.xdist_group("half_width")  # one worker builds the module's half-width student
-def test_half_width_student_with_decoder_levels(kd, half_width, tmp_path):
-    half, env = half_width
     folder = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
     arch = load_json(os.path.join(folder, "plans.json"))["configurations"]["2d"]["architecture"]["arch_kwargs"]
     assert arch["features_per_stage"] == [16, 16, 16]  # recorded for stock predict
@@ -72,11 +66,6 @@ def test_half_width_student_with_decoder_levels(kd, half_width, tmp_path):
            ext_trainer=False)
     assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
 
-
-@pytest.mark.xdist_group("half_width")  # one worker builds the module's half-width student
-def test_student_width_benchmark_on_the_half_width_student(kd, half_width, tmp_path, monkeypatch):
-    """benchmarks/student_width.py compares the student above with the full-width one (its figures not asserted)."""
-    half, env = half_width
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as `python benchmarks/student_width.py` has it
     spec = importlib.util.spec_from_file_location("student_width", os.path.join(ROOT, "benchmarks", "student_width.py"))
     bench = importlib.util.module_from_spec(spec)

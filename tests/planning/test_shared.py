@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from helpers import CHANNEL_MAP, tree_digest
+from helpers import CHANNEL_MAP, NUM_PROCESSES, tree_digest
 from nnunet_kd.cli import main
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
@@ -70,7 +70,8 @@ def test_rerun_verifies_and_reuses(nnunet_env):
     kd = nnunet_env
     before = tree_digest(kd.preprocessed)
     mtimes = {p: os.path.getmtime(os.path.join(kd.preprocessed, p)) for p in before}
-    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False) == kd.plans
+    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                num_processes=NUM_PROCESSES, verbose=False) == kd.plans
     after = tree_digest(kd.preprocessed)
     assert {k: after[k] for k in before} == before
     # nnU-Net's planner copies the raw dataset.json into the preprocessed folder each time it plans (same content)
@@ -92,7 +93,7 @@ def _plan_with_edited_file(kd):
     try:
         with open(path, "w") as f:
             json.dump(edited, f)
-        plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
+        plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=NUM_PROCESSES, verbose=False)
     finally:
         with open(path, "w") as f:
             f.write(original)
@@ -183,7 +184,7 @@ def test_existing_target_plans_are_reused_untouched(nnunet_env):
     kd.run(["nnUNetv2_plan_and_preprocess", "-d", "1", "-c", "2d", "-np", "2"], ext_trainer=False, nnUNet_n_proc_DA="2")
     stock = {p: h for p, h in tree_digest(os.path.join(kd.preprocessed, kd.target)).items()
              if p.startswith("nnUNetPlans.json") or p.startswith("nnUNetPlans_2d")}
-    name = plan(1, [2], ["2d"], plans="nnUNetPlans", preset="tiny", num_processes=2, verbose=False)
+    name = plan(1, [2], ["2d"], plans="nnUNetPlans", preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
     assert name != kd.plans
     shared = _plans(kd, kd.target, name)
     assert shared["configurations"]["2d"]["data_identifier"] == "nnUNetPlans_2d"  # nothing preprocessed again
@@ -199,7 +200,8 @@ def test_resenc_planner(nnunet_env):
     from nnunet_kd.protocol.taps import EncoderTap
 
     kd = nnunet_env
-    name = plan(1, [2], ["2d"], planner="nnUNetPlannerResEncM", preset="tiny", num_processes=2, verbose=False)
+    name = plan(1, [2], ["2d"], planner="nnUNetPlannerResEncM", preset="tiny",
+                num_processes=NUM_PROCESSES, verbose=False)
     conf = _plans(kd, kd.source_a, name)["configurations"]["2d"]
     arch = conf["architecture"]
     assert arch["network_class_name"].endswith("ResidualEncoderUNet")
@@ -233,7 +235,7 @@ def test_2d_and_3d_datasets_cannot_be_mixed(nnunet_env):
     _nifti_dataset(kd, 4, "Vol3D")
     before = tree_digest(kd.preprocessed)
     with pytest.raises(KDError, match="all be 2D or all 3D.*Dataset004_Vol3D is 3D"):
-        plan(1, [4], ["2d"], preset="tiny", num_processes=2, verbose=False)
+        plan(1, [4], ["2d"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
     assert tree_digest(kd.preprocessed) == before
 
 
@@ -247,7 +249,7 @@ def test_non_finite_images_are_rejected(nnunet_env, monkeypatch, bad, in_process
     _nifti_dataset(kd, sid, f"Vol3DBad{sid}", bad_value=bad)
     with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has training cases nnU-Net cannot use.*"
                                       f"_tr_002_0000.nii.gz.*: 1 NaN/inf voxels"):
-        plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)
+        plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)  # 2: the workers path too
 
 
 def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
@@ -264,7 +266,7 @@ def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
     Image.fromarray(np.zeros((16, 32), np.uint8)).save(os.path.join(labels, cases[2] + ".png"))
     before = tree_digest(kd.preprocessed)
     with pytest.raises(KDError) as e:
-        plan(76, [77], ["2d"], preset="tiny", num_processes=2, verbose=False)
+        plan(76, [77], ["2d"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
     lines = str(e.value).splitlines()
     assert "Dataset076_Broken has training cases nnU-Net cannot use" in lines[0] and len(lines) == 4
     assert "Unexpected labels found" in lines[1] and cases[0] in lines[1] and "Expected: [0, 1] Found: [7" in lines[1]
@@ -282,7 +284,7 @@ def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
     spec = DatasetSpec(74, "Fresh", {"T1": Scanner()}, 4, shape=(32, 32))
     folders = [write_dataset(kd.raw, spec), write_dataset(kd.raw, DatasetSpec(75, "FreshSource", {"T1": Scanner()}, 4,
                                                                              shape=(32, 32)))]
-    args = dict(preset="tiny", num_processes=2, verbose=False)
+    args = dict(preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
     try:
         name = plan(74, [75], ["2d"], **args)
         label = os.path.join(folders[0], "labelsTr", sorted(os.listdir(os.path.join(folders[0], "labelsTr")))[0])
@@ -346,11 +348,12 @@ def test_a_plan_of_an_experiment_another_plan_holds_is_refused_naming_the_holder
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(KDError, match=f"Experiment {kd.plans} of {kd.target} .* is in use by pid {holder.pid} "
                                           f"on .* since .*lock file {lock}"):
-            plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False)
+            plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=NUM_PROCESSES, verbose=False)
     finally:
         holder.communicate("")  # the holder ends: its lock goes with it
     assert not os.path.exists(lock)
-    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=2, verbose=False) == kd.plans
+    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                num_processes=NUM_PROCESSES, verbose=False) == kd.plans
     assert not os.path.exists(lock)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from helpers import use_env
+from helpers import NUM_PROCESSES, use_env
 from nnunet_kd import trainer_path
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
@@ -150,7 +150,8 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     from nnunet_kd.data.loaders import dataset_loader
     from nnunet_kd.planning.shared import plan
     images = os.path.join(kd.raw, kd.target, "imagesTs")
-    name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}}, num_processes=2, verbose=False,
+    name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}},
+                num_processes=NUM_PROCESSES, verbose=False,
                 extra_target_images=images)
     assert name != kd.plans
     target_plans = load_json(os.path.join(kd.preprocessed, kd.target, name + ".json"))
