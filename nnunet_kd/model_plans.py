@@ -3,8 +3,8 @@
 nnU-Net builds a network by importing the dotted paths in the plans (``network_class_name`` and the ``arch_kwargs``
 named in ``_kw_requires_import``) and calling them with keyword arguments from the same file, so a crafted plans.json
 could import and call anything. Only network classes (``torch.nn.Module`` subclasses) defined in ``torch.nn``,
-dynamic_network_architectures or this package pass, and every number of an architecture and patch size must be in a
-sane range. Nothing is imported outside those packages.
+dynamic_network_architectures or this package pass, and every number of an architecture, patch size and spacing must be
+in a sane range. Nothing is imported outside those packages.
 """
 import importlib
 import math
@@ -21,6 +21,8 @@ ALLOWED_PACKAGES = ("torch.nn", "dynamic_network_architectures", "nnunet_kd")
 MAX_NUMBER = 65536
 #: the largest patch size per axis and in voxels
 MAX_PATCH_AXIS, MAX_PATCH_VOXELS = 4096, 2 ** 28
+#: the largest voxel spacing (mm)
+MAX_SPACING = 1e4
 
 
 def read_model_plans(model_folder: str) -> tuple[dict, dict]:
@@ -52,6 +54,11 @@ def check_plans(plans: dict, path: str) -> None:
                     and math.prod(patch) <= MAX_PATCH_VOXELS):
                 raise KDError(f"{path}: {where}.patch_size {str(patch)[:80]} is not a list of 1 to {MAX_PATCH_AXIS} "
                               f"voxels per axis ({MAX_PATCH_VOXELS} in all).")
+        spacing = conf.get("spacing")
+        if spacing is not None and not (isinstance(spacing, list) and spacing and all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= MAX_SPACING for s in spacing)):
+            raise KDError(f"{path}: {where}.spacing {str(spacing)[:80]} is not a list of spacings above 0 and at most "
+                          f"{MAX_SPACING:g}.")
 
 
 def _check_architecture(arch, where: str, path: str) -> None:

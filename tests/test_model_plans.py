@@ -62,6 +62,11 @@ def test_crafted_architectures_are_refused_by_key_and_nothing_runs(tmp_path):
             check_plans(plans_with(copy.deepcopy(arch)), "plans.json")
     with pytest.raises(KDError, match=r"configurations.2d.patch_size \[100000, 100000\] is not a list of 1 to 4096"):
         check_plans(plans_with(PLAIN_ARCH_2D, patch_size=(100000, 100000)), "plans.json")
+    for spacing in ([1.0, -1.0], [1.0, float("nan")], [1e300, 1.0], "1"):
+        plans = plans_with(PLAIN_ARCH_2D)
+        plans["configurations"]["2d"]["spacing"] = spacing
+        with pytest.raises(KDError, match=r"configurations.2d.spacing .* is not a list of spacings above 0"):
+            check_plans(plans, "plans.json")
     assert not os.path.exists(tmp_path / "ran")
     # `this` prints the Zen of Python when imported: a path outside the allowed packages is never imported
     probe = "from nnunet_kd.model_plans import check_plans\ntry:\n    check_plans({'configurations': {'2d': {" \

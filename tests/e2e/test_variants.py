@@ -50,7 +50,7 @@ def test_half_width_student_with_decoder_levels_and_the_width_benchmark(kd, kd_p
     plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the shared run's joint teacher
     with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
         json.dump(plans, f)
-    env = kd_pipeline.copy(tmp_path / "half_width")
+    env = kd_pipeline.copy(tmp_path)  # not deeper: multiprocessing's sockets under TMPDIR need a short path
     kd.run(["nnUNetv2_train", kd.target, "2d", "0", "-p", half, "-tr", "nnUNetTrainerJointKD_tiny", "-device", "cpu"],
            env=env)
     folder = os.path.join(env["nnUNet_results"], kd.target, f"nnUNetTrainerJointKD_tiny__{half}__2d")
