@@ -55,8 +55,8 @@ def check_plans(plans: dict, path: str) -> None:
                 raise KDError(f"{path}: {where}.patch_size {str(patch)[:80]} is not a list of 1 to {MAX_PATCH_AXIS} "
                               f"voxels per axis ({MAX_PATCH_VOXELS} in all).")
         spacing = conf.get("spacing")
-        if spacing is not None and not (isinstance(spacing, list) and spacing and all(
-                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= MAX_SPACING for s in spacing)):
+        if spacing is not None and not (isinstance(spacing, list) and spacing
+                                        and all(_is_number(s) and 0 < s <= MAX_SPACING for s in spacing)):
             raise KDError(f"{path}: {where}.spacing {str(spacing)[:80]} is not a list of spacings above 0 and at most "
                           f"{MAX_SPACING:g}.")
 
@@ -83,7 +83,7 @@ def _check_values(value, where: str, path: str) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_values(v, f"{where}[{i}]", path)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif _is_number(value):
         if not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
             raise KDError(f"{path}: {where} is {str(value)[:40]}, outside the range a network takes "
                           f"(magnitude at most {MAX_NUMBER}).")
@@ -106,3 +106,7 @@ def _check_class(dotted, where: str, path: str) -> None:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return _is_int(value) or isinstance(value, float)

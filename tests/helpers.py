@@ -18,7 +18,8 @@ CHANNEL_MAP = {"3": {"T1": "mri"}}
 RUN = ["nnunet_kd", "run", "-t", "1", "-s", "2", "3", "-c", "2d", "-f", "0", "--preset", "tiny", "--channel-map",
        json.dumps(CHANNEL_MAP), "--suffix", "_tiny", "--device", "cpu"]
 # nnU-Net's worker processes (nnUNet_def_n_proc): both cores, or one per pytest-xdist worker (scripts/test.sh runs two)
-NUM_PROCESSES = 1 if "PYTEST_XDIST_WORKER" in os.environ else 2
+XDIST = "PYTEST_XDIST_WORKER" in os.environ  # this process is a pytest-xdist worker
+NUM_PROCESSES = 1 if XDIST else 2
 # a variable every process started by the shared run inherits: the soak test looks for processes that carry it
 SOAK_MARK = "nnUNet_KD_TEST_RUN"
 # a small 3-stage PlainConvUNet plans architecture entry (2D)
