@@ -161,9 +161,14 @@ class DistillSettings:
         "auto", lambda v: v == "auto" or _is_number(v) and 0 <= v <= 8, "a number in [0, 8] or \"auto\"",
         "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
-        "features, and ROI class logits on the student's 128 best proposals per image). `auto`: 1 for classification "
-        "students when the plans have unlabelled images (measured on the classification benchmark), else 0 "
-        "(segmentation students start from the target teacher, where it added nothing; detection: not measured)")
+        "features, and ROI class logits on the student's 128 best proposals per image). `auto`: 1 when the plans "
+        "have unlabelled images, else 0")
+    w_unlabelled: float = _setting(1.0, *_WEIGHT,
+                                   "weight of the feature and logit terms on the unlabelled images (averaged over "
+                                   "those images alone, then weighted by w_feat and w_kd as on the labelled ones)")
+    rampup: float = _setting(0.0, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]",
+                             "fraction of the student's training steps over which the feature and logit terms rise "
+                             "from 0 to their weights (sigmoid ramp-up exp(-5 (1 - t)^2), as in mean-teacher training)")
     levels: str | list[int] = _setting("encoder", _is_levels, _LEVELS,
                                              "student levels distilled with adapters + MSE")
     decoder_levels: bool = _setting(False, *_BOOL, "also distil decoder stages")
@@ -189,9 +194,22 @@ class StudentSettings:
                             "student width factor (e.g. 0.5); recorded in the model folder's plans.json")
     init_from_target_teacher: bool | str = _setting(
         "auto", lambda v: isinstance(v, bool) or v == "auto", "true, false or \"auto\"",
-        "start the student from the target teacher's weights: `auto` where the domain-shift benchmark chose it "
-        "(segmentation students of the target teacher's architecture; others start from random weights), `true` "
-        "always (an error where the architectures differ), `false` never")
+        "start the student from the target teacher's weights: `auto` for segmentation students of the target "
+        "teacher's architecture (others start from random weights), `true` always (an error where the architectures "
+        "differ), `false` never")
+    initial_lr: float | str = _setting(
+        "auto", lambda v: v == "auto" or _is_number(v) and 0 < v <= 1, "a number in (0, 1] or \"auto\"",
+        "the student's initial learning rate (nnU-Net's SGD and poly decay): `auto` is 1e-3 for a student that starts "
+        "from the target teacher's weights (fine-tuning) and nnU-Net's 1e-2 otherwise")
+    warmup: float = _setting(0.0, lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)",
+                             "fraction of the student's epochs with a linear learning-rate warm-up before the poly "
+                             "decay (nnU-Net's `nnUNetTrainer_warmup` schedulers)")
+    ema: float | None = _setting(None, _optional(lambda v: _is_number(v) and 0 < v < 1), "a number in (0, 1) or null",
+                                 "decay of an exponential moving average of the student's weights, updated every step; "
+                                 "the final checkpoint holds the average (null: no average)")
+    teacher: str = _setting("joint", lambda v: v in ("joint", "target"), "'joint' or 'target'",
+                            "the teacher distilled from: `joint` (the method) or `target`, the target teacher alone "
+                            "(self-distillation: what the student gains without the source datasets)")
     joint_teacher_plans: str | None = _setting(
         None, _optional(lambda v: isinstance(v, str) and bool(v)), "a plans name or null",
         "plans name of the joint teacher to distil from (null = the student's plans); lets a student variant in a copy "

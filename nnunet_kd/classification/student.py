@@ -14,9 +14,8 @@ class nnUNetTrainerClsJointKD(ClsTrainerMixin, StudentRole, nnUNetTrainer):
     """Student: the classifier trained with CE + feature MSE on the encoder levels + logit KD from the joint teacher."""
 
     no_decoder = "classifier"
-    unlabelled_ratio_by_default = 1.0  # measured: 3 trainings x choice seeds 0-2 of the classification benchmark
 
-    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+    def build_teacher(self, spec: Teacher) -> nn.Module:
         arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]
         net = build_cls_network(arch, spec.num_input_channels, len(class_names(spec.dataset_json)))
         net.load_state_dict(load_checkpoint(spec.checkpoint)["network_weights"])

@@ -1,5 +1,6 @@
 """Detection student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's
 proposals."""
+import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
@@ -20,12 +21,15 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
     def build_kd_modules(self) -> None:
         self.kd_modules = fpn_adapters(self.stock_network().backbone)
 
-    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+    def build_teacher(self, spec: Teacher) -> nn.Module:
         arch = spec.plans_dict["configurations"][spec.configuration]["architecture"]
         net = build_det_network(arch, spec.num_input_channels, len(categories(spec.dataset_json)),
                                 self.configuration_manager.patch_size)
         net.load_state_dict(load_checkpoint(spec.checkpoint)["network_weights"])
         return freeze(net)
+
+    def stock_teacher(self, network: nn.Module) -> nn.Module:
+        return network  # the distillation reads a detector's internals (detection/distill.py), joint or stock
 
     def train_step(self, batch: dict) -> dict:
         images = list(batch["data"].to(self.device, non_blocking=True))
@@ -35,13 +39,15 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
         losses = student_step_losses(self.network, self.joint_teacher, images, targets, d.temperature,
                                      self.extras, d.kd_mode)
         feat, kd = losses.pop("feat"), losses.pop("kd")
-        if self.dataloader_unlabelled is not None:  # the terms as averages over labelled and unlabelled images
+        feat_u = kd_u = torch.zeros((), device=self.device)
+        if self.dataloader_unlabelled is not None:
             # the network's parts, after its DDP forward above: their gradients join that forward's all-reduce
             unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
             u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d.temperature,
                                      self.extras, d.kd_mode)
-            share = len(unlabelled) / (len(images) + len(unlabelled))
-            feat, kd = (1 - share) * feat + share * u["feat"], (1 - share) * kd + share * u["kd"]
+            feat_u, kd_u = u["feat"], u["kd"]
         task = sum(losses.values())
-        loss = d.w_task * task + d.w_feat * feat + d.w_kd * kd
-        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
+        distill, unlabelled_term = self.distill_loss(feat, kd, feat_u, kd_u)
+        loss = d.w_task * task + distill
+        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd,
+                                             "unlabelled_loss": unlabelled_term})

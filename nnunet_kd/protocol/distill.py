@@ -1,4 +1,5 @@
-"""Distillation losses and the student's feature adapters."""
+"""Distillation losses, their ramp-up and the student's feature adapters."""
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +18,15 @@ class FeatureAdapters(nn.Module):
 
     def forward(self, student_features: Sequence[torch.Tensor]):
         return [a(f) for a, f in zip(self.adapters, student_features)]
+
+
+def sigmoid_rampup(step: int, length: float) -> float:
+    """exp(-5 (1 - t)^2) with t = step / length clipped to [0, 1] (Laine & Aila 2017; mean-teacher training); 1 when
+    length is 0."""
+    if length <= 0:
+        return 1.0
+    t = min(max(step / length, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
 def feature_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -62,6 +62,25 @@ class DecoderBatchHead:
             self.n = None
 
 
+class WithEncoderFeatures(nn.Module):
+    """A network with an encoder, called as the joint teachers are: ``forward(x, return_features=True)`` returns its
+    output and its encoder stage outputs (a stock network as the teacher of a student)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        self._tap = EncoderTap(network)
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.network.decoder
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        out = self.network(x)
+        features = self._tap.pop()
+        return (out, features) if return_features else out
+
+
 def encoder_channels(network: nn.Module) -> list[int]:
     return list(network.encoder.output_channels)
 

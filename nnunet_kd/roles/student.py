@@ -1,28 +1,35 @@
 """Stage 3 of the method: the student, the task's stock network distilled from the frozen joint teacher.
 
-Loss = w_task * the task's loss (segmentation: nnU-Net's, deep supervision) + w_feat * sum_l MSE(A_l(F_S,l), F*_l) + w_kd * T^2 * KL(p* || p_S),
-the KL weighed over voxels as distill.kd_mode says and computed in fp32. With distill.unlabelled_ratio > 0 (`auto`: 1
-for classification students where the plans have unlabelled images) every batch also holds unlabelled target images,
-on which only the two distillation terms act. student.init_from_target_teacher starts the network from the target
-teacher's weights (by default where the task measured it: segmentation). The checkpoint is a stock nnU-Net checkpoint
-(plus ``kd_state``).
+Loss = w_task * the task's loss (segmentation: nnU-Net's, deep supervision)
+       + r(step) * [D(labelled images) + w_unlabelled * D(unlabelled images)],
+D = w_feat * sum_l MSE(A_l(F_S,l), F*_l) + w_kd * T^2 * KL(p* || p_S), each part averaged over its own images, the KL
+weighed over voxels as distill.kd_mode says and computed in fp32; r is the sigmoid ramp-up over the first
+distill.rampup of the steps. With distill.unlabelled_ratio > 0 (`auto`: 1 where the plans have unlabelled images)
+every batch also holds unlabelled target images. student.init_from_target_teacher starts the network from the target
+teacher's weights (`auto`: segmentation), and then student.initial_lr (`auto`: 1e-3) makes the training a fine-tuning;
+student.warmup and student.ema add a learning-rate warm-up and a moving average of the weights. student.teacher
+"target" distils from the target teacher alone (self-distillation). The checkpoint is a stock nnU-Net checkpoint (plus
+``kd_state``).
 """
 import copy
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join
 from nnunetv2.paths import nnUNet_results
+from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, DistillSettings
+from nnunet_kd.config import ROLE_TRAINERS, DistillSettings, kd_block_from_plans
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
+from nnunet_kd.files import read_json_object
 from nnunet_kd.model_plans import read_model_plans
-from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
+from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd, sigmoid_rampup
 from nnunet_kd.protocol.fused_encoders import resolve_levels
-from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
+from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap, WithEncoderFeatures
 from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
                                          teacher_record)
 from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
@@ -40,10 +47,10 @@ class StudentRole(KDTrainerMixin):
     requires_kd_block = True
     trains_on_target = True
     kd_role = "student"
-    kd_log_keys = ["task_losses", "feat_losses", "kd_losses"]
+    kd_log_keys = ["task_losses", "feat_losses", "kd_losses", "unlabelled_losses"]
     no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
-    init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto": measured for this task
-    unlabelled_ratio_by_default = 0.0  # distill.unlabelled_ratio "auto" where the plans have unlabelled images
+    init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto" for this task
+    fine_tuning_lr = 1e-3  # student.initial_lr "auto" of a student started from the target teacher
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -62,8 +69,9 @@ class StudentRole(KDTrainerMixin):
         self.dataloader_unlabelled = None
         self.unlabelled_ratio = self.distill.unlabelled_ratio
         if self.unlabelled_ratio == "auto":
-            self.unlabelled_ratio = self.unlabelled_ratio_by_default if has_unlabelled_images(
-                self.plans_manager.plans, configuration) else 0.0
+            self.unlabelled_ratio = 1.0 if has_unlabelled_images(self.plans_manager.plans, configuration) else 0.0
+        self.ema = None  # the moving average of the weights (student.ema)
+        self._ema_state = None  # its state from a checkpoint (--c), loaded once it exists
         self._distill_terms = None  # distill_terms, compiled where nnU-Net compiles
 
     @classmethod
@@ -88,6 +96,20 @@ class StudentRole(KDTrainerMixin):
         folder = join(nnUNet_results.get(), ds, f"{trainer}__{plans}__{self.configuration_name}")
         return Teacher("joint", ds, trainer, plans, self.configuration_name, str(self.fold), folder)
 
+    def target_teacher_spec(self) -> Teacher | None:
+        """The target teacher (trained on this fold) of the joint teacher's plans, or None where they have none."""
+        block = self.kd_block
+        plans = self.settings.student.joint_teacher_plans
+        if plans and plans != self.plans_manager.plans_name:
+            path = join(self.preprocessed_dataset_folder_base, plans + ".json")
+            if not isfile(path):
+                raise KDError(f"student.joint_teacher_plans is '{plans}', but {path} does not exist. Name plans of "
+                              f"this dataset in the KD block of plans '{self.plans_manager.plans_name}'.")
+            block = kd_block_from_plans(read_json_object(path, f"plans {path}"), path)
+        targets = [t for t in resolve_teachers(block, self.configuration_name, self.fold, self.variant_suffix)
+                   if t.role == "target"]
+        return targets[0] if targets else None
+
     def build_kd_modules(self) -> None:
         net = self.stock_network()
         student = list(net.encoder.output_channels)
@@ -103,17 +125,33 @@ class StudentRole(KDTrainerMixin):
 
     def on_train_start(self):
         super().on_train_start()
-        spec = self.joint_teacher_spec
+        if self.settings.student.teacher == "target":
+            spec = self.target_teacher_spec()
+            if spec is None:
+                raise KDError(f"student.teacher is 'target', but the KD block of plans "
+                              f"'{self.plans_manager.plans_name}' has no target teacher. Set it to 'joint'.")
+        else:
+            spec = self.joint_teacher_spec
         if not isfile(spec.checkpoint):
-            raise KDError(f"The joint teacher's checkpoint {spec.checkpoint} does not exist. Train it first: "
+            raise KDError(f"The {spec.role} teacher's checkpoint {spec.checkpoint} does not exist. Train it first: "
                           f"{spec.train_command}")
         spec.plans_dict, spec.dataset_json = read_model_plans(spec.model_folder)
-        self.attach_joint_teacher(self.build_joint_teacher(spec))
+        teacher = self.build_teacher(spec)
+        self.attach_joint_teacher(teacher if spec.role == "joint" else self.stock_teacher(teacher))
         self.teacher_records = [teacher_record(spec)]
         warm_start = self.settings.student.init_from_target_teacher
-        if self.current_epoch == 0 and (warm_start is True or warm_start == "auto"
-                                        and self.init_from_target_teacher_by_default):
-            self._init_from_target_teacher(spec.plans_dict[KD_BLOCK_KEY])
+        start = None
+        if warm_start is True or warm_start == "auto" and self.init_from_target_teacher_by_default:
+            start = self._target_teacher_start()
+        if start and self.current_epoch == 0:
+            self.stock_network().load_state_dict(load_checkpoint(start)["network_weights"])
+            self.print_to_log_file(f"nnunet_kd: student initialised from {start}")
+        self._set_schedule(fine_tuning=bool(start))
+        if self.settings.student.ema is not None:
+            self.ema = AveragedModel(self.stock_network(), multi_avg_fn=get_ema_multi_avg_fn(self.settings.student.ema),
+                                     use_buffers=True)
+            if self._ema_state is not None:
+                self.ema.load_state_dict(self._ema_state)
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
             self.print_to_log_file(f"nnunet_kd: {self.unlabelled_batch_size} unlabelled target image(s) in every "
@@ -126,8 +164,25 @@ class StudentRole(KDTrainerMixin):
         ratio = self.unlabelled_ratio
         return max(1, round(ratio * self.batch_size)) if ratio > 0 else 0
 
-    def build_joint_teacher(self, spec: Teacher) -> nn.Module:
+    def build_teacher(self, spec: Teacher) -> nn.Module:
+        """The network of the teacher spec (joint or target) with its weights."""
         return build_teacher_network(spec, load_checkpoint(spec.checkpoint))
+
+    def stock_teacher(self, network: nn.Module) -> nn.Module:
+        """A stock network as the student's teacher, called as a joint teacher is."""
+        return WithEncoderFeatures(network)
+
+    def _set_schedule(self, fine_tuning: bool) -> None:
+        """student.initial_lr (`auto`: fine_tuning_lr when fine-tuning) with student.warmup's linear warm-up, then
+        nnU-Net's poly decay; nnU-Net steps it at every epoch start, so --c resumes it where it was."""
+        lr = self.settings.student.initial_lr
+        if lr == "auto":
+            lr = self.fine_tuning_lr if fine_tuning else self.initial_lr
+        self.initial_lr = lr
+        self.lr_scheduler = WarmupPolyLR(self.optimizer, lr, self.num_epochs,
+                                         round(self.settings.student.warmup * self.num_epochs))
+        self.print_to_log_file(f"nnunet_kd: initial learning rate {lr}, {self.lr_scheduler.warmup_epochs} warm-up "
+                               f"epoch(s)")
 
     def attach_joint_teacher(self, joint: nn.Module) -> None:
         """The frozen joint teacher this student distils from (its decoder taps registered before compiling)."""
@@ -136,47 +191,75 @@ class StudentRole(KDTrainerMixin):
             self.teacher_decoder_tap = ModuleOutputTap(list(joint.decoder.stages))
         self.joint_teacher = torch.compile(joint) if self._do_i_compile() else joint
 
-    def _init_from_target_teacher(self, joint_kd_block: dict) -> None:
-        """The weights of the joint teacher's target teacher, where it has the student's architecture; under "auto" a
-        student without such a target teacher starts from random weights (logged), under true it is an error."""
-        targets = [t for t in resolve_teachers(joint_kd_block, self.configuration_name, self.fold, self.variant_suffix)
-                   if t.role == "target"]
+    def _target_teacher_start(self) -> str | None:
+        """The checkpoint of the target teacher, where it has the student's architecture; under "auto" a student
+        without such a target teacher starts from random weights (None, logged), under true it is an error."""
+        target = self.target_teacher_spec()
         arch = self.configuration_manager.configuration["architecture"]
-        if not targets:
+        if target is None:
             why = "the KD block has no target teacher"
         else:
-            check_compatible(targets, arch, self.num_input_channels, self.label_manager.num_segmentation_heads)
-            same = targets[0].arch["arch_kwargs"]["features_per_stage"] == arch["arch_kwargs"]["features_per_stage"] \
-                and targets[0].arch["network_class_name"] == arch["network_class_name"]
-            why = None if same else f"the target teacher ({targets[0].checkpoint}) has other widths or another block type"
+            check_compatible([target], arch, self.num_input_channels, self.label_manager.num_segmentation_heads)
+            same = target.arch["arch_kwargs"]["features_per_stage"] == arch["arch_kwargs"]["features_per_stage"] \
+                and target.arch["network_class_name"] == arch["network_class_name"]
+            why = None if same else f"the target teacher ({target.checkpoint}) has other widths or another block type"
         if why and self.settings.student.init_from_target_teacher is True:
             raise KDError(f"student.init_from_target_teacher is true, but {why}. Set it to \"auto\" or false in the "
                           f"KD block of plans '{self.plans_manager.plans_name}'.")
         if why:
             self.print_to_log_file(f"nnunet_kd: student starts from random weights ({why})")
-            return
-        self.stock_network().load_state_dict(load_checkpoint(targets[0].checkpoint)["network_weights"])
-        self.print_to_log_file(f"nnunet_kd: student initialised from {targets[0].checkpoint}")
+            return None
+        return target.checkpoint
+
+    def backward_and_step(self, loss: torch.Tensor, terms: dict) -> dict:
+        out = super().backward_and_step(loss, terms)
+        if self.ema is not None and not out.get("skipped"):
+            with torch.no_grad():
+                self.ema.update_parameters(self.stock_network())
+        return out
+
+    def kd_state_dict(self) -> dict:
+        return dict(super().kd_state_dict(), ema=None if self.ema is None else self.ema.state_dict())
+
+    def load_kd_state_dict(self, state: dict) -> None:
+        super().load_kd_state_dict(state)
+        self._ema_state = state.get("ema")
 
     def on_train_end(self):
+        if self.ema is not None:  # the final checkpoint (and nnU-Net's final validation) get the average
+            self.stock_network().load_state_dict(self.ema.module.state_dict())
+            self.print_to_log_file(f"nnunet_kd: final weights = moving average (decay {self.settings.student.ema}) of "
+                                   f"{int(self.ema.n_averaged)} steps")
         super().on_train_end()
         self.joint_teacher = None
         shutdown(self.dataloader_unlabelled)
         self.dataloader_unlabelled = None
 
-    def distill_losses(self, output, teacher_output, student_feats, teacher_feats):
-        """(feature term, logit term) of one batch: adapters, MSE and KL in one function, compiled where nnU-Net
-        compiles the network (one fused graph instead of a kernel and a copy per term)."""
+    def distill_losses(self, output, teacher_output, student_feats, teacher_feats, n_labelled: int):
+        """(feature term, logit term) on the first n_labelled images, and on the rest: adapters, MSE and KL in one
+        function, compiled where nnU-Net compiles the network (one fused graph instead of a kernel and a copy per
+        term)."""
         if self._distill_terms is None:
             self._distill_terms = torch.compile(self.distill_terms) if self._do_i_compile() else self.distill_terms
         s_logits = output[0] if isinstance(output, (list, tuple)) else output
-        return self._distill_terms(student_feats, teacher_feats, s_logits, teacher_output)
+        return self._distill_terms(student_feats, teacher_feats, s_logits, teacher_output, n_labelled)
 
-    def distill_terms(self, student_feats, teacher_feats, s_logits, t_logits):
-        feat = feature_mse(self.extras(student_feats), teacher_feats)
-        kd = logit_kd(s_logits, t_logits, self.distill.temperature, self.label_manager.has_regions,
-                      self.distill.kd_mode)
-        return feat, kd
+    def distill_terms(self, student_feats, teacher_feats, s_logits, t_logits, n: int):
+        adapted = self.extras(student_feats)
+        d, regions = self.distill, self.label_manager.has_regions
+
+        def terms(part: slice):
+            return (feature_mse([a[part] for a in adapted], [t[part] for t in teacher_feats]),
+                    logit_kd(s_logits[part], t_logits[part], d.temperature, regions, d.kd_mode))
+        zero = s_logits.new_zeros((), dtype=torch.float32)
+        return terms(slice(None, n)) + (terms(slice(n, None)) if s_logits.shape[0] > n else (zero, zero))
+
+    def distill_loss(self, feat, kd, feat_u, kd_u) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the weighted distillation terms, ramped up; the unlabelled images' term before weighting)."""
+        d = self.distill
+        unlabelled = d.w_feat * feat_u + d.w_kd * kd_u
+        ramp = sigmoid_rampup(self.kd_step, d.rampup * self.num_epochs * self.num_iterations_per_epoch)
+        return ramp * (d.w_feat * feat + d.w_kd * kd + d.w_unlabelled * unlabelled), unlabelled
 
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's loss on the labelled images; feature and logit KD on them and on the unlabelled ones, if any (one
@@ -202,15 +285,31 @@ class StudentRole(KDTrainerMixin):
             if self.decoder_tap is not None:
                 student_feats += self.decoder_tap.pop()
             task = self.loss(batch_head(output, n_labelled), target)
-            feat, kd = self.distill_losses(output, teacher_output, student_feats, teacher_feats)
-            d = self.distill
-            loss = d.w_task * task + d.w_feat * feat + d.w_kd * kd
-        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd})
+            feat, kd, feat_u, kd_u = self.distill_losses(output, teacher_output, student_feats, teacher_feats,
+                                                         n_labelled)
+            distill, unlabelled = self.distill_loss(feat, kd, feat_u, kd_u)
+            loss = self.distill.w_task * task + distill
+        return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd,
+                                             "unlabelled_loss": unlabelled})
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "feat_losses": "feat_loss",
-                                             "kd_losses": "kd_loss"})
+                                             "kd_losses": "kd_loss", "unlabelled_losses": "unlabelled_loss"})
         self.print_to_log_file(f"task {self.logger.get_value('task_losses', -1):.4f}, "
                                f"feature {self.logger.get_value('feat_losses', -1):.4f}, "
-                               f"logit KD {self.logger.get_value('kd_losses', -1):.4f}")
+                               f"logit KD {self.logger.get_value('kd_losses', -1):.4f}, "
+                               f"unlabelled {self.logger.get_value('unlabelled_losses', -1):.4f}")
+
+
+class WarmupPolyLR:
+    """A linear warm-up over the first warmup_epochs, then nnU-Net's poly decay (the schedulers of nnU-Net's
+    ``nnUNetTrainer_warmup``), stepped by epoch as nnU-Net steps its scheduler."""
+
+    def __init__(self, optimizer, initial_lr: float, num_epochs: int, warmup_epochs: int):
+        self.warmup_epochs = warmup_epochs
+        self.poly = PolyLRScheduler_offset(optimizer, initial_lr, num_epochs, warmup_epochs)
+        self.warmup = Lin_incr_LRScheduler(optimizer, initial_lr, warmup_epochs) if warmup_epochs else None
+
+    def step(self, current_step: int) -> None:
+        (self.warmup if current_step < self.warmup_epochs else self.poly).step(current_step)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd
+from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd, sigmoid_rampup
 
 
 @pytest.mark.parametrize("regions", [False, True])
@@ -121,3 +121,13 @@ def test_the_terms_compile_into_one_graph_with_the_eager_values(mode):
     compiled = torch.compile(terms, fullgraph=True, backend="aot_eager")(*args)
     for c, e in zip(compiled, terms(*args)):
         torch.testing.assert_close(c, e)
+
+
+def test_the_rampup_rises_from_near_0_to_1_and_stays():
+    import math
+    assert sigmoid_rampup(0, 100) == pytest.approx(math.exp(-5))
+    assert sigmoid_rampup(50, 100) == pytest.approx(math.exp(-1.25))
+    assert sigmoid_rampup(100, 100) == sigmoid_rampup(1000, 100) == 1.0
+    values = [sigmoid_rampup(s, 100) for s in range(101)]
+    assert values == sorted(values)
+    assert sigmoid_rampup(0, 0) == 1.0  # no ramp-up

@@ -1,7 +1,7 @@
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
-from nnunet_kd.protocol.taps import DecoderBatchHead, EncoderTap, ModuleOutputTap
+from nnunet_kd.protocol.taps import DecoderBatchHead, EncoderTap, ModuleOutputTap, WithEncoderFeatures
 
 
 def _unet():
@@ -36,3 +36,19 @@ def test_decoder_batch_head_decodes_the_first_samples_and_taps_all():
         torch.testing.assert_close(out[0], net(x[:2])[0])  # instance norm: each sample on its own
         tap.pop()
         assert head.n is None and call(x)[0].shape == (3, 2, 16, 16)  # outside the context: the whole batch
+
+
+def test_a_stock_network_with_encoder_features_is_called_as_a_joint_teacher():
+    from nnunet_kd.classification.network import ClsNetwork
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 16)
+    unet = _unet().eval()
+    teacher = WithEncoderFeatures(unet)
+    out, features = teacher(x, return_features=True)
+    torch.testing.assert_close(out[0], unet(x)[0])
+    assert [tuple(f.shape) for f in features] == [(2, 4, 16, 16), (2, 8, 8, 8), (2, 16, 4, 4)]
+    torch.testing.assert_close(features[-1], unet.encoder(x)[-1])
+    assert teacher.decoder is unet.decoder and teacher(x)[0].shape == (2, 2, 16, 16)
+    classifier = WithEncoderFeatures(ClsNetwork(unet.encoder, 3))  # a classifier: pooled bottleneck -> logits
+    logits, features = classifier(x, return_features=True)
+    assert logits.shape == (2, 3) and len(features) == 3
