@@ -47,7 +47,7 @@ def kept_summary(summary: dict) -> dict:
     return {k: summary[k] for k in ("task", "balanced_accuracy", "mAP", "categories", "per_case") if k in summary}
 
 
-def _qualified(run: dict, model: str) -> dict:
+def qualified(run: dict, model: str) -> dict:
     """{measure: (kind, {case: value})} of a model's test cases in a run; every seed generates its own data, so cases
     are told apart by seed."""
     measures = per_case(run["summaries"][model], f"{run['command']}: {model}")
@@ -61,8 +61,8 @@ def paired(runs: list) -> dict:
     if not runs:
         return {}
     models = list(runs[0]["summaries"])
-    base = [_qualified(r, models[0]) for r in runs]
-    return {m: compare([_qualified(r, m) for r in runs], base) for m in models[1:]}
+    base = [qualified(r, models[0]) for r in runs]
+    return {m: compare([qualified(r, m) for r in runs], base) for m in models[1:]}
 
 
 def paired_arms(runs: list, reference_runs: list) -> dict:
@@ -85,7 +85,7 @@ def paired_arms(runs: list, reference_runs: list) -> dict:
     if not pairs:
         return {}
     models = [m for m in pairs[0][0]["summaries"] if all(m in r["summaries"] for _, r in pairs)]
-    return {m: compare([_qualified(a, m) for a, _ in pairs], [_qualified(r, m) for _, r in pairs]) for m in models}
+    return {m: compare([qualified(a, m) for a, _ in pairs], [qualified(r, m) for _, r in pairs]) for m in models}
 
 
 def render(runs: list, title: str, metrics: dict) -> str:

@@ -166,7 +166,7 @@ class DistillSettings:
     w_unlabelled: float = _setting(1.0, *_WEIGHT,
                                    "weight of the feature and logit terms on the unlabelled images (averaged over "
                                    "those images alone, then weighted by w_feat and w_kd as on the labelled ones)")
-    rampup: float = _setting(0.0, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]",
+    rampup: float = _setting(0.2, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]",
                              "fraction of the student's training steps over which the feature and logit terms rise "
                              "from 0 to their weights (sigmoid ramp-up exp(-5 (1 - t)^2), as in mean-teacher training)")
     levels: str | list[int] = _setting("encoder", _is_levels, _LEVELS,

@@ -46,10 +46,10 @@ def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu"
 
 
 def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu",
-                 preset: str = "tiny", verbose: bool = False) -> dict:
+                 preset: str = "tiny", verbose: bool = False, with_baselines: bool = True) -> dict:
     """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them (the target's
-    unlabelled images, if it has any, as --extra-target-images), predicts the target's test set with every model and
-    reports (out_dir/report); returns the report."""
+    unlabelled images, if it has any, as --extra-target-images; the multi-head baseline too unless with_baselines is
+    false), predicts the target's test set with every model and reports (out_dir/report); returns the report."""
     out_dir = os.path.abspath(out_dir)
     folders = set_nnunet_folders(out_dir)
     os.environ.setdefault("nnUNet_KD_SEED", str(seed))  # training seeded too: a rerun gives the same models
@@ -58,7 +58,7 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
         if specs[0].num_unlabelled else None
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset=preset,
                    channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra, suffix=suffix, device=device,
-                   with_baselines=True)
+                   with_baselines=with_baselines)
     pipeline = Pipeline(spec, verbose=verbose)
     print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +
           shlex.join(run_argv(spec)), flush=True)

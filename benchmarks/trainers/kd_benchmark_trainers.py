@@ -11,6 +11,7 @@ from batchgenerators.utilities.file_and_folder_operations import join, save_json
 
 from nnunet_kd.data.loaders import shutdown
 from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd.segmentation import trainers as seg_trainers
 from nnunet_kd.segmentation.trainers import (nnUNetTrainerDomainAdversarial, nnUNetTrainerJointKD,
                                              nnUNetTrainerJointTeacher, nnUNetTrainerKD)
 
@@ -76,3 +77,12 @@ for _base in (nnUNetTrainerKD, nnUNetTrainerDomainAdversarial, nnUNetTrainerJoin
     _name = ROLE_TRAINERS["seg"][_base.kd_role]
     for _suffix, _mixin in (("_BenchmarkEpochs", _EpochBenchmark), ("_BenchmarkEpochs_noDataLoading", _NoDataLoading)):
         globals()[_name + _suffix] = type(_name + _suffix, (_mixin, _base), {"__module__": __name__})
+
+
+class nnUNetTrainer_demo_x2(seg_trainers.nnUNetTrainer_demo):
+    """The dataset-specific baseline with twice the `_demo` epochs: the convergence check of benchmarks/runner.py."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs *= 2

@@ -3,8 +3,9 @@
 Every dataset shows the same kind of anatomy (a textured organ with lesions inside); what differs between datasets is
 the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names. Scenarios: the demo
 (`lesion_demo`: organ and small lesions labelled, the lesions faint in the target and clear in the sources) and the
-segmentation benchmarks (`shift_benchmark`: lesions labelled, a low-contrast noisy target; `small_lesion_benchmark`:
-the demo's kind with fewer labelled cases and smaller lesions).
+segmentation benchmarks (`variety_benchmark`: labelled target cases with large lesions only, held-out cases and sources
+with every size; `shift_benchmark`: lesions labelled, a low-contrast noisy target; `small_lesion_benchmark`: the demo's
+kind with fewer labelled cases and smaller lesions).
 """
 import os
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ class DatasetSpec:
     extra_labels: list[str] = field(default_factory=list)  # drawn as further lesion types
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
+    labelled_lesion_radius: Sequence[float] | None = None  # that of the labelled training cases (None: lesion_radius)
     num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
@@ -104,7 +106,8 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
             os.makedirs(os.path.join(folder, f"labels{split}"), exist_ok=True)
         for i in range(n):
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
-            organ, seg = _phantom(rng, tuple(spec.shape), n_labels, spec.lesion_radius)
+            radius = spec.labelled_lesion_radius if split == "Tr" and spec.labelled_lesion_radius else spec.lesion_radius
+            organ, seg = _phantom(rng, tuple(spec.shape), n_labels, radius)
             for c, sc in enumerate(spec.channels.values()):
                 _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
@@ -151,6 +154,19 @@ def small_lesion_benchmark(n_test: int = 40) -> list[DatasetSpec]:
         spec.organ_label, spec.lesion_radius = True, (0.06, 0.12)
     specs[0].channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.52, noise=0.07, bias=0.25)}
     return specs
+
+
+def variety_benchmark(n_held_out: int = 160) -> list[DatasetSpec]:
+    """The situation the method is for: 8 labelled target cases of limited variety (large lesions only) under a noisy
+    scanner with a bias field, 80 unlabelled target images and n_held_out held-out cases showing lesions of every size,
+    two sources of 100 cases from other scanners that show every size; lesions labelled."""
+    target, source_a, source_b = tiny_benchmark(n_target=8, n_source=100, n_test=n_held_out)
+    for spec in (target, source_a, source_b):
+        spec.lesion_radius = (0.08, 0.25)
+    target.labelled_lesion_radius = (0.17, 0.25)
+    target.num_unlabelled = 80
+    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.62, noise=0.09, bias=0.25)}
+    return [target, source_a, source_b]
 
 
 def tiny_benchmark(dim: int = 2, size: int = 64, n_target: int = 10, n_source: int = 12, n_test: int = 4,

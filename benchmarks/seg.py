@@ -1,0 +1,21 @@
+"""The segmentation benchmark (benchmarks/PROTOCOL.md): `variety_benchmark`, one seed per invocation.
+
+    python benchmarks/seg.py --stage choice --seed 0
+    python benchmarks/seg.py --stage final --seed 100
+
+8 labelled target cases with large lesions only, 80 unlabelled target images and 160 held-out cases with lesions of
+every size (dev cases on choice seeds, test cases on final seeds); two sources of 100 cases from other scanners. The
+`_demo` trainers with the `tiny` preset on CPU; the measure is the per-case lesion Dice. Results:
+benchmarks/results/seg/.
+"""
+from nnunet_kd.data.synthetic import variety_benchmark
+from runner import Scenario, main
+
+SCENARIO = Scenario(
+    name="seg", title="Segmentation benchmark (labelled cases of limited variety)", task="seg",
+    specs=variety_benchmark, measure="foreground", held_out={"choice": 160, "final": 160},
+    candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
+                "channel": {"distill": {"kd_mode": "channel"}}})
+
+if __name__ == "__main__":
+    main(SCENARIO)

@@ -1,0 +1,85 @@
+"""benchmarks/runner.py: arms, statistics, checks and the rule of the protocol, on made-up per-case results."""
+import json
+
+import numpy as np
+import pytest
+
+from test_benchmarks import _load
+
+
+def _summary(runner, dice):
+    return runner.kept_summary({"metric_per_case": [
+        {"reference_file": f"/raw/labelsTs/case_{k:03d}.png", "prediction_file": "x", "metrics": {"1": {"Dice": d}}}
+        for k, d in enumerate(dice)]})
+
+
+def _run(runner, seed: int, stage: str, gains: dict) -> dict:
+    """A run of 30 held-out cases: baseline dice, every model the baseline + its gain + per-case noise."""
+    rng = np.random.RandomState(seed)
+    base = rng.uniform(0.3, 0.8, 30)
+    summaries = {"baseline": _summary(runner, base)}
+    for model, gain in gains.items():
+        summaries[model] = _summary(runner, np.clip(base + gain + rng.normal(0, 0.002, 30), 0, 1))
+    return {"seed": seed, "stage": stage, "date": "2026-12-07", "machine": "m", "commit": "abc", "minutes": 1.0,
+            "command": f"python benchmarks/seg.py --stage {stage} --seed {seed}", "summaries": summaries}
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    module = _load("runner")
+    monkeypatch.setattr(module, "RESULTS", str(tmp_path))
+    return module
+
+
+def _scenario(runner, **kw):
+    return runner.Scenario(name="bench", title="T", task="seg", specs=None, measure="foreground",
+                           held_out={"choice": 30, "final": 30},
+                           candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
+                                       "fast": {"student": {"initial_lr": 0.01}}}, **kw)
+
+
+def test_the_arms_share_the_students_recipe_and_candidates_of_another_recipe_get_their_own_control(runner):
+    scenario = _scenario(runner)
+    final = runner.arms(scenario, "final", {})
+    assert final == {"control": {"distill": {"w_feat": 0.0, "w_kd": 0.0}}, "self_distill": {"student": {"teacher": "target"}}}
+    choice = runner.arms(scenario, "choice", {})
+    assert choice["student:class"] == {"distill": {"kd_mode": "class"}} and "control:class" not in choice
+    assert choice["control:fast"] == {"student": {"initial_lr": 0.01}, "distill": {"w_feat": 0.0, "w_kd": 0.0}}
+
+
+def test_the_final_summary_has_every_difference_the_protocol_reports(runner, tmp_path):
+    scenario = _scenario(runner)
+    gains = {"joint": 0.04, "student": 0.03, "control": 0.01, "self_distill": 0.015, "multi_head": 0.0}
+    for seed in (100, 101):
+        page = runner.record(scenario, _run(runner, seed, "final", gains))
+    summary = json.loads((tmp_path / "bench" / "summary.json").read_text())
+    assert summary["seeds"] == [100, 101] and summary["cases"] == 60
+    for key, gain in (("student", 0.03), ("joint", 0.04), ("control", 0.01), ("self_distill", 0.015),
+                      ("student_vs_control", 0.02), ("student_vs_self_distill", 0.015)):
+        assert summary[key]["mean"] == pytest.approx(gain, abs=0.002) and summary[key]["ci95"][0] > 0, key
+        assert set(summary[key]) == {"mean", "ci95", "p"}
+    assert summary["retention"] == pytest.approx(0.75, abs=0.08)
+    assert summary["retention_vs_control"] == pytest.approx(2 / 3, abs=0.08)
+    assert json.loads((tmp_path / "summary.json").read_text())["seg"]["benchmark"] == "bench"
+    assert "| student - control | +0.02" in page and "above 0" in page
+    runner.record(scenario, _run(runner, 100, "final", gains))  # a seed's rerun replaces it
+    assert [r["seed"] for r in json.loads((tmp_path / "bench" / "final.json").read_text())] == [101, 100]
+
+
+def test_the_choice_page_checks_headroom_and_convergence_and_applies_the_rule(runner, tmp_path):
+    scenario = _scenario(runner)
+    gains = {"joint": 0.01, "student": 0.02, "control": 0.01, "self_distill": 0.01, "baseline_x2": 0.005,
+             "student:class": 0.03, "student:fast": 0.015, "control:fast": 0.0}
+    for seed in (0, 1, 2):
+        page = runner.record(scenario, _run(runner, seed, "choice", gains))
+    assert "Headroom: joint - baseline = +0.01" in page and "FAIL: change the scenario" in page
+    assert "Convergence: baseline_x2 - baseline = +0.005" in page and "FAIL: lengthen the schedule" in page
+    assert "Rule: 'class'" in page
+    assert "| student:fast - control:fast |" in page and "| student:class - control |" in page
+    assert not (tmp_path / "bench" / "summary.json").exists()  # choice seeds never make the summary
+    runs = [_run(runner, s, "choice", gains) for s in (0, 1, 2)]
+    for r in runs:  # the best mean, by a little: not above the reference, which stays
+        r["summaries"]["student:class"] = json.loads(json.dumps(r["summaries"]["student"]))
+        for case, change in enumerate((0.01, -0.009, 0.004, -0.004)):
+            r["summaries"]["student:class"]["metric_per_case"][case]["metrics"]["1"]["Dice"] += change
+    assert runner.choose(scenario, runs) == "'voxel' (best mean: 'class', not above it)"
