@@ -2,8 +2,8 @@
 
     python benchmarks/ablation.py [--benchmark domain_shift] [--versus ARM REFERENCE_ARM ...]
 
-Reads benchmarks/results/<benchmark>.json (the default arm) and every <benchmark>_<tag>.json (an arm run with --tag)
-and writes benchmarks/results/<benchmark>_ablation.md: per arm, the paired differences of the joint teacher and the
+Reads benchmarks/results/archive/<benchmark>.json (the default arm) and every <benchmark>_<tag>.json (an arm run with --tag)
+and writes benchmarks/results/archive/<benchmark>_ablation.md: per arm, the paired differences of the joint teacher and the
 student (and the multi-head baseline, where run) to that arm's dataset-specific baseline over the pooled test cases of
 its seeds, the retention (student - baseline) / (joint - baseline), the seeds, minutes per seed and commands; each
 --versus pair then puts every model of an arm against the same model of a reference arm on the seeds both ran (an arm
@@ -33,7 +33,7 @@ def arms(benchmark: str, results: str) -> dict:
 
 def render(benchmark: str, arm_runs: dict, versus=()) -> str:
     lines = [f"# Ablation: {benchmark}", "", "Each arm against its own dataset-specific baseline (same seeds, same "
-             f"test cases), from `benchmarks/results/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
+             f"test cases), from `benchmarks/results/archive/{benchmark}*.json`; written by `benchmarks/ablation.py`."]
     for arm, runs in arm_runs.items():
         comparisons = paired(runs)
         if not comparisons:
@@ -66,7 +66,7 @@ def render(benchmark: str, arm_runs: dict, versus=()) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", default="domain_shift", help="Results name. Default: domain_shift.")
-    parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results")
+    parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results/archive")
     parser.add_argument("--versus", nargs=2, action="append", default=[], metavar=("ARM", "REFERENCE_ARM"),
                         help="Also compare every model of ARM with the same model of REFERENCE_ARM (repeatable).")
     args = parser.parse_args(argv)

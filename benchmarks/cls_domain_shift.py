@@ -5,9 +5,9 @@
 Generates the classification benchmark with this seed (a target with few labelled cases, a held-out test set and 60
 unlabelled images, a hospital's archive three times the labelled set; two larger sources from other scanners, one with
 another class set), runs `nnunet_kd run --task cls` on CPU, predicts the target's test set with every model (`nnunet_kd
-predict-cls`) and appends the test-set balanced accuracy to benchmarks/results/cls_domain_shift.json with every case's
-prediction; benchmarks/results/cls_domain_shift.md (mean +/- std over seeds, paired differences to the baseline over
-the pooled test cases of all seeds) and the "cls" entry of benchmarks/results/summary.json are rewritten from it.
+predict-cls`) and appends the test-set balanced accuracy to benchmarks/results/archive/cls_domain_shift.json with every case's
+prediction; benchmarks/results/archive/cls_domain_shift.md (mean +/- std over seeds, paired differences to the baseline over
+the pooled test cases of all seeds) and the "cls" entry of benchmarks/results/archive/summary.json are rewritten from it.
 """
 import argparse
 import datetime

@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from seed_runs import RESULTS, add_run, machine
+from seed_runs import add_run, machine
 
 TITLE = "Domain probe of the source teachers' encoders (segmentation benchmark data)"
 HELD_OUT = 20  # held-out images of each source scanner
@@ -158,6 +158,9 @@ def render(runs: list) -> str:
     if notes:
         lines += ["", "## Findings", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def record(run: dict, results: str) -> str:

@@ -6,9 +6,9 @@ Generates the detection benchmark with this seed (a target with few labelled ima
 by a low-contrast, noisy, blurred scanner; two larger sources from other scanners, one with nodules only), runs
 `nnunet_kd run --task det` on CPU, predicts the target's test images with every model (`nnunet_kd predict-det`) and
 appends the test-set FROC score, COCO mAP and mAP@0.5 and every image's boxes and predictions to
-benchmarks/results/det_domain_shift.json; benchmarks/results/det_domain_shift.md (mean +/- std over seeds, paired
+benchmarks/results/archive/det_domain_shift.json; benchmarks/results/archive/det_domain_shift.md (mean +/- std over seeds, paired
 differences to the baseline over the pooled test images of all seeds) and the "det" entry of
-benchmarks/results/summary.json are rewritten from it.
+benchmarks/results/archive/summary.json are rewritten from it.
 """
 import argparse
 import dataclasses

@@ -6,13 +6,13 @@
 Generates `shift_benchmark` with this seed (8 labelled target cases under a low-contrast, noisy scanner, 40 test cases;
 two sources of 40 cases from other scanners; a scenario of its own, apart from the demo's), seeds training with it,
 runs the whole pipeline on CPU with the tiny preset, predicts the held-out target test set with every model (nnU-Net's
-nnUNetPredictor) and appends the test-set Dice and per-case results to benchmarks/results/domain_shift.json;
-benchmarks/results/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
-cases of all seeds) and the "seg" entry of benchmarks/results/summary.json are rewritten from it.
+nnUNetPredictor) and appends the test-set Dice and per-case results to benchmarks/results/archive/domain_shift.json;
+benchmarks/results/archive/domain_shift.md (mean +/- std over seeds, paired differences to the baseline over the pooled test
+cases of all seeds) and the "seg" entry of benchmarks/results/archive/summary.json are rewritten from it.
 
 --scenario small_lesion runs `small_lesion_benchmark` instead (5 labelled target cases, organ and a small faint lesion
-class; results in benchmarks/results/small_lesion.*, summary.json entry "seg_small_lesion").
-Ablation arms: --preset, --unlabelled N and --tag NAME (results in benchmarks/results/<scenario results>_NAME.*).
+class; results in benchmarks/results/archive/small_lesion.*, summary.json entry "seg_small_lesion").
+Ablation arms: --preset, --unlabelled N and --tag NAME (results in benchmarks/results/archive/<scenario results>_NAME.*).
 """
 import argparse
 import datetime

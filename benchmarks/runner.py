@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
-from seed_runs import RESULTS, kept_summary, machine, qualified
+from seed_runs import kept_summary, machine, qualified
 from variant_plans import model_folder, trainer_env, variant_plans
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = join(HERE, "results")
 # the pipeline report's labels -> the runner's model names
 MODEL_NAMES = {"dataset-specific (target teacher)": "baseline", "multi-head": "multi_head", "joint teacher": "joint",
                "student": "student"}

@@ -1,6 +1,6 @@
-"""The benchmarks that run once per seed: their environment, and their results kept in results/<name>.json,
-rendered to results/<name>.md with the paired differences to the baseline over all seeds (`nnunet_kd.report`'s code),
-and summarised per task in results/summary.json."""
+"""The benchmarks that run once per seed: their environment, and their results kept in results/archive/<name>.json,
+rendered to results/archive/<name>.md with the paired differences to the baseline over all seeds (`nnunet_kd.report`'s code),
+and summarised per task in results/archive/summary.json."""
 import json
 import os
 import platform
@@ -11,7 +11,8 @@ import numpy as np
 from nnunet_kd.report import METHOD_NOTE, compare, paired_table, per_case
 from nnunet_kd.stats import METHOD
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# superseded by runner.py (PROTOCOL.md): their results are kept in results/archive
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "archive")
 
 
 def machine() -> str:
@@ -125,7 +126,7 @@ def retention(joint: dict | None, student: dict | None) -> float | None:
 
 
 def update_summary(task: str, runs: list, key: str, measure: str) -> dict:
-    """Rewrites the task's entry of results/summary.json: the headline metric's mean per model over the seeds, the
+    """Rewrites the task's entry of results/archive/summary.json: the headline metric's mean per model over the seeds, the
     joint teacher's and student's paired difference to the baseline with retention = (student - baseline) / (joint -
     baseline) where the joint teacher is better than the baseline, the student's difference in every measure (each
     class of a segmentation, FROC and mAP@0.5 of a detection) and the measures where it is below (CI under 0)."""
@@ -168,7 +169,7 @@ def add_arm_arguments(parser) -> None:
                         help="Unlabelled target images (drawn after the labelled and test cases, which stay the same; "
                              "given to plan --extra-target-images). Default: %(default)s.")
     parser.add_argument("--tag", default=None,
-                        help="Write results/<benchmark>_<tag>.{json,md} (an ablation arm); summary.json is left alone.")
+                        help="Write results/archive/<benchmark>_<tag>.{json,md} (an ablation arm); summary.json is left alone.")
 
 
 def preset_path(preset: str) -> str:
@@ -203,8 +204,8 @@ def add_run(path: str, run: dict) -> list:
 
 
 def record(name: str, run: dict, title: str, metrics: dict, summary: tuple = None) -> str:
-    """Adds run to results/<name>.json (replacing a run of the same seed and command), rewrites results/<name>.md
-    from all runs and returns its text; summary = (task, run key, measure) also updates results/summary.json."""
+    """Adds run to results/archive/<name>.json (replacing a run of the same seed and command), rewrites results/archive/<name>.md
+    from all runs and returns its text; summary = (task, run key, measure) also updates results/archive/summary.json."""
     runs = add_run(os.path.join(RESULTS, f"{name}.json"), run)
     text = render(runs, title, metrics)
     with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:

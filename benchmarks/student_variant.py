@@ -10,7 +10,7 @@ other settings, scored on the run's test set against the run's own baseline.
 
 Writes a copy of the run's shared plans with the settings changed (`student.joint_teacher_plans` = the run's plans),
 trains the student through `nnUNetv2_train` (seeded with --seed; skipped when finished), predicts the run's target
-test set and records baseline, joint teacher and this student in results/<benchmark>_<arm>+<name>.{json,md}: the same
+test set and records baseline, joint teacher and this student in results/archive/<benchmark>_<arm>+<name>.{json,md}: the same
 paired differences to the baseline as the ablation arms (`benchmarks/ablation.py` puts them in its table). Settings
 are chosen on the seeds of the choice stage, never on the final run's.
 

@@ -1,9 +1,9 @@
-"""Issue 14's result targets, checked against benchmarks/results/summary.json: met or missed, by how much, and the
+"""Issue 14's result targets, checked against benchmarks/results/archive/summary.json: met or missed, by how much, and the
 ablation arms tried on each benchmark.
 
     python benchmarks/targets.py [--results benchmarks/results]
 
-Writes results/targets.md and prints it. The targets: no measure (class, FROC, mAP@0.5) of the student with its paired
+Writes results/archive/targets.md and prints it. The targets: no measure (class, FROC, mAP@0.5) of the student with its paired
 interval to the baseline entirely below 0; segmentation and classification students above the baseline (interval
 above 0) and keeping at least 0.7 of the joint teacher's gain; the detection student's FROC and mAP@0.5 intervals not
 below 0. The cost target (student epoch with unlabelled KD at most 1.5x) is measured by epoch_overhead.py.
@@ -49,7 +49,7 @@ def check(task: str, entry: dict) -> list:
 
 
 def render(summary: dict, results: str) -> str:
-    lines = ["# Issue 14's targets", "", "From `benchmarks/results/summary.json` (each task's final run); written by "
+    lines = ["# Issue 14's targets", "", "From `benchmarks/results/archive/summary.json` (each task's final run); written by "
              "`python benchmarks/targets.py`. Differences are student minus baseline on the same test cases, 95% "
              "intervals.", "", "| task | metric | seeds | target | value | verdict | missed by |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -71,7 +71,7 @@ def render(summary: dict, results: str) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results")
+    parser.add_argument("--results", default=RESULTS, help="Results folder. Default: benchmarks/results/archive")
     args = parser.parse_args(argv)
     path = os.path.join(args.results, "summary.json")
     if not os.path.isfile(path):

@@ -163,6 +163,9 @@ class DistillSettings:
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
         "features, and ROI class logits on the student's 128 best proposals per image). `auto`: 1 when the plans "
         "have unlabelled images, else 0")
+    w_box: float = _setting(1.0, *_WEIGHT, "detection: weight of the box-regression distillation (smooth L1 of the "
+                            "ROI head's and the RPN's box deltas to the teacher's, weighted by the teacher's object "
+                            "probability)")
     w_unlabelled: float = _setting(1.0, *_WEIGHT,
                                    "weight of the feature and logit terms on the unlabelled images (averaged over "
                                    "those images alone, then weighted by w_feat and w_kd as on the labelled ones)")

@@ -17,6 +17,7 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
     no_decoder = "detector"
+    kd_log_keys = StudentRole.kd_log_keys + ["box_losses"]
 
     def build_kd_modules(self) -> None:
         self.kd_modules = fpn_adapters(self.stock_network().backbone)
@@ -38,16 +39,16 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
         d = self.distill
         losses = student_step_losses(self.network, self.joint_teacher, images, targets, d.temperature,
                                      self.extras, d.kd_mode)
-        feat, kd = losses.pop("feat"), losses.pop("kd")
-        feat_u = kd_u = torch.zeros((), device=self.device)
+        feat, kd, box = losses.pop("feat"), losses.pop("kd"), losses.pop("box")
+        feat_u = kd_u = box_u = torch.zeros((), device=self.device)
         if self.dataloader_unlabelled is not None:
             # the network's parts, after its DDP forward above: their gradients join that forward's all-reduce
             unlabelled = list(next(self.dataloader_unlabelled)["data"].to(self.device, non_blocking=True))
             u = unlabelled_kd_losses(self.stock_network(), self.joint_teacher, unlabelled, d.temperature,
                                      self.extras, d.kd_mode)
-            feat_u, kd_u = u["feat"], u["kd"]
+            feat_u, kd_u, box_u = u["feat"], u["kd"], u["box"]
         task = sum(losses.values())
-        distill, unlabelled_term = self.distill_loss(feat, kd, feat_u, kd_u)
+        distill, unlabelled_term = self.distill_loss(feat, kd, feat_u, kd_u, box, box_u)
         loss = d.w_task * task + distill
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd,
-                                             "unlabelled_loss": unlabelled_term})
+                                             "box_loss": box, "unlabelled_loss": unlabelled_term})

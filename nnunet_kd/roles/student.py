@@ -254,12 +254,13 @@ class StudentRole(KDTrainerMixin):
         zero = s_logits.new_zeros((), dtype=torch.float32)
         return terms(slice(None, n)) + (terms(slice(n, None)) if s_logits.shape[0] > n else (zero, zero))
 
-    def distill_loss(self, feat, kd, feat_u, kd_u) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the weighted distillation terms, ramped up; the unlabelled images' term before weighting)."""
+    def distill_loss(self, feat, kd, feat_u, kd_u, box=0.0, box_u=0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the weighted distillation terms, ramped up; the unlabelled images' term before w_unlabelled and the ramp);
+        box terms: detection's box regression."""
         d = self.distill
-        unlabelled = d.w_feat * feat_u + d.w_kd * kd_u
+        unlabelled = d.w_feat * feat_u + d.w_kd * kd_u + d.w_box * box_u
         ramp = sigmoid_rampup(self.kd_step, d.rampup * self.num_epochs * self.num_iterations_per_epoch)
-        return ramp * (d.w_feat * feat + d.w_kd * kd + d.w_unlabelled * unlabelled), unlabelled
+        return ramp * (d.w_feat * feat + d.w_kd * kd + d.w_box * box + d.w_unlabelled * unlabelled), unlabelled
 
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's loss on the labelled images; feature and logit KD on them and on the unlabelled ones, if any (one
@@ -294,12 +295,12 @@ class StudentRole(KDTrainerMixin):
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
-        self.log_epoch_means(train_outputs, {"task_losses": "task_loss", "feat_losses": "feat_loss",
-                                             "kd_losses": "kd_loss", "unlabelled_losses": "unlabelled_loss"})
-        self.print_to_log_file(f"task {self.logger.get_value('task_losses', -1):.4f}, "
-                               f"feature {self.logger.get_value('feat_losses', -1):.4f}, "
-                               f"logit KD {self.logger.get_value('kd_losses', -1):.4f}, "
-                               f"unlabelled {self.logger.get_value('unlabelled_losses', -1):.4f}")
+        names = {"task_losses": ("task_loss", "task"), "feat_losses": ("feat_loss", "feature"),
+                 "kd_losses": ("kd_loss", "logit KD"), "box_losses": ("box_loss", "box KD"),
+                 "unlabelled_losses": ("unlabelled_loss", "unlabelled")}
+        keys = [k for k in names if k in self.kd_log_keys]
+        self.log_epoch_means(train_outputs, {k: names[k][0] for k in keys})
+        self.print_to_log_file(", ".join(f"{names[k][1]} {self.logger.get_value(k, -1):.4f}" for k in keys))
 
 
 class WarmupPolyLR:

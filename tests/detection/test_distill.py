@@ -10,7 +10,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from classification.test_network import ARCH
-from nnunet_kd.detection.distill import detector_losses, fpn_adapters, student_step_losses, unlabelled_kd_losses
+from nnunet_kd.detection.distill import (box_kd, detector_losses, fpn_adapters, roi_box_kd, rpn_terms,
+                                         student_step_losses, unlabelled_kd_losses)
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
 from nnunet_kd.protocol.teachers import freeze
@@ -52,8 +53,8 @@ def test_the_students_adapters_match_its_fpn_levels_and_all_learn():
 def test_distillation_terms_and_gradients():
     student, teacher, adapters, rows = _with_roi_rows()
     losses = student_step_losses(student, teacher, *batch(), temperature=2.0, adapters=adapters)
-    assert set(losses) == LOSSES | {"feat", "kd"} and all(torch.isfinite(v) for v in losses.values())
-    assert losses["kd"] > 0 and losses["feat"] > 0
+    assert set(losses) == LOSSES | {"feat", "kd", "box"} and all(torch.isfinite(v) for v in losses.values())
+    assert losses["kd"] > 0 and losses["feat"] > 0 and losses["box"] > 0
     assert rows["teacher"] == rows["student"] == (2 * SMALL["box_batch_size_per_image"], 3)  # the same ROIs
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in student.parameters())
@@ -65,7 +66,22 @@ def test_kd_vanishes_for_a_copy_of_the_student():
     student, _ = student_and_teacher()
     teacher = freeze(copy.deepcopy(student))
     losses = student_step_losses(student, teacher, *batch(), temperature=3.0)
-    assert losses["kd"].abs() < 1e-6 and losses["feat"] == 0
+    assert losses["kd"].abs() < 1e-6 and losses["feat"] == 0 and losses["box"] == 0
+
+
+def test_box_distillation_weighs_rows_by_the_teachers_object_probability():
+    s, t = torch.zeros(3, 4), torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 2.0]])
+    # rows 0 and 2 differ; only row 0 is an object for the teacher: the mean of row 0's smooth L1 (1 - 1/18)
+    assert box_kd(s, t, torch.tensor([1.0, 1.0, 0.0])).item() == pytest.approx((1 - 1 / 18) / 2)
+    logits = torch.tensor([[10.0, 0, 0], [-10.0, 10.0, -10.0]])  # ROI 0 background, ROI 1 class 1
+    s_deltas, t_deltas = torch.zeros(2, 12), torch.zeros(2, 12)
+    t_deltas[0] = 5.0  # a background ROI's deltas count (almost) nothing
+    t_deltas[1, 4:8] = 1.0  # class 1's deltas of ROI 1 count, the other classes' do not
+    t_deltas[1, 8:] = 9.0
+    assert roi_box_kd(s_deltas, t_deltas, logits).item() == pytest.approx(4 * (1 - 1 / 18), rel=1e-3)
+    obj = [torch.full((1, 3, 2, 2), -20.0)]  # the teacher sees no object at any anchor: no RPN box term
+    kd, box = rpn_terms((obj, [torch.ones(1, 12, 2, 2)]), (obj, [torch.zeros(1, 12, 2, 2)]), 2.0)
+    assert kd.abs() < 1e-6 and box.abs() < 1e-6
 
 
 def test_modes_are_checked():
@@ -82,16 +98,18 @@ def test_unlabelled_terms_score_the_students_best_proposals_with_both_heads():
     student, teacher, adapters, rows = _with_roi_rows()
     images, _ = batch()
     losses = unlabelled_kd_losses(student, teacher, images, 2.0, adapters, "class", rois_per_image=5)
-    assert set(losses) == {"feat", "kd"} and losses["feat"] > 0 and losses["kd"] > 0
+    assert set(losses) == {"feat", "kd", "box"} and all(losses[k] > 0 for k in losses)
     assert rows["teacher"] == rows["student"] == (2 * 5, 3)
     assert student.rpn.training  # back in train mode
     sum(losses.values()).backward()
     assert all(p.grad.abs().sum() > 0 for p in adapters.parameters() if p.ndim > 1)
     assert student.roi_heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+    assert student.roi_heads.box_predictor.bbox_pred.weight.grad.abs().sum() > 0
+    assert student.rpn.head.cls_logits.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
     copy_teacher = freeze(copy.deepcopy(student))
     same = unlabelled_kd_losses(student, copy_teacher, images, 2.0)
-    assert same["kd"].abs() < 1e-6 and same["feat"] == 0
+    assert same["kd"].abs() < 1e-6 and same["feat"] == 0 and same["box"] == 0
 
 
 def _ddp_worker(rank, world, port, out_dir):
