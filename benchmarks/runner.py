@@ -30,9 +30,6 @@ from variant_plans import model_folder, trainer_env, variant_plans
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = join(HERE, "results")
-# the pipeline report's labels -> the runner's model names
-MODEL_NAMES = {"dataset-specific (target teacher)": "baseline", "multi-head": "multi_head", "joint teacher": "joint",
-               "student": "student"}
 CONTROL = {"distill": {"w_feat": 0.0, "w_kd": 0.0}}
 SELF_DISTILL = {"student": {"teacher": "target"}}
 # settings that make a student's recipe (what its control must share); the others only change the distillation terms
@@ -46,10 +43,13 @@ class Scenario:
     name: str  # results/<name>/
     title: str
     task: str
-    specs: Callable[[int], list]  # held-out cases per seed -> the datasets, the target first
+    specs: Callable[[int], list]  # held-out cases per seed -> the datasets, the target first, then the sources
+    write: Callable  # write(raw_root, spec, seed=seed): one dataset in nnU-Net raw format
+    labels: str  # the held-out cases' labels in the target's raw folder (beside imagesTs)
     measure: str  # the headline measure of nnunet_kd.report.per_case
     held_out: dict  # stage -> held-out cases per seed
     candidates: dict = field(default_factory=dict)  # choice stage: name -> settings changes; the first is the preset's
+    channel_map: dict | None = None
     suffix: str = "_demo"
     preset: str = "tiny"
 
@@ -85,42 +85,59 @@ def git_commit() -> str:
 
 def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) -> dict:
     """Trains and scores every model of one seed (finished trainings are kept); returns the run's record."""
-    os.environ["nnUNet_KD_SEED"] = str(seed)
+    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.config import ROLE_TRAINERS
     from nnunet_kd.datasets import dataset_name
-    from nnunet_kd.demo import run_scenario
     from nnunet_kd.test_set import predict_and_score
+    from seed_runs import nnunet_env
     from variant_plans import only_shared_plans
-    start = datetime.datetime.now()
+    start, commit = datetime.datetime.now(), git_commit()
     specs = scenario.specs(scenario.held_out[stage])
     student = next(iter(scenario.candidates.values()), {}) if stage == "choice" else {}
-    report = run_scenario(out, specs, seed=seed, suffix=scenario.suffix, preset=scenario.preset,
-                          with_baselines=stage == "final")
-    summaries = {MODEL_NAMES[label]: load_json(join(out, "test_predictions", m["trainer"], "summary.json"))
-                 for label, m in report["models"].items() if m.get("test")}
+    env = nnunet_env(out, seed, specs, scenario.write)
+    os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_KD_SEED")})
     target = dataset_name(specs[0].dataset_id)
-    plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
-    raw = join(os.environ["nnUNet_raw"], target)
-    trainings = {name: (f"nnUNetTrainerJointKD{scenario.suffix}", variant_plans(target, plans, name.replace(":", "_"),
-                                                                                 merged(student, changes)))
-                 for name, changes in arms(scenario, stage, student).items()}
+    raw = join(env["nnUNet_raw"], target)
+    argv = ["nnunet_kd", "run", "--task", scenario.task, "-t", str(specs[0].dataset_id), "-s",
+            *[str(s.dataset_id) for s in specs[1:]], "-c", "2d", "-f", "0", "--suffix", scenario.suffix,
+            "--preset", scenario.preset, "--device", "cpu"]
+    if specs[0].num_unlabelled:
+        argv += ["--extra-target-images", join(raw, "imagesUnlabelled")]
+    if scenario.channel_map:
+        argv += ["--channel-map", json.dumps(scenario.channel_map)]
+    if stage == "final":
+        argv.append("--with-baselines")
+    subprocess.run(argv, env=env, check=True, cwd=out)
+    plans = only_shared_plans(join(env["nnUNet_preprocessed"], target))
+    roles = ROLE_TRAINERS[scenario.task]
+    trainings = {"baseline": (roles["target"] + scenario.suffix, plans), "joint": (roles["joint"] + scenario.suffix, plans),
+                 "student": (roles["student"] + scenario.suffix, plans)}
+    if stage == "final" and roles["multihead"]:
+        trainings["multi_head"] = (roles["multihead"] + scenario.suffix, plans)
+    for name, changes in arms(scenario, stage, student).items():
+        trainings[name] = (roles["student"] + scenario.suffix,
+                           variant_plans(target, plans, name.replace(":", "_"), merged(student, changes)))
     if stage == "choice":
-        trainings["baseline_x2"] = (f"nnUNetTrainer{scenario.suffix}_x2", plans)
-    env = dict(trainer_env(), nnUNet_KD_SEED=str(seed))
-    env["nnUNet_extTrainer"] += os.pathsep + join(HERE, "trainers")
+        trainings["baseline_x2"] = (f"{roles['target']}{scenario.suffix}_x2", plans)
+    train_env = dict(trainer_env(), nnUNet_KD_SEED=str(seed))
+    train_env["nnUNet_extTrainer"] += os.pathsep + join(HERE, "trainers")
+    summaries, curves = {}, {}
     for name, (trainer, name_plans) in trainings.items():
         folder = model_folder(target, trainer, name_plans, "2d")
         if not isfile(join(folder, "fold_0", "checkpoint_final.pth")):
             print(f"runner: training {name} ({trainer}, plans {name_plans})", flush=True)
             subprocess.run(["nnUNetv2_train", target, "2d", "0", "-p", name_plans, "-tr", trainer, "-device", "cpu"],
-                           env=env, check=True)
-        scored = predict_and_score(scenario.task, folder, ["0"], "cpu", join(raw, "imagesTs"), join(raw, "labelsTs"),
-                                   join(out, "test_predictions", f"{trainer}__{name_plans}"))
-        summaries[name] = load_json(join(scored, "summary.json"))
-    return {"seed": seed, "stage": stage, "date": start.strftime("%Y-%m-%d"), "machine": machine(),
-            "commit": git_commit(), "minutes": (datetime.datetime.now() - start).total_seconds() / 60,
-            "command": command, "preset": scenario.preset, "suffix": scenario.suffix,
+                           env=train_env, check=True)
+        scored = predict_and_score(scenario.task, folder, ["0"], "cpu", join(raw, "imagesTs"),
+                                   join(raw, scenario.labels), join(out, "held_out_predictions", f"{trainer}__{name_plans}"))
+        summaries[name] = load_json(join(scored, "summary.json") if os.path.isdir(scored) else scored)
+        logged = load_checkpoint(join(folder, "fold_0", "checkpoint_final.pth"))["logging"]
+        curves[name] = [round(float(v), 4) for v in logged.get("mean_fg_dice", [])]
+    return {"seed": seed, "stage": stage, "date": start.strftime("%Y-%m-%d"), "machine": machine(), "commit": commit,
+            "minutes": (datetime.datetime.now() - start).total_seconds() / 60, "command": command,
+            "preset": scenario.preset, "suffix": scenario.suffix,
             "settings": {name: merged(student, changes) for name, changes in arms(scenario, stage, student).items()},
-            "held_out_cases": scenario.held_out[stage],
+            "held_out_cases": scenario.held_out[stage], "validation_curves": curves,
             "summaries": {name: kept_summary(s) for name, s in summaries.items()}}
 
 
@@ -130,13 +147,21 @@ def headline(run: dict, model: str, measure: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+_PAIRED = {}  # paired() of runs already compared (the bootstrap takes a while; a page asks for a pair several times)
+
+
 def paired(runs: list, model: str, reference: str, measure: str) -> dict | None:
     """The paired comparison of model with reference over the pooled held-out cases of runs (those with both)."""
     from nnunet_kd.report import compare
     runs = [r for r in runs if model in r["summaries"] and reference in r["summaries"]]
     if not runs:
         return None
-    return compare([qualified(r, model) for r in runs], [qualified(r, reference) for r in runs]).get(measure)
+    key = (json.dumps([[r["summaries"][model], r["summaries"][reference], r["seed"]] for r in runs], sort_keys=True),
+           measure)
+    if key not in _PAIRED:
+        _PAIRED[key] = compare([qualified(r, model) for r in runs],
+                               [qualified(r, reference) for r in runs]).get(measure)
+    return _PAIRED[key]
 
 
 def _short(c: dict | None) -> dict | None:
@@ -207,11 +232,30 @@ def render(scenario: Scenario, stage: str, runs: list) -> str:
     lines += ["", f"Retention (student - baseline) / (joint - baseline): {_fmt(s['retention'])}; "
                   f"(student - control) / (joint - control): {_fmt(s['retention_vs_control'])} (defined where the "
                   f"denominator's interval is above 0).", ""]
+    lines += curve_lines(runs)
     if stage == "choice":
         lines += checks(scenario, runs) + [""]
     lines += [f"Method: {METHOD}.", "", "Commands:", ""] + [f"- `{r['command']}` ({r['date']}, {r['machine']})"
                                                              for r in runs]
     return "\n".join(lines) + "\n"
+
+
+def curve_lines(runs: list) -> list:
+    """Per seed, the students' validation metric per epoch (nnU-Net's pseudo Dice on fold 0's validation cases; for
+    a warm-started student the first epoch starts from the baseline's last): first, lowest, last, against the
+    baseline's last."""
+    lines = []
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        curves = r.get("validation_curves", {})
+        base = curves.get("baseline") or [None]
+        for name, c in curves.items():
+            if c and name.startswith(("student", "control", "self_distill")):
+                lines.append(f"| {r['seed']} | {name} | {c[0]:.4f} | {min(c):.4f} | {c[-1]:.4f} | "
+                             f"{'-' if base[-1] is None else f'{base[-1]:.4f}'} |")
+    if not lines:
+        return []
+    return ["## Validation per epoch (fold 0, pseudo Dice)", "", "| seed | model | first epoch | lowest | last | "
+            "baseline's last |", "| --- | --- | --- | --- | --- | --- |"] + lines + [""]
 
 
 def _fmt(v) -> str:

@@ -8,12 +8,14 @@ every size (dev cases on choice seeds, test cases on final seeds); two sources o
 `_demo` trainers with the `tiny` preset on CPU; the measure is the per-case lesion Dice. Results:
 benchmarks/results/seg/.
 """
-from nnunet_kd.data.synthetic import variety_benchmark
+from nnunet_kd.data.synthetic import variety_benchmark, write_dataset
+from nnunet_kd.demo import DEMO_CHANNEL_MAP
 from runner import Scenario, main
 
 SCENARIO = Scenario(
     name="seg", title="Segmentation benchmark (labelled cases of limited variety)", task="seg",
-    specs=variety_benchmark, measure="foreground", held_out={"choice": 160, "final": 160},
+    specs=variety_benchmark, write=write_dataset, labels="labelsTs", measure="foreground",
+    held_out={"choice": 160, "final": 160}, channel_map=DEMO_CHANNEL_MAP,
     candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
                 "channel": {"distill": {"kd_mode": "channel"}}})
 

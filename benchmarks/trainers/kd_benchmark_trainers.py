@@ -10,7 +10,9 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import join, save_json
 
 from nnunet_kd.data.loaders import shutdown
-from nnunet_kd.config import ROLE_TRAINERS
+from nnunet_kd.classification import trainers as cls_trainers
+from nnunet_kd.config import ROLE_TRAINERS, VARIANTS
+from nnunet_kd.detection import trainers as det_trainers
 from nnunet_kd.segmentation import trainers as seg_trainers
 from nnunet_kd.segmentation.trainers import (nnUNetTrainerDomainAdversarial, nnUNetTrainerJointKD,
                                              nnUNetTrainerJointTeacher, nnUNetTrainerKD)
@@ -79,10 +81,20 @@ for _base in (nnUNetTrainerKD, nnUNetTrainerDomainAdversarial, nnUNetTrainerJoin
         globals()[_name + _suffix] = type(_name + _suffix, (_mixin, _base), {"__module__": __name__})
 
 
-class nnUNetTrainer_demo_x2(seg_trainers.nnUNetTrainer_demo):
-    """The dataset-specific baseline with twice the `_demo` epochs: the convergence check of benchmarks/runner.py."""
 
+def _doubled(base: type) -> type:
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
         self.num_epochs *= 2
+    return type(base.__name__ + "_x2", (base,), {"__init__": __init__, "__module__": __name__,
+                                                 "__doc__": f"{base.__name__} with twice its epochs."})
+
+
+# the dataset-specific baselines with twice the epochs of each short variant (nnUNetTrainer_demo_x2, ...): the
+# convergence check of benchmarks/runner.py
+for _task, _module in (("seg", seg_trainers), ("cls", cls_trainers), ("det", det_trainers)):
+    for _suffix in VARIANTS:
+        _base = getattr(_module, ROLE_TRAINERS[_task]["target"] + _suffix, None)
+        if _base is not None:
+            globals()[_base.__name__ + "_x2"] = _doubled(_base)

@@ -1,9 +1,12 @@
 """benchmarks/runner.py: arms, statistics, checks and the rule of the protocol, on made-up per-case results."""
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
+from helpers import CHANNEL_MAP, tree_digest, use_env
 from test_benchmarks import _load
 
 
@@ -14,12 +17,12 @@ def _summary(runner, dice):
 
 
 def _run(runner, seed: int, stage: str, gains: dict) -> dict:
-    """A run of 30 held-out cases: baseline dice, every model the baseline + its gain + per-case noise."""
+    """A run of 12 held-out cases: baseline dice, every model the baseline + its gain + per-case noise."""
     rng = np.random.RandomState(seed)
-    base = rng.uniform(0.3, 0.8, 30)
+    base = rng.uniform(0.3, 0.8, 12)
     summaries = {"baseline": _summary(runner, base)}
     for model, gain in gains.items():
-        summaries[model] = _summary(runner, np.clip(base + gain + rng.normal(0, 0.002, 30), 0, 1))
+        summaries[model] = _summary(runner, np.clip(base + gain + rng.normal(0, 0.002, 12), 0, 1))
     return {"seed": seed, "stage": stage, "date": "2026-12-07", "machine": "m", "commit": "abc", "minutes": 1.0,
             "command": f"python benchmarks/seg.py --stage {stage} --seed {seed}", "summaries": summaries}
 
@@ -32,8 +35,9 @@ def runner(tmp_path, monkeypatch):
 
 
 def _scenario(runner, **kw):
-    return runner.Scenario(name="bench", title="T", task="seg", specs=None, measure="foreground",
-                           held_out={"choice": 30, "final": 30},
+    return runner.Scenario(name="bench", title="T", task="seg", specs=None, write=None, labels="labelsTs",
+                           measure="foreground",
+                           held_out={"choice": 12, "final": 12},
                            candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
                                        "fast": {"student": {"initial_lr": 0.01}}}, **kw)
 
@@ -53,7 +57,7 @@ def test_the_final_summary_has_every_difference_the_protocol_reports(runner, tmp
     for seed in (100, 101):
         page = runner.record(scenario, _run(runner, seed, "final", gains))
     summary = json.loads((tmp_path / "bench" / "summary.json").read_text())
-    assert summary["seeds"] == [100, 101] and summary["cases"] == 60
+    assert summary["seeds"] == [100, 101] and summary["cases"] == 24
     for key, gain in (("student", 0.03), ("joint", 0.04), ("control", 0.01), ("self_distill", 0.015),
                       ("student_vs_control", 0.02), ("student_vs_self_distill", 0.015)):
         assert summary[key]["mean"] == pytest.approx(gain, abs=0.002) and summary[key]["ci95"][0] > 0, key
@@ -70,10 +74,11 @@ def test_the_choice_page_checks_headroom_and_convergence_and_applies_the_rule(ru
     scenario = _scenario(runner)
     gains = {"joint": 0.01, "student": 0.02, "control": 0.01, "self_distill": 0.01, "baseline_x2": 0.005,
              "student:class": 0.03, "student:fast": 0.015, "control:fast": 0.0}
-    for seed in (0, 1, 2):
-        page = runner.record(scenario, _run(runner, seed, "choice", gains))
-    assert "Headroom: joint - baseline = +0.01" in page and "FAIL: change the scenario" in page
-    assert "Convergence: baseline_x2 - baseline = +0.005" in page and "FAIL: lengthen the schedule" in page
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "choice.json").write_text(json.dumps([_run(runner, s, "choice", gains) for s in (0, 1)]))
+    page = runner.record(scenario, _run(runner, 2, "choice", gains))
+    assert "Headroom: joint - baseline = +0.0" in page and "FAIL: change the scenario" in page
+    assert "Convergence: baseline_x2 - baseline = +0.00" in page and "FAIL: lengthen the schedule" in page
     assert "Rule: 'class'" in page
     assert "| student:fast - control:fast |" in page and "| student:class - control |" in page
     assert not (tmp_path / "bench" / "summary.json").exists()  # choice seeds never make the summary
@@ -83,3 +88,37 @@ def test_the_choice_page_checks_headroom_and_convergence_and_applies_the_rule(ru
         for case, change in enumerate((0.01, -0.009, 0.004, -0.004)):
             r["summaries"]["student:class"]["metric_per_case"][case]["metrics"]["1"]["Dice"] += change
     assert runner.choose(scenario, runs) == "'voxel' (best mean: 'class', not above it)"
+
+
+@pytest.mark.slow
+def test_a_choice_seed_trains_every_arm_from_the_runs_teachers_and_scores_them_on_its_held_out_cases(
+        kd, kd_pipeline, runner, tmp_path, monkeypatch):
+    """The fixture's experiment as a seed's finished pipeline: `run_seed` adopts its stages and trains the control,
+    self-distillation, a candidate and the doubled baseline beside them."""
+    from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
+    out = tmp_path / "w"
+    for name, folder in (("nnUNet_raw", kd.raw), ("nnUNet_preprocessed", kd.preprocessed),
+                         ("nnUNet_results", kd.results)):
+        shutil.copytree(folder, out / name)
+    use_env(monkeypatch, dict(os.environ, TMPDIR=str(tmp_path)))  # run_seed sets nnU-Net's folders: restored after
+    teachers = tree_digest(str(out / "nnUNet_results" / kd.target / "nnUNetTrainer_tiny__" f"{kd.plans}__2d"))
+    scenario = runner.Scenario(name="bench", title="T", task="seg", specs=lambda n: tiny_benchmark(n_test=n),
+                               write=write_dataset, labels="labelsTs", measure="foreground",
+                               held_out={"choice": 4, "final": 4}, channel_map=CHANNEL_MAP, suffix="_tiny",
+                               candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}}})
+    run = runner.run_seed(scenario, 0, "choice", str(out), "python benchmarks/x.py --stage choice --seed 0")
+    assert set(run["summaries"]) == {"baseline", "joint", "student", "control", "self_distill", "student:class",
+                                     "baseline_x2"}
+    assert all(len(s["metric_per_case"]) == 4 for s in run["summaries"].values())
+    assert tree_digest(str(out / "nnUNet_results" / kd.target / f"nnUNetTrainer_tiny__{kd.plans}__2d")) == teachers
+    block = json.loads((out / "nnUNet_preprocessed" / kd.target / f"{kd.plans}_control.json").read_text())["nnunet_kd"]
+    assert (block["distill"]["w_feat"], block["distill"]["w_kd"]) == (0.0, 0.0)
+    assert block["student"]["joint_teacher_plans"] == kd.plans
+    log = "".join(open(os.path.join(root, f)).read() for root, _, files in os.walk(
+        out / "nnUNet_results" / kd.target / f"nnUNetTrainerJointKD_tiny__{kd.plans}_self_distill__2d")
+        for f in files if f.startswith("training_log"))
+    assert "nnUNetTrainer_tiny__" in log.split("student initialised from ")[1].split()[0]
+    doubled = out / "nnUNet_results" / kd.target / f"nnUNetTrainer_tiny_x2__{kd.plans}__2d" / "fold_0"
+    assert json.loads((doubled / "debug.json").read_text())["num_epochs"] == "4"  # twice _tiny's 2
+    page = runner.record(scenario, run)
+    assert "Convergence: baseline_x2 - baseline" in page and "| student:class - control |" in page
