@@ -35,7 +35,7 @@ SELF_DISTILL = {"student": {"teacher": "target"}}
 # settings that make a student's recipe (what its control must share); the others only change the distillation terms
 RECIPE = {("student", "initial_lr"), ("student", "warmup"), ("student", "ema"), ("student", "width"),
           ("student", "init_from_target_teacher"), ("distill", "unlabelled_ratio")}
-STAGES = ("choice", "final")
+STAGES = ("probe", "choice", "final")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,10 @@ def recipe(changes: dict) -> dict:
 
 
 def arms(scenario: Scenario, stage: str, student: dict) -> dict:
-    """{model name: settings changes} of the students trained besides the pipeline's (whose settings are student)."""
+    """{model name: settings changes} of the students trained besides the pipeline's (whose settings are student);
+    none for a probe."""
+    if stage == "probe":
+        return {}
     out = {"control": merged(student, CONTROL), "self_distill": merged(student, SELF_DISTILL)}
     if stage == "choice":
         for name, changes in list(scenario.candidates.items())[1:]:
@@ -92,7 +95,7 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
     from seed_runs import nnunet_env
     from variant_plans import only_shared_plans
     start, commit = datetime.datetime.now(), git_commit()
-    specs = scenario.specs(scenario.held_out[stage])
+    specs = scenario.specs(scenario.held_out["choice" if stage == "probe" else stage])
     student = next(iter(scenario.candidates.values()), {}) if stage == "choice" else {}
     env = nnunet_env(out, seed, specs, scenario.write)
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_KD_SEED")})
@@ -117,7 +120,7 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
     for name, changes in arms(scenario, stage, student).items():
         trainings[name] = (roles["student"] + scenario.suffix,
                            variant_plans(target, plans, name.replace(":", "_"), merged(student, changes)))
-    if stage == "choice":
+    if stage == "choice":  # (a probe: the pipeline's models only)
         trainings["baseline_x2"] = (f"{roles['target']}{scenario.suffix}_x2", plans)
     train_env = dict(trainer_env(), nnUNet_KD_SEED=str(seed))
     train_env["nnUNet_extTrainer"] += os.pathsep + join(HERE, "trainers")
@@ -137,7 +140,8 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
             "minutes": (datetime.datetime.now() - start).total_seconds() / 60, "command": command,
             "preset": scenario.preset, "suffix": scenario.suffix,
             "settings": {name: merged(student, changes) for name, changes in arms(scenario, stage, student).items()},
-            "held_out_cases": scenario.held_out[stage], "validation_curves": curves,
+            "held_out_cases": specs[0].num_test, "target": repr(specs[0]),
+            "validation_curves": curves,
             "summaries": {name: kept_summary(s) for name, s in summaries.items()}}
 
 
@@ -295,6 +299,22 @@ def choose(scenario: Scenario, runs: list) -> str:
     return f"'{best}'"
 
 
+def render_probes(scenario: Scenario, stage: str, runs: list) -> str:
+    """The headroom probes: per run (each its own scenario), the target dataset and joint teacher and student minus
+    the baseline on the dev cases."""
+    lines = [f"# {scenario.title}: headroom probes", "",
+             "The pipeline alone on a choice seed's dev cases, to find a scenario with headroom (PROTOCOL.md); each row "
+             "its own scenario, so rows are not pooled.", "",
+             "| seed | commit | minutes | target dataset | baseline | joint - baseline | student - baseline |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        cells = [_row("", paired([r], m, "baseline", scenario.measure)).split(" | ")[1:3] for m in ("joint", "student")]
+        lines.append(f"| {r['seed']} | {r['commit']} | {r['minutes']:.0f} | `{r['target']}` | "
+                     f"{headline(r, 'baseline', scenario.measure):.4f} | "
+                     + " | ".join(f"{mean} {ci}" for mean, ci in cells) + " |")
+    return "\n".join(lines + ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]) + "\n"
+
+
 def record(scenario: Scenario, run: dict) -> str:
     """Adds run to results/<scenario>/<stage>.json (replacing the seed's earlier run), rewrites the stage's page and,
     for the final stage, the summaries; returns the page."""
@@ -302,9 +322,11 @@ def record(scenario: Scenario, run: dict) -> str:
     os.makedirs(folder, exist_ok=True)
     path = join(folder, f"{run['stage']}.json")
     runs = load_json(path) if isfile(path) else []
-    runs = [r for r in runs if r["seed"] != run["seed"]] + [run]
+    if run["stage"] != "probe":  # a probe keeps every earlier one (each its own scenario)
+        runs = [r for r in runs if r["seed"] != run["seed"]]
+    runs.append(run)
     _write_json(path, runs)
-    text = render(scenario, run["stage"], runs)
+    text = (render_probes if run["stage"] == "probe" else render)(scenario, run["stage"], runs)
     with open(join(folder, f"{run['stage']}.md"), "w") as f:
         f.write(text)
     if run["stage"] == "final":
@@ -329,10 +351,13 @@ def main(scenario: Scenario, argv=None) -> str:
     parser = argparse.ArgumentParser(description=f"{scenario.title}: one seed (benchmarks/PROTOCOL.md).")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--stage", required=True, choices=STAGES,
-                        help="choice: dev cases, candidates and checks; final: test cases, the frozen defaults, once.")
-    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_<scenario>_<stage>_<seed>.")
+                        help="probe: the pipeline alone on dev cases (headroom); choice: dev cases, candidates and "
+                             "checks; final: test cases, the frozen defaults, once.")
+    parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_<scenario>_<stage>_<seed> "
+                                                    "(a probe: with the time appended).")
     args = parser.parse_args(argv)
-    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_{scenario.name}_{args.stage}_{args.seed}")
+    fresh = datetime.datetime.now().strftime("_%Y%m%d%H%M%S") if args.stage == "probe" else ""  # a probe: new data
+    out = os.path.abspath(args.out or f"/tmp/nnunet_kd_{scenario.name}_{args.stage}_{args.seed}{fresh}")
     command = f"python benchmarks/{os.path.basename(sys.argv[0])} " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     text = record(scenario, run_seed(scenario, args.seed, args.stage, out, command))

@@ -3,10 +3,11 @@
     python benchmarks/seg.py --stage choice --seed 0
     python benchmarks/seg.py --stage final --seed 100
 
-8 labelled target cases with large lesions only, 80 unlabelled target images and 160 held-out cases with lesions of
-every size (dev cases on choice seeds, test cases on final seeds); two sources of 100 cases from other scanners. The
-`_demo` trainers with the `tiny` preset on CPU; the measure is the per-case lesion Dice. Results:
-benchmarks/results/seg/.
+8 labelled target cases with large bright lesions only, 80 unlabelled target images and 160 held-out cases with
+lesions of every size, half of them darker than the organ (dev cases on choice seeds, test cases on final seeds); two
+sources of 100 cases from other scanners with both kinds. The `_bench` trainers with the `tiny` preset on CPU; the
+measure is the per-case lesion Dice. `--stage probe` runs the pipeline alone (the headroom check of a new scenario).
+Results: benchmarks/results/seg/.
 """
 from nnunet_kd.data.synthetic import variety_benchmark, write_dataset
 from nnunet_kd.demo import DEMO_CHANNEL_MAP
@@ -15,7 +16,7 @@ from runner import Scenario, main
 SCENARIO = Scenario(
     name="seg", title="Segmentation benchmark (labelled cases of limited variety)", task="seg",
     specs=variety_benchmark, write=write_dataset, labels="labelsTs", measure="foreground",
-    held_out={"choice": 160, "final": 160}, channel_map=DEMO_CHANNEL_MAP,
+    held_out={"choice": 160, "final": 160}, channel_map=DEMO_CHANNEL_MAP, suffix="_bench",
     candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
                 "channel": {"distill": {"kd_mode": "channel"}}})
 

@@ -9,7 +9,7 @@ kind with fewer labelled cases and smaller lesions).
 """
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -44,6 +44,8 @@ class DatasetSpec:
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
     labelled_lesion_radius: Sequence[float] | None = None  # that of the labelled training cases (None: lesion_radius)
+    dark_lesions: float = 0.0  # share of cases whose lesions are darker than the organ (mirrored about it)
+    labelled_dark_lesions: float | None = None  # that share among the labelled training cases (None: dark_lesions)
     num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
@@ -108,7 +110,11 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
             radius = spec.labelled_lesion_radius if split == "Tr" and spec.labelled_lesion_radius else spec.lesion_radius
             organ, seg = _phantom(rng, tuple(spec.shape), n_labels, radius)
+            dark = spec.labelled_dark_lesions if split == "Tr" and spec.labelled_dark_lesions is not None \
+                else spec.dark_lesions
+            dark = bool(dark) and rng.rand() < dark  # no draw without dark lesions: other scenarios' data unchanged
             for c, sc in enumerate(spec.channels.values()):
+                sc = replace(sc, lesion=2 * sc.organ - sc.lesion) if dark else sc
                 _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
             if split != "Unlabelled":
@@ -157,13 +163,14 @@ def small_lesion_benchmark(n_test: int = 40) -> list[DatasetSpec]:
 
 
 def variety_benchmark(n_held_out: int = 160) -> list[DatasetSpec]:
-    """The situation the method is for: 8 labelled target cases of limited variety (large lesions only) under a noisy
-    scanner with a bias field, 80 unlabelled target images and n_held_out held-out cases showing lesions of every size,
-    two sources of 100 cases from other scanners that show every size; lesions labelled."""
+    """The situation the method is for: 8 labelled target cases of limited variety (large bright lesions only) under a
+    noisy scanner with a bias field, 80 unlabelled target images and n_held_out held-out cases showing lesions of every
+    size, half of them darker than the organ; two sources of 100 cases from other scanners that show every size and
+    both kinds; lesions labelled."""
     target, source_a, source_b = tiny_benchmark(n_target=8, n_source=100, n_test=n_held_out)
     for spec in (target, source_a, source_b):
-        spec.lesion_radius = (0.08, 0.25)
-    target.labelled_lesion_radius = (0.17, 0.25)
+        spec.lesion_radius, spec.dark_lesions = (0.08, 0.25), 0.5
+    target.labelled_lesion_radius, target.labelled_dark_lesions = (0.17, 0.25), 0.0
     target.num_unlabelled = 80
     target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.62, noise=0.09, bias=0.25)}
     return [target, source_a, source_b]
