@@ -9,7 +9,7 @@ kind with fewer labelled cases and smaller lesions).
 """
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -44,8 +44,6 @@ class DatasetSpec:
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
     labelled_lesion_radius: Sequence[float] | None = None  # that of the labelled training cases (None: lesion_radius)
-    dark_lesions: float = 0.0  # share of cases whose lesions are darker than the organ (mirrored about it)
-    labelled_dark_lesions: float | None = None  # that share among the labelled training cases (None: dark_lesions)
     num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
@@ -110,11 +108,7 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
             radius = spec.labelled_lesion_radius if split == "Tr" and spec.labelled_lesion_radius else spec.lesion_radius
             organ, seg = _phantom(rng, tuple(spec.shape), n_labels, radius)
-            dark = spec.labelled_dark_lesions if split == "Tr" and spec.labelled_dark_lesions is not None \
-                else spec.dark_lesions
-            dark = bool(dark) and rng.rand() < dark  # no draw without dark lesions: other scenarios' data unchanged
             for c, sc in enumerate(spec.channels.values()):
-                sc = replace(sc, lesion=2 * sc.organ - sc.lesion) if dark else sc
                 _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
             if split != "Unlabelled":

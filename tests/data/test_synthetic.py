@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from skimage.io import imread
 
-from nnunet_kd.data.synthetic import lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, write_dataset
+from nnunet_kd.data.synthetic import (lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, variety_benchmark,
+                                     write_dataset)
 
 
-@pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark, small_lesion_benchmark])
+@pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark, small_lesion_benchmark, variety_benchmark])
 def test_scenario_layout(tmp_path, scenario):
     specs = scenario()
     target, *sources = specs
@@ -85,3 +86,16 @@ def test_unlabelled_images_leave_the_labelled_and_test_cases_unchanged(tmp_path,
     assert tree_digest(plain) == {k: v for k, v in tree_digest(pooled).items() if not k.startswith("imagesUnlabelled")}
     unlabelled = sorted(os.listdir(os.path.join(pooled, "imagesUnlabelled")))
     assert len(unlabelled) == 5 and all(f.endswith("_0000.png") for f in unlabelled)
+
+
+def test_the_variety_benchmarks_labelled_cases_show_large_lesions_only_and_its_held_out_cases_every_size(tmp_path):
+    target = variety_benchmark(n_held_out=30)[0]
+    target.num_unlabelled = 0
+    folder = write_dataset(str(tmp_path), target, seed=0)
+
+    def areas(split):
+        return [int((imread(os.path.join(folder, f"labels{split}", f)) > 0).sum())
+                for f in sorted(os.listdir(os.path.join(folder, f"labels{split}")))]
+    labelled, held_out = areas("Tr"), areas("Ts")
+    assert len(labelled) == 5 and len(held_out) == 30
+    assert min(held_out) < min(labelled) / 2  # radii from 0.08 against 0.17 of the half-size
