@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import CHANNEL_MAP, tree_digest, use_env
 from test_benchmarks import _load
@@ -91,34 +92,38 @@ def test_the_choice_page_checks_headroom_and_convergence_and_applies_the_rule(ru
 
 
 @pytest.mark.slow
-def test_a_choice_seed_trains_every_arm_from_the_runs_teachers_and_scores_them_on_its_held_out_cases(
+def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_model_on_its_held_out_cases(
         kd, kd_pipeline, runner, tmp_path, monkeypatch):
-    """The fixture's experiment as a seed's finished pipeline: `run_seed` adopts its stages and trains the control,
-    self-distillation, a candidate and the doubled baseline beside them."""
+    """The fixture's experiment as a seed's finished pipeline: `run_seed` adopts its stages and trains the control and
+    self-distillation beside them; the doubled baselines of the choice stage double their variant's epochs."""
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunet_kd import trainer_path
     from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
     out = tmp_path / "w"
     for name, folder in (("nnUNet_raw", kd.raw), ("nnUNet_preprocessed", kd.preprocessed),
                          ("nnUNet_results", kd.results)):
         shutil.copytree(folder, out / name)
     use_env(monkeypatch, dict(os.environ, TMPDIR=str(tmp_path)))  # run_seed sets nnU-Net's folders: restored after
-    teachers = tree_digest(str(out / "nnUNet_results" / kd.target / "nnUNetTrainer_tiny__" f"{kd.plans}__2d"))
+    results = out / "nnUNet_results" / kd.target
+    teachers = tree_digest(str(results / f"nnUNetTrainer_tiny__{kd.plans}__2d"))
     scenario = runner.Scenario(name="bench", title="T", task="seg", specs=lambda n: tiny_benchmark(n_test=n),
                                write=write_dataset, labels="labelsTs", measure="foreground",
-                               held_out={"choice": 4, "final": 4}, channel_map=CHANNEL_MAP, suffix="_tiny",
-                               candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}}})
-    run = runner.run_seed(scenario, 0, "choice", str(out), "python benchmarks/x.py --stage choice --seed 0")
-    assert set(run["summaries"]) == {"baseline", "joint", "student", "control", "self_distill", "student:class",
-                                     "baseline_x2"}
+                               held_out={"choice": 4, "final": 4}, channel_map=CHANNEL_MAP, suffix="_tiny")
+    run = runner.run_seed(scenario, 0, "final", str(out), "python benchmarks/x.py --stage final --seed 0")
+    assert set(run["summaries"]) == {"baseline", "joint", "student", "multi_head", "control", "self_distill"}
     assert all(len(s["metric_per_case"]) == 4 for s in run["summaries"].values())
-    assert tree_digest(str(out / "nnUNet_results" / kd.target / f"nnUNetTrainer_tiny__{kd.plans}__2d")) == teachers
+    assert tree_digest(str(results / f"nnUNetTrainer_tiny__{kd.plans}__2d")) == teachers  # adopted, not retrained
     block = json.loads((out / "nnUNet_preprocessed" / kd.target / f"{kd.plans}_control.json").read_text())["nnunet_kd"]
     assert (block["distill"]["w_feat"], block["distill"]["w_kd"]) == (0.0, 0.0)
     assert block["student"]["joint_teacher_plans"] == kd.plans
     log = "".join(open(os.path.join(root, f)).read() for root, _, files in os.walk(
-        out / "nnUNet_results" / kd.target / f"nnUNetTrainerJointKD_tiny__{kd.plans}_self_distill__2d")
-        for f in files if f.startswith("training_log"))
+        results / f"nnUNetTrainerJointKD_tiny__{kd.plans}_self_distill__2d") for f in files
+        if f.startswith("training_log"))
     assert "nnUNetTrainer_tiny__" in log.split("student initialised from ")[1].split()[0]
-    doubled = out / "nnUNet_results" / kd.target / f"nnUNetTrainer_tiny_x2__{kd.plans}__2d" / "fold_0"
-    assert json.loads((doubled / "debug.json").read_text())["num_epochs"] == "4"  # twice _tiny's 2
+    assert len(run["validation_curves"]["control"]) == 2  # the _tiny variant's epochs
     page = runner.record(scenario, run)
-    assert "Convergence: baseline_x2 - baseline" in page and "| student:class - control |" in page
+    assert "| student - control |" in page
+    assert json.loads((tmp_path / "summary.json").read_text())["seg"]["seeds"] == [0]
+    monkeypatch.setenv("nnUNet_extTrainer", trainer_path() + os.pathsep + os.path.join(runner.HERE, "trainers"))
+    doubled = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainer_tiny_x2", kd.plans, device=torch.device("cpu"))
+    assert doubled.num_epochs == 4  # twice _tiny's 2
