@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a virtual environment (default .venv) and runs the test suite on the CPU in two pytest-xdist workers: the
 # fast tier first (stops at the first failure), then the tests that plan, train and predict with real nnU-Net runs
-# (the slow tier): 844-887 s of tests in all on 2 cores (fast tier 54-69 s) in three clean-clone runs.
+# (the slow tier): 844-902 s of tests in all on 2 cores (fast tier 54-72 s) in four clean-clone runs.
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
