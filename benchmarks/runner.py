@@ -146,9 +146,10 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
 
 
 def headline(run: dict, model: str, measure: str) -> float | None:
-    cases = qualified(run, model).get(measure, (None, {}))[1]
-    values = [v for v in cases.values() if v is not None and np.isfinite(v)]
-    return float(np.mean(values)) if values else None
+    """The model's measure over the run's held-out cases (a mean, a balanced accuracy, a FROC: as the task has it)."""
+    from nnunet_kd.report import pooled_metric
+    kind, cases = qualified(run, model).get(measure, ("values", {}))
+    return pooled_metric(kind, cases)
 
 
 _PAIRED = {}  # paired() of runs already compared (the bootstrap takes a while; a page asks for a pair several times)
@@ -236,7 +237,7 @@ def render(scenario: Scenario, stage: str, runs: list) -> str:
     lines += ["", f"Retention (student - baseline) / (joint - baseline): {_fmt(s['retention'])}; "
                   f"(student - control) / (joint - control): {_fmt(s['retention_vs_control'])} (defined where the "
                   f"denominator's interval is above 0).", ""]
-    lines += curve_lines(runs)
+    lines += curve_lines(runs, scenario.task)
     if stage == "choice":
         lines += checks(scenario, runs) + [""]
     lines += [f"Method: {METHOD}.", "", "Commands:", ""] + [f"- `{r['command']}` ({r['date']}, {r['machine']})"
@@ -244,8 +245,8 @@ def render(scenario: Scenario, stage: str, runs: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curve_lines(runs: list) -> list:
-    """Per seed, the students' validation metric per epoch (nnU-Net's pseudo Dice on fold 0's validation cases; for
+def curve_lines(runs: list, task: str) -> list:
+    """Per seed, the students' validation metric per epoch (on fold 0's validation cases, as nnU-Net logs it; for
     a warm-started student the first epoch starts from the baseline's last): first, lowest, last, against the
     baseline's last."""
     lines = []
@@ -258,7 +259,8 @@ def curve_lines(runs: list) -> list:
                              f"{'-' if base[-1] is None else f'{base[-1]:.4f}'} |")
     if not lines:
         return []
-    return ["## Validation per epoch (fold 0, pseudo Dice)", "", "| seed | model | first epoch | lowest | last | "
+    from nnunet_kd.config import EPOCH_METRICS
+    return [f"## Validation per epoch (fold 0, {EPOCH_METRICS[task]})", "", "| seed | model | first epoch | lowest | last | "
             "baseline's last |", "| --- | --- | --- | --- | --- | --- |"] + lines + [""]
 
 

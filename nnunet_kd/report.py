@@ -93,6 +93,25 @@ def _map50(records) -> float:
     return map50_of_matches(records)
 
 
+def _mean(values) -> float | None:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def pooled_metric(kind: str, cases: dict) -> float | None:
+    """The measure of a set of per-case results of one kind (`per_case`): the mean value, the balanced accuracy of
+    (true, predicted) classes, or the FROC / mAP@0.5 of per-image detection matches."""
+    if not cases:
+        return None
+    if kind == "values":
+        return _mean(cases.values())
+    if kind == "classes":
+        pairs = list(cases.values())
+        return stats.balanced_accuracy(np.asarray([t for t, _ in pairs], dtype=str),
+                                       np.asarray([p for _, p in pairs], dtype=str))
+    return {"froc": _froc, "map50": _map50}[kind](list(cases.values()))
+
+
 COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
            "froc": lambda m, b: stats.compare_records(m, b, _froc),
            "map50": lambda m, b: stats.compare_records(m, b, _map50)}

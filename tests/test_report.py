@@ -351,3 +351,15 @@ def test_summaries_name_their_task_and_older_ones_are_told_by_their_metric():
     assert (cls["task"], det["task"]) == ("cls", "det")
     assert [summary_task(s) for s in (cls, det, {"mean": {}})] == ["cls", "det", "seg"]
     assert [summary_task({"balanced_accuracy": 1.0}), summary_task({"mAP": 0.5})] == ["cls", "det"]
+
+
+def test_the_pooled_metric_of_each_kind_of_per_case_result():
+    from nnunet_kd.detection.metrics import image_matches
+    from nnunet_kd.report import pooled_metric
+    assert pooled_metric("values", {"a": 0.2, "b": None, "c": float("nan"), "d": 0.6}) == pytest.approx(0.4)
+    classes = {"a": ("x", "x"), "b": ("x", "y"), "c": ("y", "y"), "d": ("x", "x")}
+    assert pooled_metric("classes", classes) == pytest.approx((2 / 3 + 1) / 2)  # recall of x 2/3, of y 1
+    hit, miss = image_matches([([0, 0, 4, 4], 0)], [([0, 0, 4, 4], 0, 0.9)], 1), image_matches([([0, 0, 4, 4], 0)], [], 1)
+    assert pooled_metric("map50", {"a": hit}) == pytest.approx(1.0)
+    assert pooled_metric("froc", {"a": hit, "b": miss}) == pytest.approx(0.5)
+    assert pooled_metric("values", {}) is None

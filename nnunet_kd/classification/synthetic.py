@@ -130,3 +130,15 @@ def cls_benchmark(dim: int = 2, size: int = 32, n_target: int = 10, n_source: in
                        Scanner(background=0.3, organ=0.5, lesion=0.9, gamma=0.7, noise=0.08, blur=0.8, scale=180.0),
                        n_source, 0, shape)
     return [target, source_a, source_b]
+
+
+def cls_variety_benchmark(n_held_out: int = 240) -> list[ClsSpec]:
+    """The classification benchmark: 24 labelled target cases under a noisy, low-contrast scanner with a bias field,
+    240 unlabelled target images and n_held_out held-out cases; two sources of 150 cases from other scanners of the
+    same modality (noise like the target's), source B with another class set."""
+    target, source_a, source_b = cls_benchmark(n_target=24, n_source=150, n_test=n_held_out)
+    target.num_unlabelled = 240
+    target.scanner = Scanner(background=0.1, organ=0.4, lesion=0.55, noise=0.12, bias=0.2)
+    source_a.scanner = Scanner(background=0.25, organ=0.6, lesion=0.78, gamma=1.3, noise=0.11, bias=0.3)
+    source_b.scanner = Scanner(background=0.3, organ=0.5, lesion=0.7, gamma=0.8, noise=0.12, blur=0.5, scale=180.0)
+    return [target, source_a, source_b]

@@ -91,6 +91,25 @@ def test_the_choice_page_checks_headroom_and_convergence_and_applies_the_rule(ru
     assert runner.choose(scenario, runs) == "'voxel' (best mean: 'class', not above it)"
 
 
+def test_a_classification_page_gives_the_balanced_accuracy_of_each_model_and_its_validation_metric(runner):
+    from nnunet_kd.classification.metrics import classification_summary
+    scenario = runner.Scenario(name="bench_cls", title="T", task="cls", specs=None, write=None, labels="labelsTs.csv",
+                               measure="balanced accuracy", held_out={"choice": 8, "final": 8})
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    predicted = {"baseline": [0, 0, 1, 1, 1, 1, 2, 2], "joint": [0, 0, 0, 1, 1, 1, 1, 2],
+                 "student": [0, 0, 0, 0, 1, 1, 1, 2]}
+    run = {"seed": 0, "stage": "final", "date": "d", "machine": "m", "commit": "abc", "minutes": 1.0, "command": "c",
+           "validation_curves": {"student": [0.5, 0.7]}, "summaries": {
+               m: runner.kept_summary(classification_summary(truth, np.eye(3)[p], ["a", "b", "c"],
+                                                             cases=[f"c{k}" for k in range(8)]))
+               for m, p in predicted.items()}}
+    assert runner.headline(run, "baseline", "balanced accuracy") == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+    assert runner.headline(run, "student", "balanced accuracy") == pytest.approx(1.0)
+    page = runner.render(scenario, "final", [run])
+    assert "| 0 | abc | 1 | 0.7222 | 0.9167 | 1.0000 |" in page
+    assert "fold 0, balanced accuracy" in page
+
+
 @pytest.mark.slow
 def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_model_on_its_held_out_cases(
         kd, kd_pipeline, runner, tmp_path, monkeypatch):

@@ -1,16 +1,18 @@
 import os
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import tree_digest
 from nnunet_kd.classification.labels import TEST_LABELS_CSV, class_names, read_case_classes, read_label_rows
-from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
+from nnunet_kd.classification.synthetic import cls_benchmark, cls_variety_benchmark, write_cls_dataset
 
 
-def test_benchmark_datasets_pass_the_label_checks(tmp_path):
-    specs = cls_benchmark()
+@pytest.mark.parametrize("scenario", [cls_benchmark, lambda: cls_variety_benchmark(n_held_out=20)])
+def test_benchmark_datasets_pass_the_label_checks(tmp_path, scenario):
+    specs = scenario()
     layout = str(tmp_path / "layout")
     folders = [write_cls_dataset(str(tmp_path / "raw"), spec, usual_layout_dir=layout) for spec in specs]
     for spec, folder in zip(specs, folders):
@@ -26,6 +28,8 @@ def test_benchmark_datasets_pass_the_label_checks(tmp_path):
     test_images = sorted(os.listdir(os.path.join(folders[0], "imagesTs")))
     assert len(test_rows) == target.num_test and test_images == sorted(f"{r.case}_0000.png" for r in test_rows)
     assert not os.path.exists(os.path.join(folders[1], "imagesTs"))
+    unlabelled = os.path.join(folders[0], "imagesUnlabelled")
+    assert len(os.listdir(unlabelled)) == target.num_unlabelled if target.num_unlabelled else not os.path.exists(unlabelled)
 
 
 def test_generation_is_deterministic_per_seed(tmp_path):
