@@ -3,9 +3,9 @@
 Every dataset shows the same kind of anatomy (a textured organ with lesions inside); what differs between datasets is
 the scanner: intensity mapping, contrast, noise, bias field, resolution and the channel names. Scenarios: the demo
 (`lesion_demo`: organ and small lesions labelled, the lesions faint in the target and clear in the sources) and the
-segmentation benchmarks (`variety_benchmark`: labelled target cases with large lesions only, held-out cases and sources
-with every size; `shift_benchmark`: lesions labelled, a low-contrast noisy target; `small_lesion_benchmark`: the demo's
-kind with fewer labelled cases and smaller lesions).
+segmentation benchmarks (`variety_benchmark`: round and elongated lesions, labelled target cases with large ones only,
+held-out cases and sources with every size; `shift_benchmark`: lesions labelled, a low-contrast noisy target;
+`small_lesion_benchmark`: the demo's kind with fewer labelled cases and smaller lesions).
 """
 import os
 from collections.abc import Sequence
@@ -41,14 +41,17 @@ class DatasetSpec:
     spacing: Sequence[float] = (1.0, 1.0, 1.0)  # 3D only
     lesion_label: str = "lesion"
     extra_labels: list[str] = field(default_factory=list)  # drawn as further lesion types
+    # the extra lesion types elongated (3:1, any orientation) and as bright as the first: told apart by shape alone
+    shape_coded: bool = False
     organ_label: bool = False  # label the organ too (1 = organ, lesions from 2)
     lesion_radius: Sequence[float] = (0.12, 0.25)  # relative to the image's half-size
     labelled_lesion_radius: Sequence[float] | None = None  # that of the labelled training cases (None: lesion_radius)
     num_unlabelled: int = 0  # images without labels in imagesUnlabelled (for plan --extra-target-images)
 
 
-def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.12, 0.25)):
-    """Organ mask and label map (0 background, 1..n_labels lesions inside the organ)."""
+def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.12, 0.25), shape_coded=False):
+    """Organ mask and label map (0 background, 1..n_labels lesions inside the organ); shape_coded: lesions of label 2
+    and above are elongated."""
     grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
     radii = rng.uniform(0.55, 0.8, len(shape))
     center = rng.uniform(-0.1, 0.1, len(shape))
@@ -58,7 +61,13 @@ def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.
         label = rng.randint(1, n_labels + 1)
         r = rng.uniform(*lesion_radius, len(shape))
         c = center + rng.uniform(-0.4, 0.4, len(shape)) * radii
-        blob = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grid, c, r)) < 1
+        offsets = [g - ci for g, ci in zip(grid, c)]
+        if shape_coded and label > 1:  # 3:1 with the area of a round one, rotated in the last two axes
+            r[:], r[-1] = r[0] / np.sqrt(3), r[0] * np.sqrt(3)
+            a = rng.uniform(0, np.pi)
+            offsets[-2:] = (np.cos(a) * offsets[-2] - np.sin(a) * offsets[-1],
+                            np.sin(a) * offsets[-2] + np.cos(a) * offsets[-1])
+        blob = sum((o / ri) ** 2 for o, ri in zip(offsets, r)) < 1
         seg[blob & organ] = label
     return organ, seg
 
@@ -107,9 +116,10 @@ def write_dataset(raw_root: str, spec: DatasetSpec, seed: int = 0) -> str:
         for i in range(n):
             case = f"{spec.name.lower()}_{split.lower()}_{i:03d}"
             radius = spec.labelled_lesion_radius if split == "Tr" and spec.labelled_lesion_radius else spec.lesion_radius
-            organ, seg = _phantom(rng, tuple(spec.shape), n_labels, radius)
+            organ, seg = _phantom(rng, tuple(spec.shape), n_labels, radius, spec.shape_coded)
+            drawn = np.minimum(seg, 1) if spec.shape_coded else seg
             for c, sc in enumerate(spec.channels.values()):
-                _write(render(rng, organ, seg, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
+                _write(render(rng, organ, drawn, sc), os.path.join(folder, f"images{split}", f"{case}_{c:04d}{ending}"),
                        spec.spacing, np.uint8 if ending == ".png" else np.float32)
             if split != "Unlabelled":
                 label = np.where(seg > 0, seg + 1, organ).astype(np.uint8) if spec.organ_label else seg
@@ -157,19 +167,19 @@ def small_lesion_benchmark(n_test: int = 40) -> list[DatasetSpec]:
 
 
 def variety_benchmark(n_held_out: int = 160) -> list[DatasetSpec]:
-    """The situation the method is for: 5 labelled target cases of limited variety (large lesions only) under a very
-    noisy scanner with a bias field, 50 unlabelled target images and n_held_out held-out cases showing lesions of every
+    """The situation the method is for: 5 labelled target cases of limited variety (large lesions only) under a noisy
+    scanner with a bias field, 50 unlabelled target images and n_held_out held-out cases showing lesions of every
     size; two sources of 100 cases of every size from other scanners of the same modality (other intensity mappings,
-    gamma, bias, blur and channels, noise like the target's); lesions labelled."""
+    gamma, bias, blur and channels). Two lesion types, round and elongated, equally bright, are labelled."""
     target, source_a, source_b = tiny_benchmark(n_target=5, n_source=100, n_test=n_held_out)
     for spec in (target, source_a, source_b):
-        spec.lesion_radius = (0.08, 0.25)
+        spec.lesion_radius, spec.extra_labels, spec.shape_coded = (0.08, 0.25), ["elongated"], True
     target.labelled_lesion_radius = (0.17, 0.25)
     target.num_unlabelled = 50
-    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.14, bias=0.3)}
-    source_a.channels = {"FLAIR": Scanner(background=0.05, organ=0.3, lesion=0.5, noise=0.13),
-                         "t1": Scanner(background=0.2, organ=0.55, lesion=0.72, gamma=1.3, noise=0.13, bias=0.2)}
-    source_b.channels = {"mri": Scanner(background=0.3, organ=0.55, lesion=0.75, gamma=0.8, noise=0.14, blur=0.5,
+    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.1, bias=0.3)}
+    source_a.channels = {"FLAIR": Scanner(background=0.05, organ=0.3, lesion=0.5, noise=0.1),
+                         "t1": Scanner(background=0.2, organ=0.55, lesion=0.72, gamma=1.3, noise=0.1, bias=0.2)}
+    source_b.channels = {"mri": Scanner(background=0.3, organ=0.55, lesion=0.75, gamma=0.8, noise=0.1, blur=0.5,
                                         scale=180.0)}
     return [target, source_a, source_b]
 

@@ -4,9 +4,10 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.io import imread
 
-from nnunet_kd.data.synthetic import (lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, variety_benchmark,
+from nnunet_kd.data.synthetic import (Scanner, lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, variety_benchmark,
                                      write_dataset)
 
 
@@ -99,3 +100,24 @@ def test_the_variety_benchmarks_labelled_cases_show_large_lesions_only_and_its_h
     labelled, held_out = areas("Tr"), areas("Ts")
     assert len(labelled) == 5 and len(held_out) == 30
     assert min(held_out) < min(labelled) / 2  # radii from 0.08 against 0.17 of the half-size
+
+
+def test_shape_coded_lesion_types_differ_in_shape_not_brightness(tmp_path):
+    target = variety_benchmark(n_held_out=40)[0]
+    target.num_unlabelled, target.channels = 0, {"T1": Scanner(noise=0.0)}
+    folder = write_dataset(str(tmp_path), target, seed=0)
+    brightness, elongation = {1: [], 2: []}, {1: [], 2: []}
+    for f in sorted(os.listdir(os.path.join(folder, "labelsTs"))):
+        label = imread(os.path.join(folder, "labelsTs", f))
+        image = imread(os.path.join(folder, "imagesTs", f.replace(".png", "_0000.png"))).astype(float)
+        for k in (1, 2):
+            blobs, n = ndimage.label(label == k)
+            for b in range(1, n + 1):
+                ys, xs = np.nonzero(blobs == b)
+                if len(ys) >= 20 and (label[ndimage.binary_dilation(blobs == b)] == 3 - k).sum() == 0:  # whole
+                    brightness[k].append(image[blobs == b].mean())
+                    ev = np.linalg.eigvalsh(np.cov(np.stack([ys, xs])))
+                    elongation[k].append(ev[1] / ev[0])
+    assert len(elongation[1]) >= 5 and len(elongation[2]) >= 5
+    assert np.median(elongation[2]) > 4 > 2 > np.median(elongation[1])  # 3:1 axes: variance ratio about 9
+    assert abs(np.mean(brightness[1]) - np.mean(brightness[2])) < 10
