@@ -18,6 +18,9 @@ def _json_arg(value: str, flag: str) -> dict:
     from nnunet_kd.files import parse_json_object, read_json_object
     if os.path.isfile(value):
         return read_json_object(value, f"{flag} {value}")
+    if value.endswith(".json") and not value.lstrip().startswith("{"):
+        raise KDError(f"{flag} {value}: the file {os.path.abspath(value)} does not exist. Give the path of a JSON "
+                      f"file or the JSON itself, e.g. {flag} '{{\"3\": {{\"T1\": \"mri\"}}}}'.")
     return parse_json_object(value, f"{flag} (JSON, or a path to a JSON file)")
 
 
@@ -124,8 +127,8 @@ def _run(args) -> None:
         raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
     if args.test_images:
         check_test_inputs(args.task, args.test_images, args.test_labels)
-    if (args.submit or args.sbatch_args is not None) and not args.slurm:
-        raise KDError("--submit and --sbatch-args go with --slurm.")
+    if (args.submit or args.sbatch_args is not None or args.sbatch_train_args is not None) and not args.slurm:
+        raise KDError("--submit, --sbatch-args and --sbatch-train-args go with --slurm.")
     if args.slurm and args.dry_run:
         raise KDError("--slurm writes the submission script instead of running; leave out --dry-run.")
     spec = _run_spec(args)
@@ -149,7 +152,7 @@ def _slurm(pipeline, spec, args) -> None:
     from nnunet_kd.slurm import write_script
     command = run_argv(spec) + (["--test-images", os.path.abspath(args.test_images), "--test-labels",
                                  os.path.abspath(args.test_labels)] if args.test_images else [])
-    path = write_script(pipeline, command, shlex.split(args.sbatch_args or ""))
+    path = write_script(pipeline, command, shlex.split(args.sbatch_args or ""), shlex.split(args.sbatch_train_args or ""))
     print(f"SLURM submission script: {path}")
     if not args.submit:
         print(f"Submit it with: bash {shlex.quote(path)}")
@@ -258,6 +261,11 @@ EXAMPLES = {
 }
 
 
+def _add_target_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "-d", dest="t", type=_dataset, required=True,
+                   help="Target dataset id or name (1 or Dataset001_NAME); -d as in nnU-Net's commands.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet_kd",
@@ -277,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "an existing target plans file), transfer the plans to every source under one shared "
                                    "plans name with the KD block, and preprocess. The last line printed is the shared "
                                    "plans name. Rerunning with the same arguments verifies and reuses.")
-    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
+    _add_target_arg(p)
     p.add_argument("-s", type=_dataset, nargs="+", required=True, help="Source dataset ids or names.")
     p.add_argument("-c", nargs="+", default=["3d_fullres"],
                    help="Configurations: 2d, 3d_fullres, 3d_lowres. Default: 3d_fullres.")
@@ -297,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "baseline on the same cases (mean difference, 95% paired-bootstrap CI, p-value, "
                                    "verdict; per class for segmentation) and write report.md (printed), report.json "
                                    "and report.png. Models not trained yet are listed with a note.")
-    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
+    _add_target_arg(p)
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
     p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
@@ -318,8 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="plan -> source teachers -> target teachers -> joint teacher -> student "
                                    "(-> multi-head baseline) for the given folds, then the report. Finished stages are "
                                    "skipped, interrupted ones resume with nnU-Net's --c; --dry-run prints the commands "
-                                   "(one per line: stage, dependencies, environment, command) for cluster jobs.")
-    p.add_argument("-t", type=_dataset, required=True, help="Target dataset id or name (1 or Dataset001_NAME).")
+                                   "(the environment once, then one line per stage: stage, dependencies, state, "
+                                   "command) for cluster jobs.")
+    _add_target_arg(p)
     p.add_argument("-s", type=_dataset, nargs="+", required=True, help="Source dataset ids or names.")
     p.add_argument("-c", default="3d_fullres", help="Configuration: 2d, 3d_fullres or 3d_lowres. Default: 3d_fullres.")
     p.add_argument("-f", nargs="+", default=["0"],
@@ -358,7 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--dependency=afterok on the jobs it trains from, then a job running this `nnunet_kd run` for "
                         "the records and the report. Written to $nnUNet_results/<target>/nnunet_kd_slurm_<plans>_<c>.sh.")
     p.add_argument("--sbatch-args", default=None, metavar="\"OPTIONS\"",
-                   help='sbatch options for every job, e.g. "--partition=gpu --gres=gpu:1 --time=24:00:00".')
+                   help='sbatch options for every job, e.g. "--account=lab --time=24:00:00".')
+    p.add_argument("--sbatch-train-args", default=None, metavar="\"OPTIONS\"",
+                   help='sbatch options for the training jobs only, e.g. "--partition=gpu --gres=gpu:1" (planning '
+                        'and the report job run on CPU).')
     p.add_argument("--submit", action="store_true", help="With --slurm: also run the script (calls sbatch).")
     p.set_defaults(func=_run)
 
@@ -423,15 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-step_size", type=float, default=0.5,
                    help="Sliding-window step as a fraction of the patch size, as in nnUNetv2_predict. Default: 0.5.")
     p.set_defaults(func=_predict_det)
+    for p in (parser, *sub.choices.values()):  # "-d 1" must never be taken for a prefix of "-device"
+        p.allow_abbrev = False
     return parser
 
 
 def _joined_values(argv: list[str]) -> list[str]:
     """FLAG VALUE as FLAG=VALUE for the options whose value starts with '-' (argparse takes such a value only joined):
-    --sbatch-args "--partition=gpu"."""
+    --sbatch-args "--time=1:00:00", --sbatch-train-args "--gres=gpu:1"."""
     out = []
     for a in argv:
-        if out and out[-1] == "--sbatch-args":
+        if out and out[-1] in ("--sbatch-args", "--sbatch-train-args"):
             out[-1] += "=" + a
         else:
             out.append(a)

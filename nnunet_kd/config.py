@@ -300,6 +300,9 @@ def load_preset(name: str, task: str | None = None) -> dict:
     else:
         res = resources.files("nnunet_kd") / "presets" / f"{name}.json"
         if not res.is_file():
+            if name.endswith(".json") or os.sep in name:
+                raise KDError(f"KD preset file {os.path.abspath(name)} does not exist. Check the path, or name a "
+                              f"built-in preset: {preset_names()}.")
             raise KDError(f"Unknown KD preset '{name}'. Available presets: {preset_names()}, or give a path to a JSON file.")
         path = f"nnunet_kd/presets/{name}.json"
         override = parse_json_object(res.read_text(encoding="utf-8"), f"KD preset {path}")

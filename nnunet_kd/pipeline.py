@@ -174,9 +174,11 @@ def interpreter_path() -> str:
 def command_env() -> dict[str, str]:
     """The environment every stage needs (printed by --dry-run)."""
     env = {k: os.environ[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in os.environ}
-    missing = {"nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"} - set(env)
+    missing = [k for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k not in env]
     if missing:
-        raise KDError(f"{sorted(missing)} not set: point them at your nnU-Net folders.")
+        names = " and ".join(", ".join(missing).rsplit(", ", 1))
+        raise KDError(f"{names} {'is' if len(missing) == 1 else 'are'} not set: export "
+                      + " ".join(f"{k}=/path/to/{k}" for k in missing) + ", as for nnU-Net itself.")
     env["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer", ""))
     env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
     return env
@@ -347,8 +349,8 @@ class Pipeline:
         return {"new": "train", "restart": "train"}.get(state, state)
 
     def dry_run_lines(self) -> list[str]:
-        """One line per stage: id, after=dependencies, state, environment and command; notes first, as # lines."""
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        """Notes first, as # lines, the last one the environment every command needs (``# environment: export
+        K=V ...``); then one line per stage: id, after=dependencies, state and command, tab-separated."""
         states = [self.stage_state(s) for s in self.stages]
         notes = [f"# shared plans {self.plans_name}: " + ", ".join(
             f"{states.count(k)} {k}" for k in ("done", "resume", "train", "changed") if states.count(k))]
@@ -357,7 +359,8 @@ class Pipeline:
             notes.append(f"# {self.target} has other nnunet_kd experiments; these arguments make a new one, so every "
                          f"stage trains anew. Did you mean one of them?")
         notes += [f"#   {line}" for line in others]
-        return notes + [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{state}\t{env} {shlex.join(s.argv)}"
+        notes.append("# environment: export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items()))
+        return notes + [f"{s.id}\tafter={','.join(s.depends) or '-'}\t{state}\t{shlex.join(s.argv)}"
                         for s, state in zip(self.stages, states)]
 
     def log_path(self, stage: Stage) -> str:

@@ -17,10 +17,11 @@ def script_path(pipeline) -> str:
                 f"nnunet_kd_slurm_{pipeline.plans_name}_{pipeline.spec.configuration}.sh")
 
 
-def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str]) -> str:
+def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str], train_args: list[str] = ()) -> str:
     """The submission script: a job per unfinished stage (training ones with nnU-Net's --c, so a resubmitted or
     requeued job continues; nnU-Net starts anew where there is no checkpoint), finished stages left out, and a last job
-    running run_command (`nnunet_kd run` without --slurm), which adopts the stages and writes the report."""
+    running run_command (`nnunet_kd run` without --slurm), which adopts the stages and writes the report. sbatch_args
+    go to every job, train_args to the training jobs only (a GPU: planning and the report need none)."""
     from nnunet_kd.pipeline import interpreter_path
     env = {**pipeline.env, "PATH": interpreter_path()}
     jobs, lines, logs = {}, [], set()
@@ -36,7 +37,8 @@ def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str]) -> st
         var = f"j{len(jobs) + 1}"
         log = pipeline.log_path(stage)
         logs.add(os.path.dirname(log))
-        lines += [_submit(var, stage.id, stage.depends, jobs, log, sbatch_args, env, argv),
+        options = list(sbatch_args) + (list(train_args) if stage.trainer else [])
+        lines += [_submit(var, stage.id, stage.depends, jobs, log, options, env, argv),
                   f'echo {shlex.quote(stage.id + ": job")} "${var}"']  # a dataset name is data, never code
         jobs[stage.id] = var
     report_log = join(pipeline.env["nnUNet_results"], pipeline.target, f"nnunet_kd_run_{pipeline.plans_name}.log")
@@ -61,10 +63,10 @@ def _submit(var: str, name: str, depends: list[str], jobs: dict, log: str, sbatc
             f"--wrap={shlex.quote(command)})")
 
 
-def write_script(pipeline, run_command: list[str], sbatch_args: list[str]) -> str:
-    """Writes the submission script beside the target's model folders; returns its path."""
+def write_script(pipeline, run_command: list[str], sbatch_args: list[str], train_args: list[str] = ()) -> str:
+    """Writes the submission script (`slurm_script`) beside the target's model folders; returns its path."""
     path = script_path(pipeline)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, slurm_script(pipeline, run_command, sbatch_args))
+    write_atomic(path, slurm_script(pipeline, run_command, sbatch_args, train_args))
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP)
     return path

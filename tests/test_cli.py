@@ -1,13 +1,14 @@
 """The command line's own checks and conveniences (in-process `main`, on the planned fixture)."""
 import json
 import os
+import shlex
 
 import pytest
 import torch
 
 from helpers import CHANNEL_MAP, tree_digest
 from nnunet_kd import trainer_path
-from nnunet_kd.cli import main
+from nnunet_kd.cli import build_parser, main
 
 RUN = ["run", "-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny", "--channel-map", json.dumps(CHANNEL_MAP),
        "--suffix", "_tiny"]
@@ -18,7 +19,7 @@ RUN = ["run", "-t", "1", "-s", "2", "3", "-c", "2d", "--preset", "tiny", "--chan
     (["-f", "0,1"], "separated by spaces (e.g. -f 0 1 2 3 4); ['0,1'] is not a fold"),
     (["-f", "0", "0"], "names a fold twice"),
     (["-f", "0", "-p", "nnUNetPlans_kd_ab12cd34"], "in `nnunet_kd run`, -p is not the plans to train with"),
-    (["-f", "0", "--submit"], "--submit and --sbatch-args go with --slurm"),
+    (["-f", "0", "--submit"], "--submit, --sbatch-args and --sbatch-train-args go with --slurm"),
     (["-f", "0", "--slurm"], "--slurm writes the submission script instead of running; leave out --dry-run"),
 ])
 def test_run_refuses_bad_options_before_anything_runs(nnunet_env, capsys, args, message):
@@ -48,6 +49,13 @@ def test_nnunet_spellings_names_and_version(nnunet_env, capsys):
     def stages(out):  # the training stages (the plan stage repeats the arguments as given)
         return [line for line in out.splitlines() if not line.startswith(("#", "plan\t"))]
     assert stages(by_name) == stages(by_id) and len(stages(by_id)) == 5  # names and ids make the same experiment
+    assert main(["run", "-d", "1"] + RUN[3:] + ["-f", "0", "-device", "cpu", "--dry-run"]) == 0  # nnU-Net's -d
+    assert stages(capsys.readouterr().out) == stages(by_id)
+    for command in (["plan", "-d", "1", "-s", "2"], ["report", "-d", "1", "-p", "x", "-c", "2d"]):
+        assert build_parser().parse_args(command).t == 1
+    with pytest.raises(SystemExit):  # no prefix matching: --dev is not --device
+        main(RUN + ["-f", "0", "--dev", "cpu", "--dry-run"])
+    assert "unrecognized arguments: --dev" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("nnunet_kd 0.")
@@ -96,7 +104,13 @@ def test_dry_run_of_a_target_never_planned_lists_every_stage_and_writes_nothing(
     os.makedirs(tmp_path / "preprocessed")
     os.makedirs(tmp_path / "results")
     assert main(["run", "-t", "15", "-s", "16", "-c", "2d", "-f", "0", "--preset", "tiny", "--dry-run"]) == 0
-    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    out = capsys.readouterr().out.splitlines()
+    lines = [line.split("\t") for line in out if not line.startswith("#")]
+    # the environment once, in a line to paste; the stage lines without it
+    env_lines = [line for line in out if "nnUNet_raw=" in line]
+    assert len(env_lines) == 1 and env_lines[0].startswith("# environment: export ")
+    env = dict(a.split("=", 1) for a in shlex.split(env_lines[0].removeprefix("# environment: export ")))
+    assert env["nnUNet_raw"] == str(tmp_path / "raw") and env["nnUNet_extTrainer"].startswith(trainer_path())
     assert [(stage, state) for stage, _, state, _ in lines] == [
         ("plan", "train"), ("source:Dataset016_FreshSource", "train"), ("target:0", "train"), ("joint:0", "train"),
         ("student:0", "train")]
@@ -110,3 +124,73 @@ def test_sbatch_args_may_start_with_a_dash_as_a_separate_argument(nnunet_env, tm
     with open(script) as f:
         submits = [line for line in f if "$(submit " in line]
     assert len(submits) == 6 and all(" --partition=gpu --time=1:00:00 " in line for line in submits)
+    assert main(RUN + ["-f", "0", "--device", "cpu", "--slurm", "--sbatch-args", "--time=1:00:00",
+                       "--sbatch-train-args", "--gres=gpu:1"]) == 0
+    with open(capsys.readouterr().out.splitlines()[0].split(": ", 1)[1]) as f:
+        submits = [line for line in f if "$(submit " in line]
+    training = [line for line in submits if "nnUNetv2_train" in line]
+    assert len(training) == 5 and all(" --time=1:00:00 --gres=gpu:1 " in line for line in training)
+    assert [line for line in submits if "--gres" not in line] == [submits[-1]]  # the report job holds no GPU
+    assert " --time=1:00:00 " in submits[-1]
+
+
+def _fresh(tmp_path, monkeypatch):
+    """Two small raw datasets (15 target, 16 source) and empty nnU-Net folders."""
+    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    for d in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
+        os.makedirs(tmp_path / d, exist_ok=True)
+    for i, name in ((15, "Fresh"), (16, "FreshSource")):
+        write_dataset(str(tmp_path / "raw"), DatasetSpec(i, name, {"T1": Scanner()}, 5, shape=(32, 32)))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "my.json"], "KD preset file {tmp}/my.json does not exist. Check the path, or name a built-in preset"),
+    (["--channel-map", "cm.json"], "--channel-map cm.json: the file {tmp}/cm.json does not exist"),
+    (["-t", "Dataset015_Frseh"], "Dataset Dataset015_Frseh does not exist: no folder {tmp}/raw/Dataset015_Frseh. "
+                                 "Datasets in nnUNet_raw: ['Dataset015_Fresh', 'Dataset016_FreshSource']"),
+])
+def test_messages_name_what_is_wrong(tmp_path, monkeypatch, capsys, args, message):
+    _fresh(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "-t", "15", "-s", "16", "-c", "2d", "-f", "0", "--preset", "tiny", "--device", "cpu"]
+    assert main(argv[:1] + argv[3:] + args if args[0] == "-t" else argv + args) == 2  # -t given once
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert os.listdir(tmp_path / "preprocessed") == os.listdir(tmp_path / "results") == []
+
+
+def test_missing_nnunet_folders_and_a_3d_configuration_of_2d_data_are_plain_messages(tmp_path, monkeypatch, capsys):
+    _fresh(tmp_path, monkeypatch)
+    monkeypatch.delenv("nnUNet_preprocessed")
+    monkeypatch.delenv("nnUNet_results")
+    assert main(["run", "-t", "15", "-s", "16", "-c", "2d", "--preset", "tiny", "--dry-run"]) == 2
+    assert ("nnUNet_preprocessed and nnUNet_results are not set: export nnUNet_preprocessed=/path/to/nnUNet_"
+            "preprocessed nnUNet_results=/path/to/nnUNet_results") in capsys.readouterr().err
+    _fresh(tmp_path, monkeypatch)
+    assert main(["plan", "-t", "15", "-s", "16", "-c", "3d_fullres", "--preset", "tiny", "-np", "1"]) == 2
+    assert "so nnU-Net plans only the '2d' configuration; got -c 3d_fullres. Pass -c 2d." in capsys.readouterr().err
+
+
+def test_plan_says_it_registers_derived_datasets_and_stops_when_nnunet_raw_takes_no_files(tmp_path, monkeypatch,
+                                                                                        capsys):
+    import errno
+    import nnunet_kd.files as files
+    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    _fresh(tmp_path, monkeypatch)
+    write_dataset(str(tmp_path / "raw"), DatasetSpec(17, "OtherScanner", {"mri": Scanner()}, 5, shape=(32, 32)))
+    raw = tree_digest(str(tmp_path / "raw"))
+    real = files.tempfile.NamedTemporaryFile
+
+    def read_only_raw(*args, dir=None, **kwargs):
+        if dir == str(tmp_path / "raw"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(files.tempfile, "NamedTemporaryFile", read_only_raw)
+    plan = ["plan", "-t", "15", "-s", "17", "-c", "2d", "--preset", "tiny", "-np", "1",
+            "--channel-map", json.dumps({"17": {"T1": "mri"}})]
+    assert main(plan) == 2
+    out, err = capsys.readouterr()
+    assert "Registering Dataset901_OtherScannerForFresh in nnUNet_raw: a dataset.json each" in out
+    assert (f"registers the derived datasets Dataset901_OtherScannerForFresh in nnUNet_raw (a dataset.json each; the "
+            f"images stay where they are). nnUNet_raw {tmp_path / 'raw'} is on a read-only file system") in err
+    assert tree_digest(str(tmp_path / "raw")) == raw and os.listdir(tmp_path / "preprocessed") == []

@@ -108,7 +108,10 @@ def test_slurm_jobs_follow_the_stage_graph_with_runs_commands(kd, kd_pipeline, t
     names = {j["id"]: j["name"].removeprefix("nnunet_kd_") for j in ledger}
     use_env(monkeypatch, env)
     assert main(RUN[1:] + ["--dry-run"]) == 0
-    dry = [line.split("\t") for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    out = capsys.readouterr().out.splitlines()
+    dry = [line.split("\t") for line in out if not line.startswith("#")]
+    env_line = next(line for line in out if line.startswith("# environment: export "))
+    dry_env = _split_env(shlex.split(env_line.removeprefix("# environment: export ")))[0]
     # the jobs' graph is the pipeline's: every stage but the finished plan, after the stages it trains from
     graph = {stage.replace(":", "_"): {d.replace(":", "_") for d in after[6:].split(",")} - {"plan", "-"}
              for stage, after, *_ in dry if stage != "plan"}
@@ -117,14 +120,14 @@ def test_slurm_jobs_follow_the_stage_graph_with_runs_commands(kd, kd_pipeline, t
     assert jobs == graph
     assert all(f"job {j['id']}" in proc.stdout for j in ledger)
     # each training job runs the dry run's command (with --c: a requeued job continues), so it trains what `run` does
-    commands = {stage.replace(":", "_"): _split_env(shlex.split(command)) for stage, _, _, command in dry}
+    commands = {stage.replace(":", "_"): shlex.split(command) for stage, _, _, command in dry}
     for j in ledger:
         variables, argv = _split_env(shlex.split(j["options"]["wrap"])[1:])  # env K=V ... command
         if names[j["id"]] == "run":
             assert argv[:2] == ["nnunet_kd", "run"] and "--slurm" not in argv
             continue
-        assert argv == commands[names[j["id"]]][1] + ["--c"]
-        assert commands[names[j["id"]]][0].items() <= variables.items()
+        assert argv == commands[names[j["id"]]] + ["--c"]
+        assert dry_env.items() <= variables.items() and "nnUNet_raw" in dry_env
     # on finished stages (a copy of the shared run) only the last job is left
     done = kd_pipeline.copy(tmp_path / "done")
     kd.run(RUN + ["--slurm"], env=done)
@@ -152,7 +155,7 @@ def test_a_hostile_dataset_name_is_data_in_the_slurm_script(kd, tmp_path, monkey
 
 def _split_env(argv: list) -> tuple:
     """({variable: value}, command) of a command line that starts with variable assignments."""
-    n = next(i for i, a in enumerate(argv) if "=" not in a)
+    n = next((i for i, a in enumerate(argv) if "=" not in a), len(argv))
     return dict(a.split("=", 1) for a in argv[:n]), argv[n:]
 
 

@@ -19,7 +19,10 @@ def read_existing(path: str, flag: str) -> dict:
     if os.path.basename(path).startswith("fold_"):
         path, fold = os.path.dirname(path), os.path.basename(path)[len("fold_"):]
     parts = os.path.basename(path).split("__")
-    if not isdir(path) or len(parts) != 3 or not all(isfile(join(path, f)) for f in ("plans.json", "dataset.json")):
+    if not isdir(path):
+        raise KDError(f"{flag} {path} does not exist. Give the teacher's model folder, e.g. "
+                      f"$nnUNet_results/Dataset001_X/nnUNetTrainer__nnUNetPlans__3d_fullres.")
+    if len(parts) != 3 or not all(isfile(join(path, f)) for f in ("plans.json", "dataset.json")):
         raise KDError(f"{flag} {path}: not a trained nnU-Net model folder (TRAINER__PLANS__CONFIGURATION with "
                       f"plans.json, dataset.json and fold_X/checkpoint_final.pth), e.g. "
                       f"$nnUNet_results/Dataset001_X/nnUNetTrainer__nnUNetPlans__3d_fullres.")

@@ -117,6 +117,10 @@ class RawDataset:
         self.id = dataset_id(name)
         self.raw_folder = join(nnUNet_raw.get(), name)
         json_file = join(self.raw_folder, "dataset.json")
+        if not os.path.isdir(self.raw_folder):
+            there = sorted(d for d in os.listdir(nnUNet_raw.get()) if d.startswith("Dataset"))
+            raise KDError(f"Dataset {name} does not exist: no folder {self.raw_folder}. Datasets in nnUNet_raw: "
+                          f"{there or 'none'}.")
         if not isfile(json_file):
             raise KDError(f"{json_file} is missing: {name} is not an nnU-Net raw dataset.")
         self.json = read_json_object(json_file)
@@ -201,8 +205,8 @@ def _select_configurations(plans: dict, configurations: Sequence[str], where: st
     available = list(plans["configurations"])
     missing = [c for c in configurations if c not in available]
     if missing:
-        raise KDError(f"{where} has no configuration {missing}; it has {available}. nnU-Net plans 3d configurations "
-                      f"only for 3D images and 3d_lowres only for large ones.")
+        raise KDError(f"{where} has no configuration {', '.join(missing)}; it has {', '.join(available)}. nnU-Net "
+                      f"plans 3d configurations only for 3D images and 3d_lowres only for large ones.")
     resolved = PlansManager(copy.deepcopy(plans))  # resolves inherits_from, so dropping a parent breaks nothing
     plans["configurations"] = {c: copy.deepcopy(resolved.get_configuration(c).configuration) for c in configurations}
     for conf in plans["configurations"].values():
@@ -341,7 +345,8 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         raise KDError("Target and sources must all be 2D or all 3D: " +
                       ", ".join(f"{n} is {'2D' if v else '3D'}" for n, v in dims.items()) + ".")
     if all(dims.values()) and any(c.startswith("3d") for c in configurations):
-        raise KDError(f"The datasets are 2D, so nnU-Net plans only the '2d' configuration; got -c {configurations}.")
+        raise KDError(f"The datasets are 2D, so nnU-Net plans only the '2d' configuration; got -c "
+                      f"{' '.join(configurations)}. Pass -c 2d.")
     derived = []  # (index in sources, name, dataset.json)
     for i, s in enumerate(srcs):
         explicit = channel_map.get(str(s.id))
@@ -427,6 +432,16 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
                    extra_target_images, task, target_teacher, source_teachers)
+    new = [dname for _, dname, _ in spec.derived if not isfile(join(nnUNet_raw.get(), dname, "dataset.json"))]
+    if new:
+        log(f"Registering {', '.join(new)} in nnUNet_raw: a dataset.json each, pointing at the source's own files "
+            f"with its channels in the target's order (nnU-Net plans and preprocesses from nnUNet_raw).")
+        try:
+            check_writable(nnUNet_raw.get(), "nnUNet_raw")
+        except KDError as e:
+            raise KDError(f"The sources' channels differ from the target's, so `plan` registers the derived datasets "
+                          f"{', '.join(new)} in nnUNet_raw (a dataset.json each; the images stay where they are). {e}"
+                          ) from None
     check_writable(nnUNet_preprocessed.get(), "nnUNet_preprocessed")
     lock = join(nnUNet_preprocessed.get(), f".nnunet_kd_{spec.target.name}_{spec.name}.lock")
     with exclusive(lock, f"Experiment {spec.name} of {spec.target.name} (another `nnunet_kd plan`)"):

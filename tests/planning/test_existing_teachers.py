@@ -35,6 +35,7 @@ def test_dry_run_trains_only_the_teachers_not_given(kd, kd_pipeline, tmp_path, m
     (lambda p, tmp: ["--target-teacher", os.path.join(p.target_teacher, "fold_3")],
      "fold_3 has no checkpoint_final.pth (finished folds: ['0'])"),
     (lambda p, tmp: ["--target-teacher", str(tmp)], "not a trained nnU-Net model folder"),
+    (lambda p, tmp: ["--target-teacher", str(tmp / "absent")], "absent does not exist. Give the teacher's model folder"),
     (lambda p, tmp: ["--source-teacher", p.source_teachers[0], "--source-teacher", p.source_teachers[0]],
      "Two --source-teacher models for Dataset002_KDSourceA"),
     (lambda p, tmp: ["--target-teacher", _with_spacing(p.target_teacher, tmp)],
