@@ -97,6 +97,7 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
     start, commit = datetime.datetime.now(), git_commit()
     specs = scenario.specs(scenario.held_out["choice" if stage == "probe" else stage])
     student = next(iter(scenario.candidates.values()), {}) if stage == "choice" else {}
+    check_work_folder(out, specs)
     env = nnunet_env(out, seed, specs, scenario.write)
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_KD_SEED")})
     target = dataset_name(specs[0].dataset_id)
@@ -143,6 +144,21 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
             "held_out_cases": specs[0].num_test, "target": repr(specs[0]),
             "validation_curves": curves,
             "summaries": {name: kept_summary(s) for name, s in summaries.items()}}
+
+
+def check_work_folder(out: str, specs: list) -> None:
+    """A work folder keeps its finished trainings for a rerun of the same seed; one made for other datasets (another
+    scenario, an earlier commit's) is refused instead of reused."""
+    stamp, datasets = join(out, "benchmark_datasets.json"), [repr(s) for s in specs]
+    if isfile(stamp) and load_json(stamp) != datasets:
+        sys.exit(f"runner: {out} holds the models of other datasets than this scenario makes (see {stamp}); "
+                 f"move it aside or pass --out.")
+    if not isfile(stamp):
+        if os.path.isdir(out) and os.listdir(out):
+            sys.exit(f"runner: {out} is not empty and has no {os.path.basename(stamp)}: its models may be of other "
+                     f"datasets; move it aside or pass --out.")
+        os.makedirs(out, exist_ok=True)
+        _write_json(stamp, datasets)
 
 
 def headline(run: dict, model: str, measure: str) -> float | None:

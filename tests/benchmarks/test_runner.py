@@ -128,6 +128,8 @@ def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_mo
     scenario = runner.Scenario(name="bench", title="T", task="seg", specs=lambda n: tiny_benchmark(n_test=n),
                                write=write_dataset, labels="labelsTs", measure="foreground",
                                held_out={"choice": 4, "final": 4}, channel_map=CHANNEL_MAP, suffix="_tiny")
+    # the copy's datasets are the scenario's, as the runner stamps a work folder it made
+    (out / "benchmark_datasets.json").write_text(json.dumps([repr(s) for s in tiny_benchmark(n_test=4)]))
     run = runner.run_seed(scenario, 0, "final", str(out), "python benchmarks/x.py --stage final --seed 0")
     assert set(run["summaries"]) == {"baseline", "joint", "student", "multi_head", "control", "self_distill"}
     assert all(len(s["metric_per_case"]) == 4 for s in run["summaries"].values())
@@ -146,3 +148,17 @@ def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_mo
     monkeypatch.setenv("nnUNet_extTrainer", trainer_path() + os.pathsep + os.path.join(runner.HERE, "trainers"))
     doubled = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainer_tiny_x2", kd.plans, device=torch.device("cpu"))
     assert doubled.num_epochs == 4  # twice _tiny's 2
+
+
+def test_a_work_folder_of_other_datasets_is_refused_not_reused(runner, tmp_path):
+    from nnunet_kd.data.synthetic import variety_benchmark
+    out, specs = str(tmp_path / "work"), variety_benchmark(n_held_out=4)
+    runner.check_work_folder(out, specs)
+    runner.check_work_folder(out, specs)  # the same seed again: kept
+    other = variety_benchmark(n_held_out=5)
+    with pytest.raises(SystemExit, match="holds the models of other datasets than this scenario makes"):
+        runner.check_work_folder(out, other)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "nnUNet_results").mkdir()
+    with pytest.raises(SystemExit, match="is not empty and has no benchmark_datasets.json"):
+        runner.check_work_folder(str(tmp_path / "old"), specs)
