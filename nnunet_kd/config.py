@@ -2,7 +2,7 @@
 
 nnU-Net fixes a trainer's constructor, so every setting of the plugin travels in the plans file. ``nnunet_kd plan``
 writes the block from a preset (``nnunet_kd/presets/<name>.json``); the trainers read it back with :func:`kd_block_from_plans`.
-Every key and its default is documented in the README.
+Every key and its default is documented in docs/kd-block.md.
 """
 import copy
 import json
@@ -73,7 +73,7 @@ def _is_levels(v) -> bool:
 @dataclass(frozen=True)
 class Setting:
     """One key of the KD block a preset may change: its default, its rule (``accepts``, ``must_be`` for the error) and
-    its meaning (the README's table, `settings_table`)."""
+    its meaning (the table of docs/kd-block.md, `settings_table`)."""
     default: Any
     accepts: Callable[[Any], bool]
     must_be: str
@@ -109,8 +109,8 @@ class ArchitectureSettings:
 @dataclass(frozen=True)
 class DannSettings:
     """The source teachers' domain-adversarial term."""
-    weight: float = _setting(0.1, *_WEIGHT, "L_task + weight * L_domain (chosen in `benchmarks/results/dann_probe.md`; "
-                             "1.0 cost the source task)")
+    weight: float = _setting(0.1, *_WEIGHT, "L_task + weight * L_domain (larger weights hide the domain better and "
+                             "cost more of the source task)")
     levels: list[int] = _setting([-1], _is_stage_list,
                                  f"a non-empty list of encoder stage indices below {MAX_STAGE} (-1 = bottleneck)",
                                  "encoder stages with a domain head (-1 = bottleneck)")
@@ -222,7 +222,8 @@ class StudentSettings:
 @dataclass(frozen=True)
 class KDSettings:
     """The settings of the KD block, typed: the one definition of their defaults, rules and meanings (`SCHEMA`, the
-    README's table). Trainers read ``self.settings.distill.w_kd``; `plan` adds the dataset part (DATASET_KEYS)."""
+    table of docs/kd-block.md). Trainers read ``self.settings.distill.w_kd``; `plan` adds the dataset part
+    (DATASET_KEYS)."""
     task: str = _setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
                          "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles")
     seed: int | None = _setting(None, _optional(_is_int), "an integer or null",
@@ -255,7 +256,8 @@ def _schema() -> dict:
     return out
 
 
-# Every setting by key path: derived from KDSettings, so defaults, validation and the README table never differ.
+# Every setting by key path: derived from KDSettings, so defaults, validation and the table of docs/kd-block.md never
+# differ.
 SCHEMA = _schema()
 # Settings a preset may change, with their defaults (two levels: groups of keys, and top-level keys).
 DEFAULT_SETTINGS = asdict(KDSettings())
@@ -268,7 +270,7 @@ def _markdown_value(v) -> str:
 
 
 def settings_table() -> str:
-    """The README's rows of the KD block's settings: key, default, meaning."""
+    """The rows of the KD block's settings table (docs/kd-block.md): key, default, meaning."""
     return "\n".join(f"| `{path}` | {_markdown_value(s.default)} | {s.meaning} |" for path, s in SCHEMA.items())
 
 

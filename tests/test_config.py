@@ -93,8 +93,8 @@ def test_the_schema_gives_defaults_rules_and_the_readme_table_and_the_presets_pa
     assert load_preset("default") == DEFAULT_SETTINGS
     for name in preset_names():
         load_preset(name)
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
-        assert settings_table() in f.read(), f"Put these rows in the README's KD block table:\n{settings_table()}"
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "kd-block.md")) as f:
+        assert settings_table() in f.read(), f"Put these rows in the table of docs/kd-block.md:\n{settings_table()}"
 
 
 def test_a_preset_file_with_nan_is_refused_naming_the_file_and_key(tmp_path):

@@ -32,8 +32,8 @@ def test_cli_runs_as_a_module_from_the_checkout():
     assert "nnunet_kd COMMAND -h" in proc.stdout
 
 
-def test_the_readme_layout_names_every_module_and_package():
-    with open(os.path.join(ROOT, "README.md")) as f:
+def test_the_development_page_names_every_module_and_package():
+    with open(os.path.join(ROOT, "docs", "development.md")) as f:
         text = f.read()
     layout = text[text.index("Layout (the checkout"):text.index("Tests mirror the package")]
     entries = [e for e in os.listdir(os.path.join(ROOT, "nnunet_kd")) if not e.startswith("__")]

@@ -129,7 +129,7 @@ def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
 
 
 def variants_table() -> str:
-    """The README's table of every short trainer variant, from the task modules' trainer classes."""
+    """The table of every short trainer variant (docs/trainers.md), from the task modules' trainer classes."""
     from nnunet_kd.classification import trainers as cls
     from nnunet_kd.config import VARIANTS
     from nnunet_kd.detection import trainers as det
@@ -142,11 +142,11 @@ def variants_table() -> str:
     return "\n".join(lines)
 
 
-def test_the_readme_lists_every_variant_class():
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
-        readme = f.read()
+def test_the_docs_list_every_variant_class():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "trainers.md")) as f:
+        page = f.read()
     table = variants_table()
-    assert table in readme, f"Put this table in the README's 'Trainers and checkpoints' section:\n{table}"
+    assert table in page, f"Put this table in docs/trainers.md:\n{table}"
     from nnunet_kd.segmentation.trainers import nnUNetTrainerJointKD, nnUNetTrainerJointKD_tiny
     assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table
 
