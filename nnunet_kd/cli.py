@@ -69,6 +69,7 @@ def _plan(args) -> None:
     channel_map = _json_arg(args.channel_map, "--channel-map") if args.channel_map else None
     with _stdout_to_stderr() if args.quiet else contextlib.nullcontext():  # nnU-Net prints
         name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
+                    plans_name=args.plans_name,
                     channel_map=channel_map, derived_ids=args.derived_id,
                     num_processes=args.np or default_num_processes, verbose=not args.quiet,
                     extra_target_images=args.extra_target_images, task=args.task,
@@ -76,7 +77,7 @@ def _plan(args) -> None:
     from nnunet_kd.pipeline import RunSpec, build_stages
     from nnunet_kd.planning.shared import prepare
     shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
-                     args.extra_target_images, args.task, args.target_teacher, args.source_teacher)
+                     args.extra_target_images, args.task, args.target_teacher, args.source_teacher, args.plans_name)
     out = sys.stderr if args.quiet else sys.stdout
     print(f"Shared plans: {name}. Train fold 0 with these (after export nnUNet_extTrainer=$(nnunet_kd "
           f"trainer-path); folds 1-4 alike):", file=out)
@@ -106,17 +107,19 @@ def _report(args) -> None:
     report(results, dataset_name(args.t), args.p, args.c, models, test_folders, args.o)
 
 
-def _run_spec(args):
+def _run_spec(args, configuration: str):
     from nnunet_kd.pipeline import RunSpec
     _no_p(args)
-    return RunSpec(target=args.t, sources=args.s, configuration=args.c, folds=args.f, planner=args.pl,
+    return RunSpec(target=args.t, sources=args.s, configuration=configuration, folds=args.f, planner=args.pl,
                    plans=args.from_plans,
                    preset=os.path.abspath(args.preset) if args.preset.endswith(".json") and os.path.isfile(args.preset)
                    else args.preset,
                    channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
                    derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
                    device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task,
-                   target_teacher=args.target_teacher, source_teachers=args.source_teacher, npz=args.npz)
+                   target_teacher=args.target_teacher, source_teachers=args.source_teacher, npz=args.npz,
+                   plans_name=args.plans_name,
+                   plan_configurations=list(dict.fromkeys(args.c)) if len(set(args.c)) > 1 else None)
 
 
 def _run(args) -> None:
@@ -131,20 +134,24 @@ def _run(args) -> None:
         raise KDError("--submit, --sbatch-args and --sbatch-train-args go with --slurm.")
     if args.slurm and args.dry_run:
         raise KDError("--slurm writes the submission script instead of running; leave out --dry-run.")
-    spec = _run_spec(args)
-    pipeline = Pipeline(spec, force=args.force, verbose=args.verbose)
+    if args.slurm and len(set(args.c)) > 1:
+        raise KDError(f"--slurm writes one script per configuration: run it once per configuration (-c "
+                      f"{' '.join(args.c)} plans them together only without --slurm).")
+    pipelines = [Pipeline(_run_spec(args, c), force=args.force, verbose=args.verbose) for c in dict.fromkeys(args.c)]
     if args.dry_run:
-        print("\n".join(pipeline.dry_run_lines()))
+        print("\n".join(dict.fromkeys(line for p in pipelines for line in p.dry_run_lines())))  # one plan stage
         return
     if args.slurm:
-        _slurm(pipeline, spec, args)
+        _slurm(pipelines[0], pipelines[0].spec, args)
         return
-    pipeline.run()
-    models = pipeline.models()
-    results = pipeline.env["nnUNet_results"]
-    out = os.path.join(results, pipeline.target, f"nnunet_kd_test_{pipeline.plans_name}_{args.c}")
-    tests = pipeline.test_set(args.test_images, args.test_labels, out) if args.test_images else {}
-    report(results, pipeline.target, pipeline.plans_name, args.c, models, tests)
+    for pipeline in pipelines:  # the plan stage of the first plans every configuration; the others reuse it
+        c = pipeline.spec.configuration
+        pipeline.run()
+        models = pipeline.models()
+        results = pipeline.env["nnUNet_results"]
+        out = os.path.join(results, pipeline.target, f"nnunet_kd_test_{pipeline.plans_name}_{c}")
+        tests = pipeline.test_set(args.test_images, args.test_labels, out) if args.test_images else {}
+        report(results, pipeline.target, pipeline.plans_name, c, models, tests)
 
 
 def _slurm(pipeline, spec, args) -> None:
@@ -208,6 +215,9 @@ def _add_dataset_args(p) -> None:
                         "nnUNetv2_plan_and_preprocess) instead of planning: it is copied under the shared name with the "
                         "same data_identifier, so nothing is preprocessed again.")
     p.add_argument("-p", default=None, help=argparse.SUPPRESS)  # nnU-Net's meaning differs: a clear error
+    p.add_argument("--plans-name", default=None, metavar="NAME",
+                   help="Name of the shared plans (as nnU-Net's -overwrite_plans_name). Default: nnUNetPlans_kd_<hash "
+                        "of the arguments and settings>. A name whose plans exist with another KD block is refused.")
     p.add_argument("--preset", default="default",
                    help="KD preset from nnunet_kd/presets (default, tiny) or a path to a JSON file. Default: default.")
     p.add_argument("--channel-map", default=None,
@@ -330,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "command) for cluster jobs.")
     _add_target_arg(p)
     p.add_argument("-s", type=_dataset, nargs="+", required=True, help="Source dataset ids or names.")
-    p.add_argument("-c", default="3d_fullres", help="Configuration: 2d, 3d_fullres or 3d_lowres. Default: 3d_fullres.")
+    p.add_argument("-c", nargs="+", default=["3d_fullres"],
+                   help="Configurations: 2d, 3d_fullres, 3d_lowres, planned together and trained one after another. "
+                        "Default: 3d_fullres.")
     p.add_argument("-f", nargs="+", default=["0"],
                    help="Folds of the target, separated by spaces: 0 1 2 3 4 or all (more folds only with your own "
                         "splits_final.json). Default: 0.")

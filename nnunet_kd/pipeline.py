@@ -99,11 +99,17 @@ class RunSpec:
     target_teacher: str | None = None  # an existing model (folder, or one of its fold folders) instead of training
     source_teachers: list[str] = field(default_factory=list)  # likewise, one per source at most
     npz: bool = False  # nnU-Net's --npz: the final validation also saves softmax (ensembling, find_best_configuration)
+    plans_name: str | None = None  # the user's name for the shared plans (None: nnUNetPlans_kd_<hash>)
+    plan_configurations: list[str] | None = None  # the configurations planned (None: configuration alone)
+
+    def planned(self) -> list[str]:
+        return list(self.plan_configurations or [self.configuration])
 
 
 def _plan_argv(spec: RunSpec) -> list[str]:
-    argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", spec.configuration,
+    argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", *spec.planned(),
             "--preset", spec.preset]
+    argv += ["--plans-name", spec.plans_name] if spec.plans_name else []
     argv += ["--from-plans", spec.plans] if spec.plans else ["-pl", spec.planner]
     if spec.channel_map:
         argv += ["--channel-map", json.dumps(spec.channel_map)]
@@ -219,9 +225,9 @@ class Pipeline:
                           f"validation files. Leave out --npz.")
         self.env = command_env()
         _check_folds(spec, self.env["nnUNet_preprocessed"])  # before the (slower) planning checks
-        shared = prepare(spec.target, spec.sources, [spec.configuration], spec.planner, spec.plans, spec.preset,
+        shared = prepare(spec.target, spec.sources, spec.planned(), spec.planner, spec.plans, spec.preset,
                          spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task,
-                         spec.target_teacher, spec.source_teachers)
+                         spec.target_teacher, spec.source_teachers, spec.plans_name)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
         self.arguments, self.settings = shared.arguments, shared.settings
         self.existing = shared.existing or {}

@@ -1,4 +1,5 @@
 """The command line's own checks and conveniences (in-process `main`, on the planned fixture)."""
+import dataclasses
 import json
 import os
 import shlex
@@ -80,7 +81,10 @@ def test_run_argv_is_the_command_line_of_its_spec():
                    with_baselines=True, num_gpus=1)
     argv = run_argv(spec)
     assert argv[:2] == ["nnunet_kd", "run"]
-    assert _run_spec(build_parser().parse_args(argv[1:])) == spec
+    assert _run_spec(build_parser().parse_args(argv[1:]), "2d") == spec
+    both = dataclasses.replace(spec, configuration="3d_lowres", plan_configurations=["3d_fullres", "3d_lowres"],
+                               plans_name="MyKD")
+    assert _run_spec(build_parser().parse_args(run_argv(both)[1:]), "3d_lowres") == both
 
 
 def test_plan_quiet_prints_only_the_name_and_the_training_commands_on_stderr(nnunet_env, capfd):
@@ -194,3 +198,40 @@ def test_plan_says_it_registers_derived_datasets_and_stops_when_nnunet_raw_takes
     assert (f"registers the derived datasets Dataset901_OtherScannerForFresh in nnUNet_raw (a dataset.json each; the "
             f"images stay where they are). nnUNet_raw {tmp_path / 'raw'} is on a read-only file system") in err
     assert tree_digest(str(tmp_path / "raw")) == raw and os.listdir(tmp_path / "preprocessed") == []
+
+
+def test_run_plans_several_configurations_under_the_users_plans_name(tmp_path, monkeypatch, capsys):
+    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    for d in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
+        os.makedirs(tmp_path / d)
+    for i, name in ((15, "Fresh"), (16, "FreshSource")):
+        write_dataset(str(tmp_path / "raw"), DatasetSpec(i, name, {"T1": Scanner()}, 5, shape=(16, 32, 32)))
+    argv = ["run", "-d", "15", "-s", "16", "-f", "0", "--preset", "tiny", "--plans-name", "MyKD", "--dry-run"]
+    assert main(argv + ["-c", "3d_fullres", "3d_lowres"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    stages = [line.split("\t") for line in out if not line.startswith("#")]
+    assert [s[0] for s in stages].count("plan") == 1 and len([s for s in out if s.startswith("# environment")]) == 1
+    assert "-c 3d_fullres 3d_lowres --preset tiny --plans-name MyKD" in stages[0][3]
+    for c in ("3d_fullres", "3d_lowres"):
+        assert f"nnUNetv2_train Dataset015_Fresh {c} 0 -p MyKD -tr nnUNetTrainerJointKD" in "\n".join(out)
+    assert main(argv[:-1] + ["-c", "3d_fullres", "3d_lowres", "--slurm"]) == 2
+    assert "--slurm writes one script per configuration" in capsys.readouterr().err
+    assert main(argv[:-3] + ["--plans-name", "My__KD", "-c", "3d_fullres", "--dry-run"]) == 2
+    assert "may hold no '__'" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "preprocessed") == os.listdir(tmp_path / "results") == []
+
+
+@pytest.mark.slow
+def test_plan_under_a_name_refuses_another_experiment_of_that_name(tmp_path, monkeypatch, capsys):
+    _fresh(tmp_path, monkeypatch)
+    plan = ["plan", "-d", "15", "-s", "16", "-c", "2d", "-np", "1", "--plans-name", "MyKD", "--quiet"]
+    assert main(plan + ["--preset", "tiny"]) == 0
+    assert capsys.readouterr().out.strip() == "MyKD"
+    written = tree_digest(str(tmp_path / "preprocessed"))
+    assert "Dataset015_Fresh/MyKD.json" in written
+    assert main(plan + ["--preset", "tiny"]) == 0  # the same experiment: verified and reused
+    capsys.readouterr()
+    assert main(plan + ["--preset", "default"]) == 2
+    assert "MyKD.json exists and differs" in capsys.readouterr().err
+    assert tree_digest(str(tmp_path / "preprocessed")) == written

@@ -15,6 +15,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -225,7 +226,8 @@ def _write_or_verify(path: str, plans: dict) -> bool:
         if existing != plans:
             raise KDError(f"{path} exists and differs from what `nnunet_kd plan` computes for these arguments now "
                           f"(the datasets, the preset or the file changed). It is never overwritten: delete it, "
-                          f"together with the trained models that used it, to plan anew.")
+                          f"together with the trained models that used it, to plan anew (or, where you named the "
+                          f"plans with --plans-name, choose another name).")
         return False
     save_json_atomic(plans, path)
     return True
@@ -293,9 +295,16 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
             plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
             derived_ids: Sequence[int] | None = None, extra_target_images: str | None = None,
             task: str = "seg", target_teacher: str | None = None,
-            source_teachers: Sequence[str] = ()) -> SharedPlansSpec:
-    """Checks the inputs and works out names and channel mappings; reads, never writes."""
+            source_teachers: Sequence[str] = (), plans_name: str | None = None) -> SharedPlansSpec:
+    """Checks the inputs and works out names and channel mappings; reads, never writes. plans_name: the user's name
+    for the shared plans instead of nnUNetPlans_kd_<hash>."""
     _require_env()
+    if plans_name is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", plans_name):
+        raise KDError(f"--plans-name {plans_name!r}: use letters, digits, '_', '.' and '-', starting with a letter "
+                      f"(it becomes file and folder names, as nnU-Net's -overwrite_plans_name does).")
+    if plans_name is not None and ("__" in plans_name or plans_name == "nnUNetPlans"):
+        raise KDError(f"--plans-name {plans_name}: nnU-Net's model folders are TRAINER__PLANS__CONFIGURATION, so a "
+                      f"name may hold no '__', and nnUNetPlans is nnU-Net's own plans. Choose another name.")
     configurations = list(dict.fromkeys(configurations))
     for c in configurations:
         if c == "3d_cascade_fullres":
@@ -388,7 +397,7 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
                      **({"existing_teachers": {str(k): e["model_folder"] + f"/fold_{e['fold']}" * bool(e["fold"])
                                                for k, e in sorted(existing.items())}} if existing else {}))
     # the experiment is what the preset says, not where it lies: p.json, ./p.json and an edited p.json
-    name = shared_plans_name(**{k: v for k, v in arguments.items() if k != "preset"}, settings=settings)
+    name = plans_name or shared_plans_name(**{k: v for k, v in arguments.items() if k != "preset"}, settings=settings)
     derived_specs, chosen = [], set()
     for k, (i, order) in enumerate(derived):
         suffix = f"_{srcs[i].name[11:]}For{tgt.name[11:]}"
@@ -427,11 +436,11 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
          plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
          derived_ids: Sequence[int] | None = None, num_processes: int = default_num_processes,
          verbose: bool = True, extra_target_images: str | None = None, task: str = "seg",
-         target_teacher: str | None = None, source_teachers: Sequence[str] = ()) -> str:
+         target_teacher: str | None = None, source_teachers: Sequence[str] = (), plans_name: str | None = None) -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
     spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
-                   extra_target_images, task, target_teacher, source_teachers)
+                   extra_target_images, task, target_teacher, source_teachers, plans_name)
     new = [dname for _, dname, _ in spec.derived if not isfile(join(nnUNet_raw.get(), dname, "dataset.json"))]
     if new:
         log(f"Registering {', '.join(new)} in nnUNet_raw: a dataset.json each, pointing at the source's own files "
