@@ -93,6 +93,11 @@ def _map50(records) -> float:
     return map50_of_matches(records)
 
 
+def _map(records) -> float:
+    from nnunet_kd.detection.metrics import map_of_matches
+    return map_of_matches(records)
+
+
 def _mean(values) -> float | None:
     finite = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(finite)) if finite else None
@@ -100,7 +105,7 @@ def _mean(values) -> float | None:
 
 def pooled_metric(kind: str, cases: dict) -> float | None:
     """The measure of a set of per-case results of one kind (`per_case`): the mean value, the balanced accuracy of
-    (true, predicted) classes, or the FROC / mAP@0.5 of per-image detection matches."""
+    (true, predicted) classes, or the COCO mAP, mAP@0.5 or FROC of per-image detection matches."""
     if not cases:
         return None
     if kind == "values":
@@ -109,12 +114,13 @@ def pooled_metric(kind: str, cases: dict) -> float | None:
         pairs = list(cases.values())
         return stats.balanced_accuracy(np.asarray([t for t, _ in pairs], dtype=str),
                                        np.asarray([p for _, p in pairs], dtype=str))
-    return {"froc": _froc, "map50": _map50}[kind](list(cases.values()))
+    return {"froc": _froc, "map50": _map50, "map": _map}[kind](list(cases.values()))
 
 
 COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
            "froc": lambda m, b: stats.compare_records(m, b, _froc),
-           "map50": lambda m, b: stats.compare_records(m, b, _map50)}
+           "map50": lambda m, b: stats.compare_records(m, b, _map50),
+           "map": lambda m, b: stats.compare_records(m, b, _map)}
 
 
 def per_case(summary: dict, summary_file: str) -> dict:
@@ -134,7 +140,7 @@ def per_case(summary: dict, summary_file: str) -> dict:
             cases = {case: image_matches([(b[:4], b[4]) for b in r["boxes"]],
                                          [(p[:4], p[4], p[5]) for p in r["predictions"]], n)
                      for case, r in summary["per_case"].items()}
-            return {"FROC": ("froc", cases), "mAP@0.5": ("map50", cases)}
+            return {"mAP": ("map", cases), "FROC": ("froc", cases), "mAP@0.5": ("map50", cases)}
         measures = {"foreground": {}}
         for r in summary.get("metric_per_case", []):
             case = os.path.basename(r["reference_file"])
@@ -320,7 +326,7 @@ def _fmt(x: float | None, sign: bool = False) -> str:
 def measure_label(class_names: dict, measure: str) -> str:
     if measure == "foreground":
         return "fg Dice"
-    if measure in ("balanced accuracy", "FROC", "mAP@0.5"):
+    if measure in ("balanced accuracy", "FROC", "mAP", "mAP@0.5"):
         return measure
     name = class_names.get(measure)
     return f"Dice {measure}" + (f" ({name})" if name else "")

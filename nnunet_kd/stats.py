@@ -3,7 +3,7 @@
 Method (the same for every task):
 - Unit: the test case. A case in several runs (seeds, or several folds predicting the same test set) is one unit
   holding every run's result, so runs combine as a per-case mean over runs for per-case metrics (Dice) and as pooled
-  case-run records for set metrics (balanced accuracy, FROC, mAP@0.5). Runs are paired by position: run k of the model
+  case-run records for set metrics (balanced accuracy, COCO mAP, FROC). Runs are paired by position: run k of the model
   with run k of the baseline.
 - Difference: metric(model) - metric(baseline) on the records both have.
 - 95% interval: paired bootstrap over units (`scipy.stats.bootstrap`, BCa, 9999 resamples, seed 0): each resample draws

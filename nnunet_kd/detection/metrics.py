@@ -13,6 +13,7 @@ from batchgenerators.utilities.file_and_folder_operations import save_json
 from torchvision.ops import box_iou
 
 FROC_FPS_PER_IMAGE = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # those of COCOeval's mAP@[.5:.95]
 
 
 def _coco_box(box) -> list[float]:
@@ -51,13 +52,15 @@ def coco_map(gt: dict, predictions: dict, categories: list[str]) -> dict[str, fl
     return {"mAP": float(evaluation.stats[0]), "mAP_50": float(evaluation.stats[1])}
 
 
-def _match(gt_boxes: np.ndarray, boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+def _match(gt_boxes: np.ndarray, boxes: np.ndarray, iou_threshold: float, iou: np.ndarray | None = None) -> np.ndarray:
     """Whether each prediction (sorted by decreasing score) is a true positive: greedily, its unmatched ground-truth
-    box of highest IoU, if that IoU reaches the threshold."""
+    box of highest IoU, if that IoU reaches the threshold (iou: their IoU matrix, if computed already)."""
     hits = np.zeros(len(boxes), dtype=bool)
     if not len(gt_boxes) or not len(boxes):
         return hits
-    iou = box_iou(torch.as_tensor(boxes, dtype=torch.float64), torch.as_tensor(gt_boxes, dtype=torch.float64)).numpy()
+    if iou is None:
+        iou = box_iou(torch.as_tensor(boxes, dtype=torch.float64),
+                      torch.as_tensor(gt_boxes, dtype=torch.float64)).numpy()
     free = np.ones(len(gt_boxes), dtype=bool)
     for k in range(len(boxes)):
         candidates = np.where(free, iou[k], -1.0)
@@ -68,19 +71,22 @@ def _match(gt_boxes: np.ndarray, boxes: np.ndarray, iou_threshold: float) -> np.
 
 
 def image_matches(gt_boxes: list, predictions: list, num_categories: int) -> dict:
-    """The matches of one image that FROC and mAP@0.5 are computed from: class-agnostic at IoU 0.1 ("froc": ground-truth
-    count, scores, hits) and per category at IoU 0.5 ("ap50": one such triple per category index), predictions in order
-    of decreasing score, at most 100 per category (COCO's maxDets)."""
+    """The matches of one image that FROC and COCO mAP are computed from: class-agnostic at IoU 0.1 ("froc":
+    ground-truth count, scores, hits) and per category at each IoU threshold of COCO_IOU_THRESHOLDS ("ap": per
+    category index, one such triple per threshold), predictions in order of decreasing score, at most 100 per category
+    (COCO's maxDets)."""
     preds = sorted(predictions, key=lambda p: -p[2])
 
-    def triple(gts, ps, iou_threshold):
+    def triples(gts, ps, thresholds):
         boxes = np.asarray([p[0] for p in ps], dtype=np.float64).reshape(-1, 4)
         truth = np.asarray([b for b, _ in gts], dtype=np.float64).reshape(-1, 4)
-        return len(gts), np.asarray([p[2] for p in ps], dtype=np.float64), _match(truth, boxes, iou_threshold)
+        scores = np.asarray([p[2] for p in ps], dtype=np.float64)
+        iou = box_iou(torch.as_tensor(boxes), torch.as_tensor(truth)).numpy() if len(boxes) and len(truth) else None
+        return [(len(gts), scores, _match(truth, boxes, t, iou)) for t in thresholds]
 
-    return {"froc": triple(gt_boxes, preds, 0.1),
-            "ap50": [triple([g for g in gt_boxes if g[1] == c], [p for p in preds if p[1] == c][:100], 0.5)
-                     for c in range(num_categories)]}
+    return {"froc": triples(gt_boxes, preds, [0.1])[0],
+            "ap": [triples([g for g in gt_boxes if g[1] == c], [p for p in preds if p[1] == c][:100],
+                           COCO_IOU_THRESHOLDS) for c in range(num_categories)]}
 
 
 def _pool(triples) -> tuple:
@@ -104,21 +110,33 @@ def froc_of_matches(matches: list, fps_per_image=FROC_FPS_PER_IMAGE) -> dict:
     return {"froc": float(np.mean(list(at.values()))), "sensitivity": at}
 
 
-def map50_of_matches(matches: list) -> float:
-    """COCO mAP@0.5 (101-point interpolated precision, averaged over the categories with boxes) of the images whose
-    `image_matches` are given, as pycocotools computes it; NaN without any ground-truth box."""
+def _average_precision(num_gt: int, hits: np.ndarray) -> float:
+    """101-point interpolated precision of hits sorted by decreasing score, as pycocotools computes it."""
+    if not len(hits):
+        return 0.0
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    recall = tp / num_gt
+    precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
+    at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean())
+
+
+def map_of_matches(matches: list, thresholds: slice = slice(None)) -> float:
+    """COCO mAP of the images whose `image_matches` are given, as pycocotools computes it: the average precision
+    averaged over the IoU thresholds (all of COCO_IOU_THRESHOLDS: mAP@[.5:.95]; slice(0, 1): mAP@0.5) and the
+    categories with boxes; NaN without any ground-truth box."""
     aps = []
-    for c in range(len(matches[0]["ap50"]) if matches else 0):
-        num_gt, _, hits = _pool([m["ap50"][c] for m in matches])
-        if not num_gt:
-            continue
-        tp, fp = np.cumsum(hits), np.cumsum(~hits)
-        recall = tp / num_gt
-        precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
-        at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
-        aps.append(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean()
-                   if len(precision) else 0.0)
+    for c in range(len(matches[0]["ap"]) if matches else 0):
+        for per_threshold in list(zip(*[m["ap"][c] for m in matches]))[thresholds]:
+            num_gt, _, hits = _pool(list(per_threshold))
+            if num_gt:
+                aps.append(_average_precision(num_gt, hits))
     return float(np.mean(aps)) if aps else float("nan")
+
+
+def map50_of_matches(matches: list) -> float:
+    """COCO mAP@0.5 (`map_of_matches` at IoU 0.5)."""
+    return map_of_matches(matches, slice(0, 1))
 
 
 def froc(gt: dict, predictions: dict, iou_threshold: float = 0.1,

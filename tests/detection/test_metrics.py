@@ -145,3 +145,19 @@ def test_summary_keeps_every_image_for_paired_statistics():
     assert summary["categories"] == CATEGORIES
     assert summary["per_case"] == {"a": {"boxes": [[0.0, 0.0, 10.0, 10.0, 1]], "predictions": []},
                                    "b": {"boxes": [], "predictions": [[0.0, 0.0, 4.0, 4.0, 0, 0.3]]}}
+
+
+def test_map_of_per_image_matches_is_pycocotools_map():
+    from nnunet_kd.detection.metrics import coco_map, image_matches, map50_of_matches, map_of_matches
+    rng = np.random.RandomState(0)
+    gt, predictions = {}, {}
+    for case in range(12):
+        boxes = [(list(xy) + list(xy + rng.uniform(4, 20, 2)), int(rng.randint(2))) for xy in rng.uniform(0, 60, (3, 2))]
+        gt[f"c{case}"] = boxes[:rng.randint(0, 4)]
+        predictions[f"c{case}"] = [(list(np.asarray(b) + rng.normal(0, 2, 4)), c if rng.rand() < 0.8 else 1 - c,
+                                    float(rng.rand())) for b, c in boxes] + [([5, 5, 15, 15], 0, 0.05)]
+    matches = [image_matches(gt[c], predictions[c], 2) for c in sorted(gt)]
+    expected = coco_map(gt, predictions, ["a", "b"])
+    assert 0.05 < expected["mAP"] < expected["mAP_50"] < 0.95
+    assert map_of_matches(matches) == pytest.approx(expected["mAP"], abs=1e-6)
+    assert map50_of_matches(matches) == pytest.approx(expected["mAP_50"], abs=1e-6)
