@@ -134,3 +134,15 @@ def det_benchmark(size: int = 64, n_target: int = 10, n_source: int = 16, n_test
                        Scanner(background=0.3, organ=0.5, lesion=0.9, gamma=0.7, noise=0.08, blur=0.8, scale=180.0),
                        n_source, 0, size)
     return [target, source_a, source_b]
+
+
+def det_variety_benchmark(n_held_out: int = 150) -> list[DetSpec]:
+    """The detection benchmark: 10 labelled target images (nodules and masses) under a noisy, low-contrast, blurred
+    scanner, 100 unlabelled target images and n_held_out held-out images; two sources of 100 images from other
+    scanners of the same modality (noise like the target's), source B with nodules only."""
+    target, source_a, source_b = det_benchmark(n_target=10, n_source=100, n_test=n_held_out)
+    target.num_unlabelled = 100
+    target.scanner = Scanner(background=0.1, organ=0.4, lesion=0.6, noise=0.1, blur=0.6)
+    source_a.scanner = Scanner(background=0.25, organ=0.55, lesion=0.75, gamma=1.3, noise=0.09, bias=0.2)
+    source_b.scanner = Scanner(background=0.3, organ=0.5, lesion=0.7, gamma=0.8, noise=0.1, blur=0.5, scale=180.0)
+    return [target, source_a, source_b]

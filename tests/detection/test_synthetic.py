@@ -47,3 +47,14 @@ def test_generation_is_deterministic_per_seed(tmp_path):
     a = tree_digest(write_det_dataset(str(tmp_path / "a"), spec, seed=1))
     assert a == tree_digest(write_det_dataset(str(tmp_path / "b"), spec, seed=1))
     assert a != tree_digest(write_det_dataset(str(tmp_path / "c"), spec, seed=2))
+
+
+def test_the_detection_benchmark_has_an_unlabelled_pool_and_sources_of_the_targets_modality(tmp_path):
+    from nnunet_kd.detection.synthetic import det_variety_benchmark
+    target, source_a, source_b = det_variety_benchmark(n_held_out=12)
+    folder = write_det_dataset(str(tmp_path / "raw"), target)
+    assert len(read_boxes(folder)) == 10 and len(read_boxes(folder, TEST_BOXES_JSON)) == 12
+    assert len(os.listdir(os.path.join(folder, "imagesUnlabelled"))) == 100 == source_a.num_training
+    for source in (source_a, source_b):  # lesions brighter than the tissue, noise like the target's
+        assert source.scanner.lesion > source.scanner.organ and abs(source.scanner.noise - target.scanner.noise) <= 0.02
+    assert source_b.categories == ["nodule"]
