@@ -6,8 +6,8 @@ student; on final seeds the multi-head baseline too), then, each from the same t
 
 - ``control``: the student's recipe (same start, iterations, learning rate and data) with w_feat = w_kd = 0;
 - ``self_distill``: the student's recipe with the target teacher as its only teacher (student.teacher "target");
-- on choice seeds, each further candidate of the student's settings (and its own control where its recipe differs),
-  and ``baseline_x2``: the baseline trained twice as long (the convergence check).
+- on choice seeds, each further candidate of the student's settings (and its own control where its recipe differs);
+- on choice seeds and probes, ``baseline_x2``: the baseline trained twice as long (the convergence check).
 
 Choice seeds hold dev cases, final seeds test cases (the scenario draws them per seed); results go to
 results/<scenario>/<stage>.{json,md} and, for the final stage, results/<scenario>/summary.json and the task's entry of
@@ -121,7 +121,7 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
     for name, changes in arms(scenario, stage, student).items():
         trainings[name] = (roles["student"] + scenario.suffix,
                            variant_plans(target, plans, name.replace(":", "_"), merged(student, changes)))
-    if stage == "choice":  # (a probe: the pipeline's models only)
+    if stage in ("probe", "choice"):  # the convergence check (a probe: the pipeline's models and this one)
         trainings["baseline_x2"] = (f"{roles['target']}{scenario.suffix}_x2", plans)
     train_env = dict(trainer_env(), nnUNet_KD_SEED=str(seed))
     train_env["nnUNet_extTrainer"] += os.pathsep + join(HERE, "trainers")
@@ -318,15 +318,17 @@ def choose(scenario: Scenario, runs: list) -> str:
 
 
 def render_probes(scenario: Scenario, stage: str, runs: list) -> str:
-    """The headroom probes: per run (each its own scenario), the target dataset and joint teacher and student minus
-    the baseline on the dev cases."""
+    """The headroom probes: per run (each its own scenario), the target dataset and joint teacher, student and (where
+    trained) the doubled baseline minus the baseline on the dev cases."""
     lines = [f"# {scenario.title}: headroom probes", "",
-             "The pipeline alone on a choice seed's dev cases, to find a scenario with headroom (PROTOCOL.md); each row "
-             "its own scenario, so rows are not pooled.", "",
-             "| seed | commit | minutes | target dataset | baseline | joint - baseline | student - baseline |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "The pipeline alone (and the baseline trained twice as long) on a choice seed's dev cases, to find a "
+             "scenario with headroom and a converged baseline (PROTOCOL.md); each row its own scenario, so rows are "
+             "not pooled.", "",
+             "| seed | commit | minutes | target dataset | baseline | joint - baseline | student - baseline | "
+             "baseline_x2 - baseline |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
-        cells = [_row("", paired([r], m, "baseline", scenario.measure)).split(" | ")[1:3] for m in ("joint", "student")]
+        cells = [_row("", paired([r], m, "baseline", scenario.measure)).split(" | ")[1:3]
+                 if m in r["summaries"] else ["-", ""] for m in ("joint", "student", "baseline_x2")]
         lines.append(f"| {r['seed']} | {r['commit']} | {r['minutes']:.0f} | `{r['target']}` | "
                      f"{headline(r, 'baseline', scenario.measure):.4f} | "
                      + " | ".join(f"{mean} {ci}" for mean, ci in cells) + " |")
@@ -369,7 +371,8 @@ def main(scenario: Scenario, argv=None) -> str:
     parser = argparse.ArgumentParser(description=f"{scenario.title}: one seed (benchmarks/PROTOCOL.md).")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--stage", required=True, choices=STAGES,
-                        help="probe: the pipeline alone on dev cases (headroom); choice: dev cases, candidates and "
+                        help="probe: the pipeline and the doubled baseline on dev cases (headroom, convergence); "
+                             "choice: dev cases, candidates and "
                              "checks; final: test cases, the frozen defaults, once.")
     parser.add_argument("--out", default=None, help="Work folder. Default: /tmp/nnunet_kd_<scenario>_<stage>_<seed> "
                                                     "(a probe: with the time appended).")

@@ -167,7 +167,7 @@ def small_lesion_benchmark(n_test: int = 40) -> list[DatasetSpec]:
 
 
 def variety_benchmark(n_held_out: int = 160) -> list[DatasetSpec]:
-    """The situation the method is for: 5 labelled target cases of limited variety (large lesions only) under a noisy
+    """The situation the method is for: 5 labelled target cases of limited variety (large lesions only) under a
     scanner with a bias field, 50 unlabelled target images and n_held_out held-out cases showing lesions of every
     size; two sources of 100 cases of every size from other scanners of the same modality (other intensity mappings,
     gamma, bias, blur and channels). Two lesion types, round and elongated, equally bright, are labelled."""
@@ -176,10 +176,10 @@ def variety_benchmark(n_held_out: int = 160) -> list[DatasetSpec]:
         spec.lesion_radius, spec.extra_labels, spec.shape_coded = (0.08, 0.25), ["elongated"], True
     target.labelled_lesion_radius = (0.17, 0.25)
     target.num_unlabelled = 50
-    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.1, bias=0.3)}
-    source_a.channels = {"FLAIR": Scanner(background=0.05, organ=0.3, lesion=0.5, noise=0.1),
-                         "t1": Scanner(background=0.2, organ=0.55, lesion=0.72, gamma=1.3, noise=0.1, bias=0.2)}
-    source_b.channels = {"mri": Scanner(background=0.3, organ=0.55, lesion=0.75, gamma=0.8, noise=0.1, blur=0.5,
+    target.channels = {"T1": Scanner(background=0.1, organ=0.45, lesion=0.6, noise=0.06, bias=0.3)}
+    source_a.channels = {"FLAIR": Scanner(background=0.05, organ=0.3, lesion=0.5, noise=0.06),
+                         "t1": Scanner(background=0.2, organ=0.55, lesion=0.72, gamma=1.3, noise=0.06, bias=0.2)}
+    source_b.channels = {"mri": Scanner(background=0.3, organ=0.55, lesion=0.75, gamma=0.8, noise=0.06, blur=0.5,
                                         scale=180.0)}
     return [target, source_a, source_b]
 
