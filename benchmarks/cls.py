@@ -16,7 +16,8 @@ SCENARIO = Scenario(
     name="cls", title="Classification benchmark (few labelled cases, a noisy scanner)", task="cls",
     specs=cls_variety_benchmark, write=write_cls_dataset, labels=TEST_LABELS_CSV, measure="balanced accuracy",
     held_out={"choice": 240, "final": 240}, suffix="_bench",
-    candidates={"default": {}, "ema": {"student": {"ema": 0.99}}, "unlabelled_x3": {"distill": {"w_unlabelled": 3.0}}})
+    candidates={"default": {}, "lr_3e-3": {"student": {"initial_lr": 0.003}}, "warmup": {"student": {"warmup": 0.1}},
+                "ema": {"student": {"ema": 0.99}}})
 
 if __name__ == "__main__":
     main(SCENARIO)
