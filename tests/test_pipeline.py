@@ -311,16 +311,15 @@ def test_dry_run_prints_the_commands_run_executes(kd, kd_pipeline, tmp_path, mon
     for stage, (_, _, _, command) in by_id.items():
         if stage == "plan":
             continue
-        argv = shlex.split(command)
-        env_part = [a for a in argv if "=" in a and a.split("=")[0].startswith("nnUNet")]
-        cmd = argv[len(env_part):]
+        cmd = shlex.split(command)  # no environment in the stage lines: it is the notes' last line
         assert cmd[0] == "nnUNetv2_train"
         trainer, fold = cmd[cmd.index("-tr") + 1], cmd[3]
         assert os.path.isdir(os.path.join(env["nnUNet_results"], cmd[1], f"{trainer}__{kd.plans}__2d", f"fold_{fold}"))
-    # executing the printed student line exactly (environment and command, seeded) trains the same student again
+    # executing the printed student line exactly (after the environment line, seeded) trains the same student again
     student = _fold_folder(env, kd, kd.target, "nnUNetTrainerJointKD_tiny")
     shutil.rmtree(student)
-    proc = subprocess.run(["bash", "-c", by_id["student:0"][3]], env=dict(os.environ, PATH=env["PATH"]),
+    export = next(line for line in notes if line.startswith("# environment: export ")).removeprefix("# environment: ")
+    proc = subprocess.run(["bash", "-c", f"{export}; {by_id['student:0'][3]}"], env=dict(os.environ, PATH=env["PATH"]),
                           cwd=kd.root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     first = load_checkpoint(os.path.join(kd_pipeline.student, "fold_0", "checkpoint_final.pth"))["logging"]
