@@ -50,8 +50,8 @@ class DatasetSpec:
 
 
 def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.12, 0.25), shape_coded=False):
-    """Organ mask and label map (0 background, 1..n_labels lesions inside the organ); shape_coded: lesions of label 2
-    and above are elongated."""
+    """Organ mask and label map (0 background, 1..n_labels lesions inside the organ); shape_coded: lesions of label 1
+    are circular, those of label 2 and above elongated."""
     grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
     radii = rng.uniform(0.55, 0.8, len(shape))
     center = rng.uniform(-0.1, 0.1, len(shape))
@@ -62,7 +62,9 @@ def _phantom(rng: np.random.RandomState, shape, n_labels: int, lesion_radius=(0.
         r = rng.uniform(*lesion_radius, len(shape))
         c = center + rng.uniform(-0.4, 0.4, len(shape)) * radii
         offsets = [g - ci for g, ci in zip(grid, c)]
-        if shape_coded and label > 1:  # 3:1 with the area of a round one, rotated in the last two axes
+        if shape_coded:  # round: circular; elongated: 3:1 with the same area, rotated in the last two axes
+            r[:] = r[0]
+        if shape_coded and label > 1:
             r[:], r[-1] = r[0] / np.sqrt(3), r[0] * np.sqrt(3)
             a = rng.uniform(0, np.pi)
             offsets[-2:] = (np.cos(a) * offsets[-2] - np.sin(a) * offsets[-1],

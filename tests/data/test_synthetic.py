@@ -119,5 +119,6 @@ def test_shape_coded_lesion_types_differ_in_shape_not_brightness(tmp_path):
                     ev = np.linalg.eigvalsh(np.cov(np.stack([ys, xs])))
                     elongation[k].append(ev[1] / ev[0])
     assert len(elongation[1]) >= 5 and len(elongation[2]) >= 5
-    assert np.median(elongation[2]) > 4 > 2 > np.median(elongation[1])  # 3:1 axes: variance ratio about 9
+    # 3:1 axes: variance ratio about 9; round ones circular (ratio 1, more only where two touch or the organ clips)
+    assert np.median(elongation[2]) > 4 and np.percentile(elongation[1], 75) < 1.3
     assert abs(np.mean(brightness[1]) - np.mean(brightness[2])) < 10
