@@ -21,7 +21,8 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS, VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
+from nnunet_kd.config import VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import changed_teachers
 
@@ -352,10 +353,10 @@ def require_target(cls, plans: dict, kd_block: dict) -> None:
 
 def make_variants(task: str, roles, namespace: dict, skip=()) -> None:
     """Defines ``<name><suffix>`` for every role trainer of ``task`` (one class per role, its ``kd_role``; the name
-    is the role's in ``ROLE_TRAINERS``, the one table of role names) and every variant, in ``namespace`` (a module's
+    is the role's in the task's record, ``nnunet_kd.core.tasks``) and every variant, in ``namespace`` (a module's
     globals)."""
     for base in roles:
-        base_name = ROLE_TRAINERS[task][base.kd_role]
+        base_name = tasks.get(task).trainer(base.kd_role)
         for suffix, settings in VARIANTS.items():
             if base_name + suffix not in skip:
                 namespace[base_name + suffix] = _variant(base, base_name, suffix, settings, namespace["__name__"])

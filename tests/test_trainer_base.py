@@ -151,15 +151,6 @@ def test_the_docs_list_every_variant_class():
     assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table
 
 
-def test_role_names_come_from_one_table_and_match_each_class_role():
-    import nnunet_kd.trainers.nnunet_kd_trainers as found
-    from nnunet_kd.config import ROLE_TRAINERS
-    for task, roles in ROLE_TRAINERS.items():
-        for role, name in roles.items():
-            if name:
-                assert getattr(found, name + "_tiny").kd_role == role, (task, role, name)
-
-
 def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
     """Classification and detection log their metric where nnU-Net logs the pseudo Dice: progress.png names it."""
     import matplotlib.pyplot as plt

@@ -8,6 +8,7 @@ from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.tasks import summary_path
 from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
@@ -16,7 +17,6 @@ from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
 from nnunet_kd.errors import KDError, listing
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.protocol.teachers import read_model_folder
-from nnunet_kd.test_set import summary_path
 
 
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
@@ -64,3 +64,8 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
             [classes.index(true[c]) for c in cases], probs, classes, cases))
     return probs
 
+
+def predict_and_score(model_folder: str, folds: Sequence[str], device: str, images: str, labels: str, out: str) -> str:
+    """Predicts images into out.csv and scores them against labels; returns the summary file (`report --test-dir`)."""
+    predict_cls(images, out + ".csv", model_folder, folds, device=device, truth=labels)
+    return summary_path(out + ".csv")

@@ -6,7 +6,6 @@ batch's ``keys``, the loss is (class-weighted) cross-entropy, ``checkpoint_best`
 balanced accuracy (logged where nnU-Net logs its pseudo Dice) and the final validation writes scikit-learn metrics.
 """
 import csv
-import os
 import warnings
 
 import numpy as np
@@ -21,10 +20,10 @@ from torch import autocast, distributed as dist, nn
 from nnunet_kd.classification.labels import class_names, read_case_classes
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
-from nnunet_kd.config import EPOCH_METRICS
+from nnunet_kd.classification.task import TASK
+from nnunet_kd.datasets import raw_label_folder
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.planning.channels import DERIVED_KEY
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.trainer_base import failpoint
 
@@ -57,18 +56,9 @@ class WholeImageDataset:
         return data, np.ones((1, *data.shape[1:]), dtype=np.int16), None, properties
 
 
-def labels_folder(raw_root: str, dataset_name: str, dataset_json: dict) -> str:
-    """The raw folder holding a dataset's labels.csv (a channel-mapped source's is its original's)."""
-    return join(raw_root, dataset_json[DERIVED_KEY]["dataset"] if DERIVED_KEY in dataset_json else dataset_name)
-
-
 def case_classes_of(dataset_name: str, dataset_json: dict) -> dict:
-    raw = os.environ.get("nnUNet_raw")
-    if not raw:
-        raise KDError("nnUNet_raw is not set; classification trainers read each dataset's labels.csv from its raw "
-                      "folder. Export nnUNet_raw.")
-    folder = labels_folder(raw, dataset_name, dataset_json)
-    return read_case_classes(folder)
+    return read_case_classes(raw_label_folder(dataset_name, dataset_json,
+                                              "classification trainers read the labels.csv"))
 
 
 def class_weighted_ce(counts: np.ndarray, weighted: bool, device) -> nn.Module:
@@ -96,7 +86,7 @@ class ClsTrainerMixin:
     #: whether classification.backbone (timm) may replace the plans' encoder
     supports_backbone = False
     #: logged where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
-    epoch_metric = EPOCH_METRICS["cls"]
+    epoch_metric = TASK.epoch_metric
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
