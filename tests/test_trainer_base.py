@@ -151,6 +151,28 @@ def test_the_docs_list_every_variant_class():
     assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table
 
 
+def test_every_role_trainer_has_each_training_length_variant_as_an_explicit_class():
+    """The variant classes are written out (grep finds them); none missing, none extra, each the role's trainer with
+    the variant's schedule first in its bases."""
+    import importlib
+
+    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.core import tasks
+    from nnunet_kd.trainer_base import TrainingLength
+    nnunet_own = {"nnUNetTrainer_5epochs"}
+    for task in tasks.all_tasks():
+        module = importlib.import_module(f"{task.package}.trainers")
+        variants = {n for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, TrainingLength)
+                    and c.__module__ == module.__name__}
+        expected = {t + suffix for t in task.trainers.values() if t for suffix in VARIANTS} - nnunet_own
+        assert variants == expected, (task.name, sorted(variants ^ expected))
+        for name in variants:
+            cls = getattr(module, name)
+            mixin, base = cls.__bases__
+            assert mixin.variant_suffix == cls.variant_suffix and not issubclass(base, TrainingLength), name
+            assert task.trainer(base.kd_role) + cls.variant_suffix == name, name
+
+
 def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
     """Classification and detection log their metric where nnU-Net logs the pseudo Dice: progress.png names it."""
     import matplotlib.pyplot as plt

@@ -9,7 +9,7 @@ def check_raw(raw_folder: str, dataset_json: dict) -> None:
 
 
 TASK = register(Task(
-    name="cls", title="classification", predict_command="nnunet_kd predict-cls", description="image classification (datasets made with `nnunet_kd convert-cls`: 'classes' in "
+    package=__package__, name="cls", title="classification", predict_command="nnunet_kd predict-cls", description="image classification (datasets made with `nnunet_kd convert-cls`: 'classes' in "
                             "dataset.json and a labels.csv)",
     trainers={"target": "nnUNetTrainerCls", "source": "nnUNetTrainerClsDomainAdversarial",
               "joint": "nnUNetTrainerClsJointTeacher", "student": "nnUNetTrainerClsJointKD",

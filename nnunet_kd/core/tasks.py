@@ -19,6 +19,7 @@ class Task:
     """A task's part of the protocol. Callables import their task's heavy modules when called, so that looking a task
     up stays cheap."""
     name: str  # the KD block's `task` and `--task`
+    package: str  # its package (its trainer classes are in <package>.trainers)
     title: str  # in messages: "a segmentation model"
     description: str  # for --task's help
     # how a user predicts with a model of the task ({dataset}, {configuration}, {plans}, {trainer} filled in)

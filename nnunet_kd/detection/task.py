@@ -10,7 +10,7 @@ def check_raw(raw_folder: str, dataset_json: dict) -> None:
 
 
 TASK = register(Task(
-    name="det", title="detection", predict_command="nnunet_kd predict-det", description="2D object detection (datasets made with `nnunet_kd convert-det`)",
+    package=__package__, name="det", title="detection", predict_command="nnunet_kd predict-det", description="2D object detection (datasets made with `nnunet_kd convert-det`)",
     trainers={"target": "nnUNetTrainerDet", "source": "nnUNetTrainerDetDomainAdversarial",
               "joint": "nnUNetTrainerDetJointTeacher", "student": "nnUNetTrainerDetJointKD", "multihead": None},
     epoch_metric="FROC", metric="mAP",

@@ -2,7 +2,7 @@
 from nnunet_kd.core.tasks import Task, lazy, register
 
 TASK = register(Task(
-    name="seg", title="segmentation", description="segmentation",
+    package=__package__, name="seg", title="segmentation", description="segmentation",
     predict_command="stock nnU-Net: nnUNetv2_predict -i IMAGES -o OUTPUT -d {dataset} -c {configuration} -p {plans} "
                     "-tr {trainer}",
     trainers={"target": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",

@@ -75,7 +75,7 @@ def test_its_options_and_commands_reach_the_command_line(name):
 def test_a_task_registered_later_is_found_by_name_and_by_its_summary(monkeypatch):
     monkeypatch.setattr(tasks, "_TASKS", dict(tasks._load()))  # registered here, gone after the test
     toy = tasks.register(tasks.Task(
-        name="toy", title="toy", description="a toy task", predict_command="toy-predict",
+        name="toy", package="toy", title="toy", description="a toy task", predict_command="toy-predict",
         trainers={"target": "T", "source": "S", "joint": "J", "student": "St"}, epoch_metric="acc", metric="acc",
         headline=lambda s: {"foreground": s["acc"], "per_class": {}, "metric": "acc"}, per_case=lambda s: {},
         figures=lambda *a: [], predict_and_score=lambda *a: "", test_labels="a toy file", test_labels_folder=False,
