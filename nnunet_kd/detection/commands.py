@@ -11,7 +11,7 @@ EXAMPLES = {
 
 
 def _convert_det(args) -> None:
-    from nnunet_kd.detection.coco import convert_det
+    from nnunet_kd.detection.convert import convert_det
     print(convert_det(args.coco, args.images, args.d, args.n))
 
 

@@ -10,7 +10,7 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.core.tasks import summary_path
-from nnunet_kd.detection.coco import categories, read_boxes
+from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError

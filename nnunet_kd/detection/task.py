@@ -4,7 +4,7 @@ from nnunet_kd.core.tasks import Task, lazy, register
 
 def check_raw(raw_folder: str, dataset_json: dict) -> None:
     """The boxes and their categories, before anything is planned."""
-    from nnunet_kd.detection.coco import categories, read_boxes
+    from nnunet_kd.detection.labels import categories, read_boxes
     categories(dataset_json)
     read_boxes(raw_folder)
 

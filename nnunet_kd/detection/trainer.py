@@ -10,7 +10,7 @@ from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkd
 from torch import distributed as dist, nn
 
 from nnunet_kd.detection.boxes import boxes_from_instance_map
-from nnunet_kd.detection.coco import categories, read_boxes
+from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.distill import detector_losses
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
