@@ -1,5 +1,4 @@
 """The shared trainer machinery: non-finite steps, failpoints, DDP wrapping of the extras."""
-import datetime
 import os
 import subprocess
 import sys
@@ -7,11 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
-from helpers import OpensAFile, nnunet_like_checkpoint
+from helpers import OpensAFile, nnunet_like_checkpoint, spawn_gloo
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.domain import AdversarialDomainHeads
 from nnunet_kd.segmentation.baseline import nnUNetTrainerKD
@@ -86,9 +83,7 @@ def test_failpoint_kills_the_process(tmp_path):
     assert proc.returncode == 0 and "alive" in proc.stdout
 
 
-def _ddp_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
+def _ddp_worker(rank, world, out_dir):
     torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
     heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8), torch.device("cpu"))
     torch.manual_seed(1 + rank)  # different data per rank
@@ -105,19 +100,13 @@ def _ddp_worker(rank, world, port, out_dir):
     _step(t)
     torch.save({"skipped": bool(first.get("skipped")), "log": t.log, "steps": t.kd_step,
                 "weight": t.network.module.weight.detach().clone()}, os.path.join(out_dir, f"step{rank}.pt"))
-    dist.barrier()  # both ranks done before either tears gloo down (one ended with SIGABRT once under CI load)
-    dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
     """Extras are DDP-wrapped; a non-finite step is skipped by every worker or none (otherwise worker 0 waits in the
     gradient all-reduce for one that skipped: a hang, here a gloo timeout)."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    spawn_gloo(_ddp_worker, tmp_path)
     g0, g1 = (torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1))
     assert set(g0) == set(g1) and all(g is not None for g in g0.values())  # every extra took part
     for k in g0:
