@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", default="", choices=[""] + list(VARIANTS),
                    help="Short-trainer variant for quick runs: " + "; ".join(
                        f"{k}: {v.get('num_epochs', 1000)} epochs x {v.get('num_iterations_per_epoch', 250)} "
-                       f"iterations" for k, v in VARIANTS.items()) +
+                       f"iterations" + (f" (source teachers {v['source_epochs']} epochs)" if "source_epochs" in v
+                                        else "") for k, v in VARIANTS.items()) +
                    ". Default: none (nnU-Net's 1000 epochs x 250 iterations).")
     p.add_argument("--device", "-device", default="cuda", choices=["cpu", "cuda"],
                    help="Default: cuda (checked before anything runs).")

@@ -26,8 +26,9 @@ VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iter
             "_5epochs": dict(num_epochs=5),
             # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
             "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
-            # benchmarks/domain_shift.py: longer training of the demo benchmark
-            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
+            # the benchmarks (benchmarks/PROTOCOL.md): source teachers, trained once on large datasets, train 4x as long
+            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10,
+                           source_epochs=160)}
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 # optional records: the arguments the shared plans name hashes ("arguments", from `plan`), the teachers a student was
 # distilled from ("run", written by `nnunet_kd run` into its model folder)

@@ -377,7 +377,9 @@ class Pipeline:
         return join(os.path.dirname(self.folder(stage)), f"nnunet_kd_fold_{stage.fold}.log")
 
     def _execute(self, stage: Stage, argv: list[str], head: str, training: bool = True) -> None:
-        epochs = VARIANTS.get(self.spec.suffix, {}).get("num_epochs", 1000) if stage.trainer and training else None
+        schedule = VARIANTS.get(self.spec.suffix, {})
+        epochs = schedule.get("source_epochs" if stage.id.startswith("source:") and "source_epochs" in schedule
+                              else "num_epochs", 1000) if stage.trainer and training else None
         run_stage(argv, {**os.environ, **self.env, "PATH": interpreter_path()}, self.log_path(stage), head, epochs,
                   tasks.get(self.spec.task).epoch_metric, self.verbose)
 

@@ -353,14 +353,19 @@ def require_target(cls, plans: dict, kd_block: dict) -> None:
 class TrainingLength:
     """A training-length variant, as nnU-Net's ``nnUNetTrainer_Xepochs``: put before a role trainer in the bases
     (``class nnUNetTrainerJointKD_tiny(Tiny, nnUNetTrainerJointKD)``); sets the schedule of ``VARIANTS`` after the
-    trainer's own __init__. A variant's joint teacher and student use the teachers of the same suffix."""
+    trainer's own __init__ (``source_epochs``: a source teacher's epochs instead of ``num_epochs``). A variant's joint
+    teacher and student use the teachers of the same suffix."""
     variant_suffix = ""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        for k, v in VARIANTS[self.variant_suffix].items():
+        schedule = dict(VARIANTS[self.variant_suffix])
+        source_epochs = schedule.pop("source_epochs", None)
+        for k, v in schedule.items():
             setattr(self, k, v)
+        if source_epochs and self.kd_role == "source":
+            self.num_epochs = source_epochs
 
 
 class Tiny(TrainingLength):

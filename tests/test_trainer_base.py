@@ -192,3 +192,21 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
         plain.log(key, [0.5] if key == "dice_per_class_or_region" else 0.5, 0)
     plain.plot_progress_png(str(tmp_path))
     assert "pseudo dice" in saved[-1]  # renamed only inside the plugin's logger
+
+
+def test_a_variant_gives_source_teachers_their_own_epochs():
+    """`_bench` trains source teachers longer (source_epochs); the other roles keep num_epochs."""
+    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.trainer_base import Bench
+
+    class Role:
+        def __init__(self, plans, configuration, fold, dataset_json, device):
+            self.num_epochs = 1000
+
+    seen = {}
+    for role in ("source", "target", "joint", "student"):
+        trainer = type(f"T_{role}", (Bench, Role), {"kd_role": role})(None, "2d", 0, None, None)
+        seen[role] = trainer.num_epochs
+        assert trainer.num_iterations_per_epoch == VARIANTS["_bench"]["num_iterations_per_epoch"]
+        assert not hasattr(trainer, "source_epochs")
+    assert seen == {"source": VARIANTS["_bench"]["source_epochs"], "target": 40, "joint": 40, "student": 40}
