@@ -8,7 +8,7 @@ images and 150 held-out images; two sources of 100 images from other scanners (o
 trainers with the `tiny` preset on CPU; the measure is COCO mAP@[.5:.95] over the held-out images (FROC beside it).
 `--stage probe` runs the pipeline alone (the headroom check of a new scenario). Results: benchmarks/results/det/.
 """
-from nnunet_kd.detection.coco import TEST_BOXES_JSON
+from nnunet_kd.detection.labels import TEST_BOXES_JSON
 from nnunet_kd.detection.synthetic import det_variety_benchmark, write_det_dataset
 from runner import Scenario, main
 

@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from nnunet_kd.data.synthetic import Scanner
     from nnunet_kd.classification.predict import summary_path
-    from nnunet_kd.detection.coco import TEST_BOXES_JSON
+    from nnunet_kd.detection.labels import TEST_BOXES_JSON
     from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
     from nnunet_kd.report import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_det_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))

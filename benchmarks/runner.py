@@ -89,7 +89,7 @@ def git_commit() -> str:
 def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) -> dict:
     """Trains and scores every model of one seed (finished trainings are kept); returns the run's record."""
     from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.config import ROLE_TRAINERS
+    from nnunet_kd.core import tasks
     from nnunet_kd.datasets import dataset_name
     from nnunet_kd.test_set import predict_and_score
     from seed_runs import nnunet_env
@@ -113,10 +113,10 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
         argv.append("--with-baselines")
     subprocess.run(argv, env=env, check=True, cwd=out)
     plans = only_shared_plans(join(env["nnUNet_preprocessed"], target))
-    roles = ROLE_TRAINERS[scenario.task]
+    roles = tasks.get(scenario.task).trainers
     trainings = {"baseline": (roles["target"] + scenario.suffix, plans), "joint": (roles["joint"] + scenario.suffix, plans),
                  "student": (roles["student"] + scenario.suffix, plans)}
-    if stage == "final" and roles["multihead"]:
+    if stage == "final" and roles.get("multihead"):
         trainings["multi_head"] = (roles["multihead"] + scenario.suffix, plans)
     for name, changes in arms(scenario, stage, student).items():
         trainings[name] = (roles["student"] + scenario.suffix,
@@ -275,8 +275,8 @@ def curve_lines(runs: list, task: str) -> list:
                              f"{'-' if base[-1] is None else f'{base[-1]:.4f}'} |")
     if not lines:
         return []
-    from nnunet_kd.config import EPOCH_METRICS
-    return [f"## Validation per epoch (fold 0, {EPOCH_METRICS[task]})", "", "| seed | model | first epoch | lowest | last | "
+    from nnunet_kd.core import tasks
+    return [f"## Validation per epoch (fold 0, {tasks.get(task).epoch_metric})", "", "| seed | model | first epoch | lowest | last | "
             "baseline's last |", "| --- | --- | --- | --- | --- | --- |"] + lines + [""]
 
 

@@ -81,9 +81,10 @@ def main(argv=None) -> str:
         os.environ[k] = join(os.path.abspath(args.work), k)
     from nnunet_kd.classification.labels import TEST_LABELS_CSV
     from nnunet_kd.datasets import dataset_name
-    from nnunet_kd.detection.coco import TEST_BOXES_JSON
+    from nnunet_kd.detection.labels import TEST_BOXES_JSON
     from nnunet_kd.report import models_for
-    from nnunet_kd.test_set import predict_and_score, summary_path
+    from nnunet_kd.core.tasks import summary_path
+    from nnunet_kd.test_set import predict_and_score
     target = dataset_name(target_id)
     plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     if args.unlabelled:

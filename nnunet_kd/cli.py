@@ -6,6 +6,7 @@ import shlex
 import subprocess
 import sys
 
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 
 
@@ -175,35 +176,9 @@ def _demo(args) -> None:
     demo(args.out, seed=args.seed, device=args.device, verbose=args.verbose)
 
 
-def _cuda() -> bool:
+def cuda_available() -> bool:
     import torch
     return torch.cuda.is_available()
-
-
-def _predict_cls(args) -> None:
-    from nnunet_kd.classification.predict import predict_cls
-    predict_cls(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, truth=args.truth)
-    print(args.o)
-
-
-def _predict_det(args) -> None:
-    from nnunet_kd.detection.predict import predict_det
-    if not 0 < args.step_size <= 1:
-        raise KDError(f"-step_size {args.step_size} must be in (0, 1].")
-    predict_det(args.i, args.o, args.m, args.f, args.chk, args.c, args.device, tile_step_size=args.step_size,
-                truth=args.truth)
-    print(args.o)
-
-
-def _convert_cls(args) -> None:
-    from nnunet_kd.classification.convert import convert_cls
-    print(convert_cls(args.images, args.labels, args.d, args.n, classes=args.classes, id_column=args.id_column,
-                      class_column=args.class_column))
-
-
-def _convert_det(args) -> None:
-    from nnunet_kd.detection.coco import convert_det
-    print(convert_det(args.coco, args.images, args.d, args.n))
 
 
 def _add_dataset_args(p) -> None:
@@ -225,10 +200,9 @@ def _add_dataset_args(p) -> None:
                         '\'{"3": {"T1": "t1_native"}}\'. Without it channels are matched by name, case-insensitive.')
     p.add_argument("--derived-id", type=int, nargs="+", default=None,
                    help="Dataset ids for the channel-mapped copies of sources, in -s order. Default: the lowest free ids from 901 (reused on reruns).")
-    p.add_argument("--task", default="seg", choices=["seg", "cls", "det"],
-                   help="seg: segmentation; cls: image classification (datasets made with `nnunet_kd convert-cls`: "
-                        "'classes' in dataset.json and a labels.csv); det: 2D object detection (datasets made with "
-                        "`nnunet_kd convert-det`). Default: seg.")
+    p.add_argument("--task", default=tasks.DEFAULT_TASK, choices=tasks.names(),
+                   help="; ".join(f"{t.name}: {t.description}" for t in tasks.all_tasks())
+                        + f". Default: {tasks.DEFAULT_TASK}.")
     p.add_argument("--target-teacher", default=None, metavar="MODEL_FOLDER",
                    help="Use this trained nnU-Net model of the target as the target teacher instead of training one "
                         "(e.g. $nnUNet_results/Dataset001_X/nnUNetTrainer__nnUNetPlans__3d_fullres: each fold serves "
@@ -244,7 +218,8 @@ def _add_dataset_args(p) -> None:
                         "distillation on unlabelled images (distill.unlabelled_ratio in the KD block).")
 
 
-def _add_predict_args(p, output: str, task: str, truth: str) -> None:
+def add_predict_args(p, output: str, task: str, truth: str) -> None:
+    """The options every task's predict command shares."""
     p.add_argument("-i", required=True, help="Folder of images named CASE_0000.ext (one file per channel).")
     p.add_argument("-o", required=True, help=f"Output {output} file.")
     p.add_argument("-m", required=True, help=f"Model folder (TRAINER__PLANS__CONFIGURATION) of a {task} trainer.")
@@ -255,7 +230,7 @@ def _add_predict_args(p, output: str, task: str, truth: str) -> None:
     p.add_argument("--truth", default=None, metavar="FILE",
                    help=f"The true {truth} of the images: also write <output>_summary.json with every case's result, "
                         "for `nnunet_kd report --test-dir LABEL=FILE`.")
-    p.add_argument("-device", default="cuda" if _cuda() else "cpu", choices=["cpu", "cuda"],
+    p.add_argument("-device", default="cuda" if cuda_available() else "cpu", choices=["cpu", "cuda"],
                    help="Default: cuda when available, else cpu.")
 
 
@@ -264,10 +239,6 @@ EXAMPLES = {
     "report": "Example: nnunet_kd report -t 1 -p nnUNetPlans_kd_1a2b3c4d -c 3d_fullres",
     "run": "Example: nnunet_kd run -t 1 -s 2 3 -c 3d_fullres -f 0 1 2 3 4 --with-baselines --dry-run",
     "demo": "Example: nnunet_kd demo --out ~/nnunet_kd_demo",
-    "convert-cls": "Example: nnunet_kd convert-cls --images xrays/ --labels xrays.csv -d 501 -n ChestXray",
-    "convert-det": "Example: nnunet_kd convert-det --coco train.json --images images/ -d 601 -n Polyps",
-    "predict-cls": "Example: nnunet_kd predict-cls -i imagesTs -o probs.csv -m $nnUNet_results/Dataset501_ChestXray/nnUNetTrainerClsJointKD__nnUNetPlans_kd_1a2b3c4d__2d",
-    "predict-det": "Example: nnunet_kd predict-det -i imagesTs -o boxes.json -m $nnUNet_results/Dataset601_Polyps/nnUNetTrainerDetJointKD__nnUNetPlans_kd_1a2b3c4d__2d",
 }
 
 
@@ -319,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", required=True, help="Shared plans name (printed by `nnunet_kd plan`).")
     p.add_argument("-c", required=True, help="Configuration, e.g. 3d_fullres.")
     p.add_argument("--suffix", default="", help="Appended to every trainer name, e.g. _tiny. Default: none.")
-    p.add_argument("--task", default="seg", choices=["seg", "cls", "det"],
-                   help="seg: Dice of the segmentation trainers; cls: balanced accuracy of the classification trainers; "
-                        "det: COCO mAP of the detection trainers.")
+    p.add_argument("--task", default=tasks.DEFAULT_TASK, choices=tasks.names(),
+                   help="The experiment's task, which names its trainers and measure: "
+                        + "; ".join(f"{t.name}: {t.metric}" for t in tasks.all_tasks())
+                        + f". Default: {tasks.DEFAULT_TASK}.")
     p.add_argument("-o", default=None, help="Output folder. Default: "
                                             "$nnUNet_results/<target>/nnunet_kd_report_<plans>_<config>.")
     p.add_argument("--test-dir", nargs="+", action="extend", default=[], metavar="LABEL=FOLDER|FILE",
@@ -351,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", default="", choices=[""] + list(VARIANTS),
                    help="Short-trainer variant for quick runs: " + "; ".join(
                        f"{k}: {v.get('num_epochs', 1000)} epochs x {v.get('num_iterations_per_epoch', 250)} "
-                       f"iterations" for k, v in VARIANTS.items()) +
+                       f"iterations" + (f" (source teachers {v['source_epochs']} epochs)" if "source_epochs" in v
+                                        else "") for k, v in VARIANTS.items()) +
                    ". Default: none (nnU-Net's 1000 epochs x 250 iterations).")
     p.add_argument("--device", "-device", default="cuda", choices=["cpu", "cuda"],
                    help="Default: cuda (checked before anything runs).")
@@ -400,53 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "it always goes to the stage's log file too.")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("convert-cls", epilog=EXAMPLES["convert-cls"], help="Convert a folder of images and a CSV of classes to an nnU-Net dataset.",
-                       description="Write $nnUNet_raw/DatasetXXX_NAME from a folder of images (PNG, JPEG, NIfTI, "
-                                   "single-file DICOM) and a CSV with one row per image: its file name (with or "
-                                   "without ending) and class name. Images become imagesTr (RGB as channels R, G, B; "
-                                   "JPEG as PNG), labelsTr holds all-ones masks, the classes go to labels.csv and "
-                                   "dataset.json's 'classes'. Everything is checked first: on any problem, or if the "
-                                   "id is taken, nothing is written. Prints the dataset folder.")
-    p.add_argument("--images", required=True, metavar="DIR", help="Folder holding the images.")
-    p.add_argument("--labels", required=True, metavar="CSV", help="CSV with a header line and one row per image.")
-    p.add_argument("-d", type=int, required=True, help="Dataset id of the new dataset (1-999, not yet used).")
-    p.add_argument("-n", required=True, help="Dataset name, e.g. ChestXray: the folder is DatasetXXX_NAME.")
-    p.add_argument("--classes", nargs="+", default=None,
-                   help="Class names in class-index order. Default: the sorted names found in the CSV.")
-    p.add_argument("--id-column", default=None, help="CSV column of the image file names. Default: the first.")
-    p.add_argument("--class-column", default=None, help="CSV column of the class names. Default: the second.")
-    p.set_defaults(func=_convert_cls)
-
-    p = sub.add_parser("convert-det", epilog=EXAMPLES["convert-det"], help="Convert a COCO box annotation file and its images to an nnU-Net dataset.",
-                       description="Write $nnUNet_raw/DatasetXXX_NAME from a COCO object detection JSON file and the "
-                                   "folder its images (PNG, JPEG) are in. Images become imagesTr (RGB as channels R, "
-                                   "G, B), the boxes of each image an instance map in labelsTr (smaller boxes painted "
-                                   "over larger ones) and boxes.json; the category names go to dataset.json's "
-                                   "'detection'. Everything is checked first: on any problem, or if the id is taken, "
-                                   "nothing is written. Prints the dataset folder.")
-    p.add_argument("--coco", required=True, metavar="JSON", help="COCO JSON file with images, annotations, categories.")
-    p.add_argument("--images", required=True, metavar="DIR", help="Folder the images' file_name entries are in.")
-    p.add_argument("-d", type=int, required=True, help="Dataset id of the new dataset (1-999, not yet used).")
-    p.add_argument("-n", required=True, help="Dataset name: the folder is DatasetXXX_NAME.")
-    p.set_defaults(func=_convert_det)
-
-    p = sub.add_parser("predict-cls", epilog=EXAMPLES["predict-cls"], help="Class probabilities of images from a classification model folder.",
-                       description="Preprocesses the images like nnU-Net (the model folder's plans), resizes each whole "
-                                   "image to the patch size, averages the softmax of the given folds and writes a CSV: "
-                                   "case, p_<class> for every class, predicted class.")
-    _add_predict_args(p, "CSV", "classification", "classes (a CSV case,class such as the dataset's labelsTs.csv)")
-    p.set_defaults(func=_predict_cls)
-
-    p = sub.add_parser("predict-det", epilog=EXAMPLES["predict-det"], help="Boxes of images from a detection model folder, as COCO result JSON.",
-                       description="Preprocesses the images like nnU-Net (the model folder's plans), detects in "
-                                   "sliding windows of the patch size, pools the boxes of the tiles and folds with "
-                                   "class-wise NMS, maps them back to the original pixels and writes COCO result "
-                                   "entries: image_id (the case), category_id (category index + 1), category, bbox "
-                                   "[x, y, w, h], score.")
-    _add_predict_args(p, "JSON", "detection", "boxes (such as the dataset's boxesTs.json)")
-    p.add_argument("-step_size", type=float, default=0.5,
-                   help="Sliding-window step as a fraction of the patch size, as in nnUNetv2_predict. Default: 0.5.")
-    p.set_defaults(func=_predict_det)
+    for task in tasks.all_tasks():
+        if task.add_commands:
+            task.add_commands(sub)
     for p in (parser, *sub.choices.values()):  # "-d 1" must never be taken for a prefix of "-device"
         p.allow_abbrev = False
     return parser

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any
 
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import parse_json_object, read_json_object
 
@@ -20,25 +21,14 @@ KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
 KD_MODES = ("voxel", "class", "channel")  # distill.kd_mode: how the logit KD weighs voxels (protocol/distill.py)
 
-# the trainer of each role, per task
-ROLE_TRAINERS = {
-    "seg": {"target": "nnUNetTrainer", "source": "nnUNetTrainerDomainAdversarial",
-            "joint": "nnUNetTrainerJointTeacher", "student": "nnUNetTrainerJointKD", "multihead": "nnUNetTrainerMultiHead"},
-    "cls": {"target": "nnUNetTrainerCls", "source": "nnUNetTrainerClsDomainAdversarial",
-            "joint": "nnUNetTrainerClsJointTeacher", "student": "nnUNetTrainerClsJointKD",
-            "multihead": "nnUNetTrainerClsMultiHead"},
-    "det": {"target": "nnUNetTrainerDet", "source": "nnUNetTrainerDetDomainAdversarial",
-            "joint": "nnUNetTrainerDetJointTeacher", "student": "nnUNetTrainerDetJointKD", "multihead": None},
-}
-# the metric each task's trainers log per epoch where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
-EPOCH_METRICS = {"seg": "pseudo Dice", "cls": "balanced accuracy", "det": "FROC"}
 # the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes)
 VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
             "_5epochs": dict(num_epochs=5),
             # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
             "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
-            # benchmarks/domain_shift.py: longer training of the demo benchmark
-            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10)}
+            # the benchmarks (benchmarks/PROTOCOL.md): source teachers, trained once on large datasets, train 4x as long
+            "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10,
+                           source_epochs=160)}
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 # optional records: the arguments the shared plans name hashes ("arguments", from `plan`), the teachers a student was
 # distilled from ("run", written by `nnunet_kd run` into its model folder)
@@ -76,7 +66,7 @@ class Setting:
     its meaning (the table of docs/kd-block.md, `settings_table`)."""
     default: Any
     accepts: Callable[[Any], bool]
-    must_be: str
+    must_be: str | Callable[[], str]  # a callable where the rule is known only at run time (the tasks)
     meaning: str
 
 
@@ -89,7 +79,7 @@ def _optional(accepts: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or accepts(v)
 
 
-def _setting(default, accepts: Callable[[Any], bool], must_be: str, meaning: str):
+def _setting(default, accepts: Callable[[Any], bool], must_be: str | Callable[[], str], meaning: str):
     """A dataclass field of a setting: its default, its rule and its meaning in the field's metadata."""
     mutable = isinstance(default, (list, dict))
     kw = {"default_factory": lambda: copy.deepcopy(default)} if mutable else {"default": default}
@@ -224,8 +214,9 @@ class KDSettings:
     """The settings of the KD block, typed: the one definition of their defaults, rules and meanings (`SCHEMA`, the
     table of docs/kd-block.md). Trainers read ``self.settings.distill.w_kd``; `plan` adds the dataset part
     (DATASET_KEYS)."""
-    task: str = _setting("seg", lambda v: v in ROLE_TRAINERS, f"one of {list(ROLE_TRAINERS)}",
-                         "`seg`, `cls` or `det` (set by `plan --task`); picks the trainers of the roles")
+    task: str = _setting(tasks.DEFAULT_TASK, lambda v: isinstance(v, str) and v in tasks.names(),
+                         lambda: f"one of {tasks.names()}",
+                         "the task (set by `plan --task`): picks the trainers of the roles")
     seed: int | None = _setting(None, _optional(_is_int), "an integer or null",
                                    "seeds python, numpy and torch in every plugin trainer (`nnUNet_KD_SEED` overrides)")
     architecture: ArchitectureSettings = field(default_factory=ArchitectureSettings)
@@ -343,7 +334,8 @@ def validate_settings(settings: dict, where: str) -> None:
     for path, value in _leaves(settings):
         rule = SCHEMA[path]
         if not rule.accepts(value):
-            raise KDError(f"{where}: {path} must be {rule.must_be}, got {value!r}.")
+            must_be = rule.must_be() if callable(rule.must_be) else rule.must_be
+            raise KDError(f"{where}: {path} must be {must_be}, got {value!r}.")
 
 
 def validate_block(block: dict, where: str) -> dict:

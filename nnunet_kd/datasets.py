@@ -4,6 +4,8 @@ import re
 
 from nnunet_kd.errors import KDError
 
+DERIVED_KEY = "nnunet_kd_derived_from"  # dataset.json key of a channel-mapped copy: the dataset it was made from
+
 
 def dataset_name(dataset_id) -> str:
     """nnU-Net's id -> name conversion with an error that says where it looked."""
@@ -24,3 +26,12 @@ def dataset_id(name: str) -> int:
     """The id of a dataset name DatasetXXX_Name."""
     from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
     return convert_dataset_name_to_id(str(name))
+
+
+def raw_label_folder(dataset_name: str, dataset_json: dict, what: str) -> str:
+    """The raw folder holding a dataset's own label files (a channel-mapped copy's are its original's); what: the files
+    and who reads them, for the error when nnUNet_raw is not set."""
+    raw = os.environ.get("nnUNet_raw")
+    if not raw:
+        raise KDError(f"nnUNet_raw is not set; {what} from each dataset's raw folder. Export nnUNet_raw.")
+    return os.path.join(raw, dataset_json[DERIVED_KEY]["dataset"] if DERIVED_KEY in dataset_json else dataset_name)

@@ -5,9 +5,11 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
+import uuid
 
 from nnunet_kd.errors import KDError
 
@@ -98,3 +100,19 @@ def exclusive(path: str, what: str):
     finally:
         os.remove(path)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str):
+    """A hidden folder beside ``folder`` to write into; it becomes ``folder`` when the block ends and is removed when
+    the block fails, so that nnU-Net and the user never see a half-written dataset."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(folder)}.{uuid.uuid4().hex[:8]}.tmp")
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

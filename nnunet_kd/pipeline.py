@@ -18,7 +18,8 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd import ext_trainer_value
 from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
-from nnunet_kd.config import EPOCH_METRICS, KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS, setting_changes
+from nnunet_kd.config import KD_BLOCK_KEY, VARIANTS, setting_changes
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import check_writable, save_json_atomic
 from nnunet_kd.progress import run_stage
@@ -93,7 +94,7 @@ class RunSpec:
     extra_target_images: str | None = None
     suffix: str = ""
     device: str = "cuda"
-    task: str = "seg"
+    task: str = tasks.DEFAULT_TASK
     num_gpus: int = 1
     with_baselines: bool = False
     target_teacher: str | None = None  # an existing model (folder, or one of its fold folders) instead of training
@@ -117,7 +118,7 @@ def _plan_argv(spec: RunSpec) -> list[str]:
         argv += ["--derived-id", *map(str, spec.derived_ids)]
     if spec.extra_target_images:
         argv += ["--extra-target-images", os.path.abspath(spec.extra_target_images)]
-    if spec.task != "seg":
+    if spec.task != tasks.DEFAULT_TASK:
         argv += ["--task", spec.task]
     if spec.target_teacher:
         argv += ["--target-teacher", os.path.abspath(spec.target_teacher)]
@@ -145,7 +146,7 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: list[str]
                 "-device", spec.device]
         return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []) + (["--npz"] if spec.npz else [])
 
-    role = ROLE_TRAINERS[spec.task]
+    role = tasks.get(spec.task).trainers
     stages = [Stage("plan", "shared plans", _plan_argv(spec))]
     source_ids = []
     for i, s in enumerate(sources):
@@ -165,7 +166,7 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: list[str]
                             role["joint"] + spec.suffix, f))
         stages.append(Stage(f"student:{f}", f"student fold {f}", train(target, role["student"], f),
                             [f"joint:{f}"], target, role["student"] + spec.suffix, f))
-        if spec.with_baselines and role["multihead"]:
+        if spec.with_baselines and role.get("multihead"):
             stages.append(Stage(f"multihead:{f}", f"multi-head baseline fold {f}", train(target, role["multihead"], f),
                                 ["plan"], target, role["multihead"] + spec.suffix, f))
     return stages
@@ -220,7 +221,7 @@ class Pipeline:
                  verbose: bool = False):
         from nnunet_kd.planning.shared import prepare
         self.spec, self.force, self.log, self.verbose = spec, force, log, verbose
-        if spec.npz and spec.task != "seg":
+        if spec.npz and not tasks.get(spec.task).npz:
             raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.task} trainers write their own "
                           f"validation files. Leave out --npz.")
         self.env = command_env()
@@ -337,8 +338,7 @@ class Pipeline:
 
     def models(self) -> dict:
         """{report label: trainer of this experiment, or the folder of the existing target teacher}."""
-        from nnunet_kd.report import models_for
-        models = {label: trainer + self.spec.suffix for label, trainer in models_for(self.spec.task).items()}
+        models = {label: trainer + self.spec.suffix for label, trainer in tasks.get(self.spec.task).models().items()}
         if 0 in self.existing:
             models[next(iter(models))] = resolve_path(self.existing[0]["model_folder"])
         return models
@@ -377,9 +377,11 @@ class Pipeline:
         return join(os.path.dirname(self.folder(stage)), f"nnunet_kd_fold_{stage.fold}.log")
 
     def _execute(self, stage: Stage, argv: list[str], head: str, training: bool = True) -> None:
-        epochs = VARIANTS.get(self.spec.suffix, {}).get("num_epochs", 1000) if stage.trainer and training else None
+        schedule = VARIANTS.get(self.spec.suffix, {})
+        epochs = schedule.get("source_epochs" if stage.id.startswith("source:") and "source_epochs" in schedule
+                              else "num_epochs", 1000) if stage.trainer and training else None
         run_stage(argv, {**os.environ, **self.env, "PATH": interpreter_path()}, self.log_path(stage), head, epochs,
-                  EPOCH_METRICS[self.spec.task], self.verbose)
+                  tasks.get(self.spec.task).epoch_metric, self.verbose)
 
     def check_device(self) -> None:
         """Before the first stage: the device and GPUs asked for exist here (--dry-run does not check: its commands

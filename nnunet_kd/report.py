@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from nnunet_kd import stats
-from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, VARIANTS
+from nnunet_kd.config import KD_BLOCK_KEY, VARIANTS
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic, write_atomic
 from nnunet_kd.report_figures import draw_figures, training_curves
@@ -17,11 +18,8 @@ KD_MODELS = ("joint teacher", "student")  # their source teachers saw the target
 
 
 def models_for(task: str) -> dict:
-    """{row label: trainer} of a task's four models; the first is the baseline."""
-    role = ROLE_TRAINERS[task]
-    models = {"dataset-specific (target teacher)": role["target"], "multi-head": role["multihead"],
-              "joint teacher": role["joint"], "student": role["student"]}
-    return {label: trainer for label, trainer in models.items() if trainer}
+    """{row label: trainer} of a task's models; the first is the baseline."""
+    return tasks.get(task).models()
 
 
 def with_existing_target_teacher(models: dict, results_root: str, target: str, plans: str, configuration: str) -> dict:
@@ -39,8 +37,8 @@ def with_existing_target_teacher(models: dict, results_root: str, target: str, p
     return models
 
 
-DEFAULT_MODELS = models_for("seg")
-SHORT_LABELS = dict(zip(("baseline", "multihead", "joint", "student"), models_for("seg")))  # for --test-dir
+DEFAULT_MODELS = models_for(tasks.DEFAULT_TASK)
+SHORT_LABELS = dict(zip(("baseline", "multihead", "joint", "student"), DEFAULT_MODELS))  # for --test-dir
 
 
 def _stats(values) -> dict:
@@ -60,42 +58,18 @@ def _load(summary_file: str) -> dict:
 
 
 def summary_task(summary: dict) -> str:
-    """The task of a summary.json: written by the classification and detection summaries; nnU-Net's own (no key)
-    is a segmentation's. Summaries from before the key are told by their metric."""
-    if "task" in summary:
-        return summary["task"]
-    return "cls" if "balanced_accuracy" in summary else "det" if "mAP" in summary else "seg"
+    """The task of a summary.json (`tasks.for_summary`)."""
+    return tasks.for_summary(summary).name
 
 
 def _headline_metric(summary: dict, summary_file: str) -> dict:
     """The task's headline metric of a summary.json, under "foreground" (seg: mean Dice over the classes, NaN ignored,
     with "per_class" {class: Dice}; cls: balanced accuracy; det: COCO mAP) and its name under "metric"."""
     try:
-        task = summary_task(summary)
-        if task == "cls":
-            return {"foreground": float(summary["balanced_accuracy"]), "per_class": {}, "metric": "balanced accuracy"}
-        if task == "det":
-            return {"foreground": float(summary["mAP"]), "per_class": {}, "metric": "mAP"}
-        dice = {c: float(m["Dice"]) for c, m in summary["mean"].items() if c != "0"}
+        return tasks.for_summary(summary).headline(summary)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
-        raise KDError(f"Cannot read the Dice of {summary_file} ({e!r}). Is it an nnU-Net summary.json?") from None
-    return {"foreground": _stats(dice.values())["mean"],
-            "per_class": {c: None if np.isnan(d) else d for c, d in dice.items()}, "metric": "Dice"}
-
-
-def _froc(records) -> float:
-    from nnunet_kd.detection.metrics import froc_of_matches
-    return froc_of_matches(records)["froc"]
-
-
-def _map50(records) -> float:
-    from nnunet_kd.detection.metrics import map50_of_matches
-    return map50_of_matches(records)
-
-
-def _map(records) -> float:
-    from nnunet_kd.detection.metrics import map_of_matches
-    return map_of_matches(records)
+        raise KDError(f"Cannot read the metric of {summary_file} ({e!r}). Is it an nnU-Net summary.json, or the "
+                      f"summary of predict-cls/predict-det --truth?") from None
 
 
 def _mean(values) -> float | None:
@@ -105,7 +79,8 @@ def _mean(values) -> float | None:
 
 def pooled_metric(kind: str, cases: dict) -> float | None:
     """The measure of a set of per-case results of one kind (`per_case`): the mean value, the balanced accuracy of
-    (true, predicted) classes, or the COCO mAP, mAP@0.5 or FROC of per-image detection matches."""
+    (true, predicted) classes, or a task's measure of per-case records (`Task.record_measures`: detection's COCO mAP,
+    mAP@0.5, FROC)."""
     if not cases:
         return None
     if kind == "values":
@@ -114,46 +89,25 @@ def pooled_metric(kind: str, cases: dict) -> float | None:
         pairs = list(cases.values())
         return stats.balanced_accuracy(np.asarray([t for t, _ in pairs], dtype=str),
                                        np.asarray([p for _, p in pairs], dtype=str))
-    return {"froc": _froc, "map50": _map50, "map": _map}[kind](list(cases.values()))
+    return tasks.record_measure(kind)(list(cases.values()))
 
 
-COMPARE = {"values": stats.compare_values, "classes": stats.compare_classes,
-           "froc": lambda m, b: stats.compare_records(m, b, _froc),
-           "map50": lambda m, b: stats.compare_records(m, b, _map50),
-           "map": lambda m, b: stats.compare_records(m, b, _map)}
+def _compare(kind: str, model_runs: list, base_runs: list):
+    if kind == "values":
+        return stats.compare_values(model_runs, base_runs)
+    if kind == "classes":
+        return stats.compare_classes(model_runs, base_runs)
+    return stats.compare_records(model_runs, base_runs, tasks.record_measure(kind))
 
 
 def per_case(summary: dict, summary_file: str) -> dict:
-    """{measure: (kind, {case: per-case result})} for the paired statistics; {} without per-case results. Seg: the
-    foreground (mean Dice over the classes of a case, NaN ignored) and, with several classes, every class (nnU-Net's
-    metric_per_case, cases keyed by reference file name); cls: (true, predicted) class; det: the image's box matches."""
+    """{measure: (kind, {case: per-case result})} for the paired statistics; {} without per-case results (the task's
+    `per_case`: seg the foreground and, with several classes, every class; cls (true, predicted) class; det the
+    image's box matches)."""
     try:
-        task = summary_task(summary)
-        if task == "cls":
-            cases = {r["case"]: (r["true"], r["predicted"]) for r in summary.get("per_case", [])}
-            return {"balanced accuracy": ("classes", cases)} if cases else {}
-        if task == "det":
-            if "per_case" not in summary:
-                return {}
-            from nnunet_kd.detection.metrics import image_matches
-            n = len(summary["categories"])
-            cases = {case: image_matches([(b[:4], b[4]) for b in r["boxes"]],
-                                         [(p[:4], p[4], p[5]) for p in r["predictions"]], n)
-                     for case, r in summary["per_case"].items()}
-            return {"mAP": ("map", cases), "FROC": ("froc", cases), "mAP@0.5": ("map50", cases)}
-        measures = {"foreground": {}}
-        for r in summary.get("metric_per_case", []):
-            case = os.path.basename(r["reference_file"])
-            dice = {c: float(m["Dice"]) for c, m in r["metrics"].items() if c != "0"}
-            for c, d in dice.items():
-                measures.setdefault(c, {})[case] = d
-            finite = [d for d in dice.values() if np.isfinite(d)]
-            measures["foreground"][case] = float(np.mean(finite)) if finite else None
+        return tasks.for_summary(summary).per_case(summary)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as e:
         raise KDError(f"Cannot read the per-case results of {summary_file} ({e!r}).") from None
-    if len(measures) == 2:  # one class: the same figures as the foreground
-        measures = {"foreground": measures["foreground"]}
-    return {m: ("values", cases) for m, cases in measures.items()} if measures["foreground"] else {}
 
 
 def _changed_teachers(fold_folder: str) -> list:
@@ -188,7 +142,7 @@ def compare(model_runs: list, base_runs: list) -> dict:
     out = {}
     for measure, (kind, _) in base_runs[0].items() if base_runs and model_runs else ():
         if all(measure in r for r in model_runs + base_runs):
-            result = COMPARE[kind]([r[measure][1] for r in model_runs], [r[measure][1] for r in base_runs])
+            result = _compare(kind, [r[measure][1] for r in model_runs], [r[measure][1] for r in base_runs])
             if result:
                 out[measure] = result
     return out
@@ -270,8 +224,8 @@ def collect(results_root: str, target: str, plans: str, configuration: str, mode
             "test": _diff(row["test"] and row["test"]["foreground"], base["test"] and base["test"]["foreground"])}
         row["paired"] = None if label == baseline else _paired_row(label, row, cases[label], cases[baseline])
     metrics = {d["metric"] for r in rows.values() for d in list(r["folds"].values()) + [r["test"] or {"metric": None}]}
-    metric = next((m for m in ("balanced accuracy", "mAP") if m in metrics), "Dice")
-    task = {"balanced accuracy": "cls", "mAP": "det"}.get(metric, "seg")
+    task = tasks.for_metric(next((m for m in metrics if m), None))
+    metric, task = task.metric, task.name
     return {"target": target, "plans": plans, "configuration": configuration, "results_root": results_root,
             "baseline": baseline, "metric": metric, "task": task, "class_names": _class_names(base["folder"]),
             "method": stats.METHOD, "models": rows, "source_teachers": source_teachers(rows)}

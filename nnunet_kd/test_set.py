@@ -1,83 +1,24 @@
 """Test-set figures of every model of an experiment: predict held-out images with each model and score them, in the
 files `report --test-dir` reads (what `run --test-images/--test-labels` and the demo do)."""
-import contextlib
-import io
-import os
 from collections.abc import Sequence
 
-from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join
+from batchgenerators.utilities.file_and_folder_operations import isdir, isfile
 
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
-
-LABELS_HINT = {"seg": "a folder of label files named like the images without the channel suffix (labelsTs)",
-               "cls": "a CSV case,class (such as labelsTs.csv of `convert-cls`)",
-               "det": "a COCO-style boxes file (such as boxesTs.json of `convert-det`)"}
-
-
-def summary_path(output: str) -> str:
-    """Where predict-cls/predict-det write the test-set summary of an output file: <output minus extension>_summary.json
-    (the file `nnunet_kd report --test-dir LABEL=FILE` reads)."""
-    return os.path.splitext(output)[0] + "_summary.json"
 
 
 def check_test_inputs(task: str, images: str, labels: str) -> None:
     """Before any training: the test images and labels exist in the form the task needs."""
     if not isdir(images):
         raise KDError(f"--test-images {images} is not a folder of images named CASE_0000.ext.")
-    if (task == "seg" and not isdir(labels)) or (task != "seg" and not isfile(labels)):
-        raise KDError(f"--test-labels {labels} must be {LABELS_HINT[task]}.")
+    spec = tasks.get(task)
+    if not (isdir if spec.test_labels_folder else isfile)(labels):
+        raise KDError(f"--test-labels {labels} must be {spec.test_labels}.")
 
 
 def predict_and_score(task: str, model_folder: str, folds: Sequence[str], device: str, images: str, labels: str,
                       out: str) -> str:
     """Predicts images with the model's folds into out and scores them against labels; returns what `report
-    --test-dir LABEL=...` takes (seg: the folder with summary.json; cls/det: the summary file)."""
-    if task == "cls":
-        from nnunet_kd.classification.predict import predict_cls
-        predict_cls(images, out + ".csv", model_folder, folds, device=device, truth=labels)
-        return summary_path(out + ".csv")
-    if task == "det":
-        from nnunet_kd.detection.predict import predict_det
-        predict_det(images, out + ".json", model_folder, folds, device=device, truth=labels)
-        return summary_path(out + ".json")
-    return _segment_and_score(model_folder, folds, device, images, labels, out)
-
-
-def _segment_and_score(model_folder: str, folds, device: str, images: str, labels: str, out_dir: str) -> str:
-    """nnU-Net's own predictor (what nnUNetv2_predict runs, here in this process and without worker processes),
-    scored with compute_metrics_on_folder."""
-    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
-    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
-    predictor, dataset_json = _predictor(model_folder, folds, device)
-    os.makedirs(out_dir, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # a line per case
-        predictor.predict_from_files_sequential(images, out_dir)
-    ending = dataset_json["file_ending"]
-    predicted = sorted(f for f in os.listdir(out_dir) if f.endswith(ending))
-    missing = [f for f in predicted if not isfile(join(labels, f))]
-    if missing:
-        raise KDError(f"--test-labels {labels} has no label file for {len(missing)} test images, e.g. {missing[:3]}. "
-                      f"Give {LABELS_HINT['seg']}.")
-    reader = determine_reader_writer_from_dataset_json(dataset_json, join(labels, predicted[0]))
-    names = [v for k, v in dataset_json["labels"].items() if k not in ("background", "ignore")]
-    compute_metrics_on_folder(labels, out_dir, join(out_dir, "summary.json"), reader(), ending, names,
-                              num_processes=2)
-    return out_dir
-
-
-def _predictor(model_folder: str, folds, device: str):
-    """nnU-Net's predictor set up as its ``initialize_from_trained_model_folder`` does, from the checked plans and the
-    checkpoints loaded safely (nnU-Net itself unpickles them with ``weights_only=False``), and the dataset.json."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import network_from_checkpoint, read_model_folder
-    _, dataset_json, pm, cm, in_channels, paths = read_model_folder(model_folder, folds, "checkpoint_final.pth")
-    checkpoints = [load_checkpoint(p) for p in paths]
-    network = network_from_checkpoint(checkpoints[0], pm, cm, in_channels,
-                                      pm.get_label_manager(dataset_json).num_segmentation_heads)
-    predictor = nnUNetPredictor(perform_everything_on_device=device == "cuda", device=torch.device(device),
-                                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
-    predictor.manual_initialization(network, pm, cm, [c["network_weights"] for c in checkpoints], dataset_json,
-                                    checkpoints[0]["trainer_name"], checkpoints[0].get("inference_allowed_mirroring_axes"))
-    return predictor, dataset_json
+    --test-dir LABEL=...` takes (the task's `predict_and_score`)."""
+    return tasks.get(task).predict_and_score(model_folder, folds, device, images, labels, out)

@@ -21,7 +21,7 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS, VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
+from nnunet_kd.config import VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.teachers import changed_teachers
 
@@ -350,23 +350,35 @@ def require_target(cls, plans: dict, kd_block: dict) -> None:
                       f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {dataset_id(target)} ...")
 
 
-def make_variants(task: str, roles, namespace: dict, skip=()) -> None:
-    """Defines ``<name><suffix>`` for every role trainer of ``task`` (one class per role, its ``kd_role``; the name
-    is the role's in ``ROLE_TRAINERS``, the one table of role names) and every variant, in ``namespace`` (a module's
-    globals)."""
-    for base in roles:
-        base_name = ROLE_TRAINERS[task][base.kd_role]
-        for suffix, settings in VARIANTS.items():
-            if base_name + suffix not in skip:
-                namespace[base_name + suffix] = _variant(base, base_name, suffix, settings, namespace["__name__"])
+class TrainingLength:
+    """A training-length variant, as nnU-Net's ``nnUNetTrainer_Xepochs``: put before a role trainer in the bases
+    (``class nnUNetTrainerJointKD_tiny(Tiny, nnUNetTrainerJointKD)``); sets the schedule of ``VARIANTS`` after the
+    trainer's own __init__ (``source_epochs``: a source teacher's epochs instead of ``num_epochs``). A variant's joint
+    teacher and student use the teachers of the same suffix."""
+    variant_suffix = ""
 
-
-def _variant(base, base_name: str, suffix: str, settings: dict, module: str):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        base.__init__(self, plans, configuration, fold, dataset_json, device)
-        for k, v in settings.items():
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        schedule = dict(VARIANTS[self.variant_suffix])
+        source_epochs = schedule.pop("source_epochs", None)
+        for k, v in schedule.items():
             setattr(self, k, v)
+        if source_epochs and self.kd_role == "source":
+            self.num_epochs = source_epochs
 
-    return type(base_name + suffix, (base,), {"__init__": __init__, "variant_suffix": suffix, "__module__": module,
-                                "__doc__": f"{base_name} with {settings}."})
+
+class Tiny(TrainingLength):
+    variant_suffix = "_tiny"
+
+
+class FiveEpochs(TrainingLength):
+    variant_suffix = "_5epochs"
+
+
+class Demo(TrainingLength):
+    variant_suffix = "_demo"
+
+
+class Bench(TrainingLength):
+    variant_suffix = "_bench"

@@ -1,8 +1,10 @@
 """Shared test helpers: the fixture datasets' nnU-Net folders and commands (`KDSetup`), tree digests, checkpoints."""
 import collections
+import datetime
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -10,6 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from PIL import Image
 
 from nnunet_kd import trainer_path
 
@@ -205,3 +210,26 @@ def check_student_without_unet_decoder(trainer, kind: str) -> None:
     trainer.check_inputs(plans, "2d", 0, block(kd_mode="class"))
     for ok in (decoder, channel):  # the segmentation student has a decoder and spatial logits
         nnUNetTrainerJointKD.check_inputs(plans, "2d", 0, ok)
+
+
+def write_png(path, array) -> None:
+    Image.fromarray(array).save(path)
+
+
+def spawn_gloo(worker, out_dir, world: int = 2) -> None:
+    """Runs worker(rank, world, out_dir) in ``world`` processes joined in a gloo process group on this machine (DDP
+    on CPU), each process ending only when all are done."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gloo_worker, args=(worker, world, port, str(out_dir)), nprocs=world, join=True)
+
+
+def _gloo_worker(rank, worker, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    try:
+        worker(rank, world, out_dir)
+        dist.barrier()  # every rank done before any tears gloo down (one ended with SIGABRT once under CI load)
+    finally:
+        dist.destroy_process_group()

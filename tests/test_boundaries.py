@@ -1,5 +1,6 @@
 """The package's import boundaries, read from the source (imports inside functions count too): a task package never
-imports a sibling, and the task-free modules (protocol, roles, data, the trainer base, ...) import no task package."""
+imports a sibling, the task-free modules (planning, report, run, protocol, roles, the trainer base, ...) import no task
+package (they look tasks up in `nnunet_kd.core.tasks`), and no module takes part in an import cycle."""
 import ast
 import os
 
@@ -7,9 +8,8 @@ import nnunet_kd
 
 PACKAGE = os.path.dirname(os.path.abspath(nnunet_kd.__file__))
 TASKS = ("segmentation", "classification", "detection")
-# the entry points that still choose a task by name (the command line, planning, report, test set, trainer folder)
-DISPATCH = {"nnunet_kd.cli", "nnunet_kd.report", "nnunet_kd.test_set", "nnunet_kd.planning.shared",
-            "nnunet_kd.trainers.nnunet_kd_trainers"}
+# the folder nnUNet_extTrainer points at re-exports every task's trainer classes
+DISPATCH = {"nnunet_kd.trainers.nnunet_kd_trainers"}
 
 
 def imports(package_dir: str = PACKAGE) -> dict:
@@ -69,3 +69,48 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):
         ("nnunet_kd.classification.m", "nnunet_kd.segmentation"),
         ("nnunet_kd.classification.m", "nnunet_kd.segmentation.joint_network"),
         ("nnunet_kd.protocol.m", "nnunet_kd.detection"), ("nnunet_kd.protocol.m", "nnunet_kd.detection.network")]
+
+
+def cycles(found: dict) -> list:
+    """The import cycles among the modules of found (strongly connected components of more than one module, or a
+    module importing itself), each sorted."""
+    graph = {m: {n for n in names if n in found and n != m} for m, names in found.items()}
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def test_no_import_cycle():
+    assert cycles(imports()) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_function_level_import(tmp_path):
+    package = tmp_path / "nnunet_kd"
+    (package / "run").mkdir(parents=True)
+    (package / "run" / "a.py").write_text("from nnunet_kd.run import b\n")
+    (package / "run" / "b.py").write_text("def f():\n    from nnunet_kd.run.c import g\n")
+    (package / "run" / "c.py").write_text("import nnunet_kd.run.a\n")
+    (package / "run" / "d.py").write_text("import nnunet_kd.run.a\n")
+    assert cycles(imports(str(package))) == [["nnunet_kd.run.a", "nnunet_kd.run.b", "nnunet_kd.run.c"]]
+

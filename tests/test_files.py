@@ -7,7 +7,7 @@ import os
 import pytest
 
 from nnunet_kd.errors import KDError
-from nnunet_kd.files import check_writable, exclusive, save_json_atomic, write_atomic
+from nnunet_kd.files import check_writable, exclusive, save_json_atomic, staged_folder, write_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -61,3 +61,16 @@ def test_check_writable_leaves_nothing_and_names_a_path_under_a_file(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(KDError, match=r"nnUNet_preprocessed .*file.sub cannot take files \(Not a directory\)"):
         check_writable(str(tmp_path / "file" / "sub"), "nnUNet_preprocessed")
+
+
+def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "raw" / "Dataset001_X"
+    with pytest.raises(RuntimeError):
+        with staged_folder(str(target)) as tmp:
+            (tmp_path / "raw" / os.path.basename(tmp) / "half.txt").write_text("x")
+            raise RuntimeError("conversion failed")
+    assert os.listdir(tmp_path / "raw") == []
+    with staged_folder(str(target)) as tmp:
+        assert os.path.basename(tmp).startswith(".Dataset001_X.") and not target.exists()
+        (tmp_path / "raw" / os.path.basename(tmp) / "done.txt").write_text("x")
+    assert os.listdir(tmp_path / "raw") == ["Dataset001_X"] and (target / "done.txt").read_text() == "x"

@@ -26,12 +26,16 @@ def plans_with(arch: dict, patch_size=(64, 64)) -> dict:
 
 
 def test_nnunet_and_joint_architectures_pass():
-    from nnunet_kd.segmentation.joint_network import CLASS_NAME
+    from nnunet_kd.segmentation.network import CLASS_NAME
     joint = {"network_class_name": CLASS_NAME, "_kw_requires_import": [],
              "arch_kwargs": {"teachers": [dict(PLAIN_ARCH_2D, num_classes=2), RESENC], "decoder": PLAIN_ARCH_2D,
                              "fusion_levels": [0, 1, 2], "strides": [[1, 1], [2, 2], [2, 2]], "adapter_norm": True}}
-    for arch in (PLAIN_ARCH_2D, RESENC, joint):
+    # the module path that joint teachers trained before network.py name in their plans
+    former = dict(joint, network_class_name="nnunet_kd.segmentation.joint_network.JointTeacherNetwork")
+    for arch in (PLAIN_ARCH_2D, RESENC, joint, former):
         check_plans(plans_with(arch), "plans.json")
+    import pydoc
+    assert pydoc.locate(former["network_class_name"]) is pydoc.locate(CLASS_NAME)
 
 
 def hostile(tmp_path):

@@ -1,5 +1,4 @@
 """The shared trainer machinery: non-finite steps, failpoints, DDP wrapping of the extras."""
-import datetime
 import os
 import subprocess
 import sys
@@ -7,11 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
-from helpers import OpensAFile, nnunet_like_checkpoint
+from helpers import OpensAFile, nnunet_like_checkpoint, spawn_gloo
 from nnunet_kd.errors import KDError
 from nnunet_kd.protocol.domain import AdversarialDomainHeads
 from nnunet_kd.segmentation.baseline import nnUNetTrainerKD
@@ -86,9 +83,7 @@ def test_failpoint_kills_the_process(tmp_path):
     assert proc.returncode == 0 and "alive" in proc.stdout
 
 
-def _ddp_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
+def _ddp_worker(rank, world, out_dir):
     torch.manual_seed(0)  # same initial weights on both ranks, as DDP requires
     heads = wrap_ddp(AdversarialDomainHeads([4, 8], [-1, 0], hidden=8), torch.device("cpu"))
     torch.manual_seed(1 + rank)  # different data per rank
@@ -105,19 +100,13 @@ def _ddp_worker(rank, world, port, out_dir):
     _step(t)
     torch.save({"skipped": bool(first.get("skipped")), "log": t.log, "steps": t.kd_step,
                 "weight": t.network.module.weight.detach().clone()}, os.path.join(out_dir, f"step{rank}.pt"))
-    dist.barrier()  # both ranks done before either tears gloo down (one ended with SIGABRT once under CI load)
-    dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
     """Extras are DDP-wrapped; a non-finite step is skipped by every worker or none (otherwise worker 0 waits in the
     gradient all-reduce for one that skipped: a hang, here a gloo timeout)."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    spawn_gloo(_ddp_worker, tmp_path)
     g0, g1 = (torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1))
     assert set(g0) == set(g1) and all(g is not None for g in g0.values())  # every extra took part
     for k in g0:
@@ -151,13 +140,26 @@ def test_the_docs_list_every_variant_class():
     assert issubclass(nnUNetTrainerJointKD_tiny, nnUNetTrainerJointKD) and "`nnUNetTrainerJointKD_tiny`" in table
 
 
-def test_role_names_come_from_one_table_and_match_each_class_role():
-    import nnunet_kd.trainers.nnunet_kd_trainers as found
-    from nnunet_kd.config import ROLE_TRAINERS
-    for task, roles in ROLE_TRAINERS.items():
-        for role, name in roles.items():
-            if name:
-                assert getattr(found, name + "_tiny").kd_role == role, (task, role, name)
+def test_every_role_trainer_has_each_training_length_variant_as_an_explicit_class():
+    """The variant classes are written out (grep finds them); none missing, none extra, each the role's trainer with
+    the variant's schedule first in its bases."""
+    import importlib
+
+    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.core import tasks
+    from nnunet_kd.trainer_base import TrainingLength
+    nnunet_own = {"nnUNetTrainer_5epochs"}
+    for task in tasks.all_tasks():
+        module = importlib.import_module(f"{task.package}.trainers")
+        variants = {n for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, TrainingLength)
+                    and c.__module__ == module.__name__}
+        expected = {t + suffix for t in task.trainers.values() if t for suffix in VARIANTS} - nnunet_own
+        assert variants == expected, (task.name, sorted(variants ^ expected))
+        for name in variants:
+            cls = getattr(module, name)
+            mixin, base = cls.__bases__
+            assert mixin.variant_suffix == cls.variant_suffix and not issubclass(base, TrainingLength), name
+            assert task.trainer(base.kd_role) + cls.variant_suffix == name, name
 
 
 def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
@@ -190,3 +192,21 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
         plain.log(key, [0.5] if key == "dice_per_class_or_region" else 0.5, 0)
     plain.plot_progress_png(str(tmp_path))
     assert "pseudo dice" in saved[-1]  # renamed only inside the plugin's logger
+
+
+def test_a_variant_gives_source_teachers_their_own_epochs():
+    """`_bench` trains source teachers longer (source_epochs); the other roles keep num_epochs."""
+    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.trainer_base import Bench
+
+    class Role:
+        def __init__(self, plans, configuration, fold, dataset_json, device):
+            self.num_epochs = 1000
+
+    seen = {}
+    for role in ("source", "target", "joint", "student"):
+        trainer = type(f"T_{role}", (Bench, Role), {"kd_role": role})(None, "2d", 0, None, None)
+        seen[role] = trainer.num_epochs
+        assert trainer.num_iterations_per_epoch == VARIANTS["_bench"]["num_iterations_per_epoch"]
+        assert not hasattr(trainer, "source_epochs")
+    assert seen == {"source": VARIANTS["_bench"]["source_epochs"], "target": 40, "joint": 40, "student": 40}

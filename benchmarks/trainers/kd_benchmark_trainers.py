@@ -11,7 +11,8 @@ from batchgenerators.utilities.file_and_folder_operations import join, save_json
 
 from nnunet_kd.data.loaders import shutdown
 from nnunet_kd.classification import trainers as cls_trainers
-from nnunet_kd.config import ROLE_TRAINERS, VARIANTS
+from nnunet_kd.config import VARIANTS
+from nnunet_kd.core import tasks
 from nnunet_kd.detection import trainers as det_trainers
 from nnunet_kd.segmentation import trainers as seg_trainers
 from nnunet_kd.segmentation.trainers import (nnUNetTrainerDomainAdversarial, nnUNetTrainerJointKD,
@@ -76,7 +77,7 @@ class _NoDataLoading(_EpochBenchmark):
 
 
 for _base in (nnUNetTrainerKD, nnUNetTrainerDomainAdversarial, nnUNetTrainerJointTeacher, nnUNetTrainerJointKD):
-    _name = ROLE_TRAINERS["seg"][_base.kd_role]
+    _name = tasks.get("seg").trainer(_base.kd_role)
     for _suffix, _mixin in (("_BenchmarkEpochs", _EpochBenchmark), ("_BenchmarkEpochs_noDataLoading", _NoDataLoading)):
         globals()[_name + _suffix] = type(_name + _suffix, (_mixin, _base), {"__module__": __name__})
 
@@ -95,6 +96,6 @@ def _doubled(base: type) -> type:
 # convergence check of benchmarks/runner.py
 for _task, _module in (("seg", seg_trainers), ("cls", cls_trainers), ("det", det_trainers)):
     for _suffix in VARIANTS:
-        _base = getattr(_module, ROLE_TRAINERS[_task]["target"] + _suffix, None)
+        _base = getattr(_module, tasks.get(_task).trainer("target") + _suffix, None)
         if _base is not None:
             globals()[_base.__name__ + "_x2"] = _doubled(_base)

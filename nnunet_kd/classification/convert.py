@@ -7,8 +7,6 @@ become .nii.gz with their geometry. All inputs are checked before anything is wr
 once complete: it is written into a hidden folder beside it and renamed.
 """
 import os
-import shutil
-import uuid
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,6 +18,7 @@ from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, 
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, SITK_ENDINGS, ImageFile, check_images, check_new_dataset,
                                        error_reason, natural_channels, raw_root_folder, scan_images)
 from nnunet_kd.errors import KDError, listing
+from nnunet_kd.files import staged_folder
 from nnunet_kd.progress import cases_bar
 
 
@@ -105,10 +104,8 @@ def convert_cls(images_dir: str, labels_csv: str, dataset_id: int, name: str, ra
                       + "\n".join(problems))
 
     folder = os.path.join(raw_root, f"Dataset{dataset_id:03d}_{name}")
-    os.makedirs(raw_root, exist_ok=True)
-    tmp = os.path.join(raw_root, f".{os.path.basename(folder)}.{uuid.uuid4().hex[:8]}.tmp")  # hidden from nnU-Net
-    images_tr, labels_tr = os.path.join(tmp, "imagesTr"), os.path.join(tmp, "labelsTr")
-    try:
+    with staged_folder(folder) as tmp:
+        images_tr, labels_tr = os.path.join(tmp, "imagesTr"), os.path.join(tmp, "labelsTr")
         os.makedirs(images_tr)
         os.makedirs(labels_tr)
         for image in cases_bar(sorted(images, key=lambda i: i.case), f"convert-cls: writing {name}"):
@@ -125,8 +122,4 @@ def convert_cls(images_dir: str, labels_csv: str, dataset_id: int, name: str, ra
                               description=f"Image classification: the class of each case is in {LABELS_CSV}, "
                                           f"labelsTr holds all-ones masks.", **{CLASSES_KEY: classes})
         write_label_rows(os.path.join(tmp, LABELS_CSV), [(c, case_rows[c].cls) for c in sorted(case_rows)])
-        os.rename(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder

@@ -1,22 +1,70 @@
-"""`nnunet_kd predict-cls`: class probabilities of raw images, averaged over the folds of a classification model."""
+"""`nnunet_kd predict-cls`: class probabilities of raw images, averaged over the folds of a classification model; the
+resizing and batched softmax that the trainers' validation shares."""
+import csv
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from batchgenerators.utilities.file_and_folder_operations import isdir
+from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+from torch import autocast, nn
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
-from nnunet_kd.classification.trainer import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
+from nnunet_kd.core.tasks import summary_path
 from nnunet_kd.errors import KDError, listing
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.protocol.teachers import read_model_folder
-from nnunet_kd.test_set import summary_path
+
+
+def resize_to_patch(data, patch_size) -> np.ndarray:
+    """A preprocessed case (c, [1,] *spatial) resized to (c, [1,] *patch_size): bilinear with antialiasing in 2D,
+    trilinear in 3D."""
+    x = torch.from_numpy(np.asarray(data[:], dtype=np.float32))
+    flat = x.shape[1:] != tuple(patch_size) and len(patch_size) == 2
+    if flat:
+        x = x[:, 0]
+    mode = "bilinear" if len(patch_size) == 2 else "trilinear"
+    x = F.interpolate(x[None], size=tuple(patch_size), mode=mode, align_corners=False,
+                      antialias=mode == "bilinear")[0]
+    return (x[:, None] if flat else x).numpy()
+
+
+@torch.no_grad()
+def predict_probabilities(network: nn.Module, cases, is_2d: bool, device, batch_size: int = 8) -> np.ndarray:
+    """Softmax probabilities (fp32) of resized cases (c, [1,] *patch) in eval mode."""
+    network.eval()
+    out, batch = [], []
+
+    def flush():
+        x = torch.from_numpy(np.stack(batch)).to(device)
+        with autocast(device.type, enabled=True) if device.type == "cuda" else dummy_context():
+            logits = network(x)
+        out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        batch.clear()
+
+    for data in cases:
+        batch.append(data[:, 0] if is_2d and data.ndim == 4 else data)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def write_predictions_csv(path: str, cases, probs: np.ndarray, classes: list[str], labels=None) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case", *[f"p_{c}" for c in classes], "predicted"] + (["true"] if labels is not None else []))
+        for i, case in enumerate(cases):
+            row = [case, *[f"{p:.6f}" for p in probs[i]], classes[int(probs[i].argmax())]]
+            w.writerow(row + ([classes[labels[i]]] if labels is not None else []))
 
 
 def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence[str],
@@ -64,3 +112,8 @@ def predict_cls(images: str, output_csv: str, model_folder: str, folds: Sequence
             [classes.index(true[c]) for c in cases], probs, classes, cases))
     return probs
 
+
+def predict_and_score(model_folder: str, folds: Sequence[str], device: str, images: str, labels: str, out: str) -> str:
+    """Predicts images into out.csv and scores them against labels; returns the summary file (`report --test-dir`)."""
+    predict_cls(images, out + ".csv", model_folder, folds, device=device, truth=labels)
+    return summary_path(out + ".csv")

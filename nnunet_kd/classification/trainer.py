@@ -5,13 +5,10 @@ resized to the patch size when it is loaded, the class of a case comes from the 
 batch's ``keys``, the loss is (class-weighted) cross-entropy, ``checkpoint_best`` follows the EMA of the validation
 balanced accuracy (logged where nnU-Net logs its pseudo Dice) and the final validation writes scikit-learn metrics.
 """
-import csv
-import os
 import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, maybe_mkdir_p
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.utilities.helpers import dummy_context
@@ -21,25 +18,13 @@ from torch import autocast, distributed as dist, nn
 from nnunet_kd.classification.labels import class_names, read_case_classes
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
-from nnunet_kd.config import EPOCH_METRICS
+from nnunet_kd.classification.predict import predict_probabilities, resize_to_patch, write_predictions_csv
+from nnunet_kd.classification.task import TASK
+from nnunet_kd.datasets import raw_label_folder
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import save_json_atomic
-from nnunet_kd.planning.channels import DERIVED_KEY
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.trainer_base import failpoint
-
-
-def resize_to_patch(data, patch_size) -> np.ndarray:
-    """A preprocessed case (c, [1,] *spatial) resized to (c, [1,] *patch_size): bilinear with antialiasing in 2D,
-    trilinear in 3D."""
-    x = torch.from_numpy(np.asarray(data[:], dtype=np.float32))
-    flat = x.shape[1:] != tuple(patch_size) and len(patch_size) == 2
-    if flat:
-        x = x[:, 0]
-    mode = "bilinear" if len(patch_size) == 2 else "trilinear"
-    x = F.interpolate(x[None], size=tuple(patch_size), mode=mode, align_corners=False,
-                      antialias=mode == "bilinear")[0]
-    return (x[:, None] if flat else x).numpy()
 
 
 class WholeImageDataset:
@@ -57,18 +42,9 @@ class WholeImageDataset:
         return data, np.ones((1, *data.shape[1:]), dtype=np.int16), None, properties
 
 
-def labels_folder(raw_root: str, dataset_name: str, dataset_json: dict) -> str:
-    """The raw folder holding a dataset's labels.csv (a channel-mapped source's is its original's)."""
-    return join(raw_root, dataset_json[DERIVED_KEY]["dataset"] if DERIVED_KEY in dataset_json else dataset_name)
-
-
 def case_classes_of(dataset_name: str, dataset_json: dict) -> dict:
-    raw = os.environ.get("nnUNet_raw")
-    if not raw:
-        raise KDError("nnUNet_raw is not set; classification trainers read each dataset's labels.csv from its raw "
-                      "folder. Export nnUNet_raw.")
-    folder = labels_folder(raw, dataset_name, dataset_json)
-    return read_case_classes(folder)
+    return read_case_classes(raw_label_folder(dataset_name, dataset_json,
+                                              "classification trainers read the labels.csv"))
 
 
 def class_weighted_ce(counts: np.ndarray, weighted: bool, device) -> nn.Module:
@@ -96,7 +72,7 @@ class ClsTrainerMixin:
     #: whether classification.backbone (timm) may replace the plans' encoder
     supports_backbone = False
     #: logged where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
-    epoch_metric = EPOCH_METRICS["cls"]
+    epoch_metric = TASK.epoch_metric
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -222,34 +198,3 @@ def _balanced_accuracy(labels, predicted) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true" on small validation batches
         return float(balanced_accuracy_score(labels, predicted))
-
-
-@torch.no_grad()
-def predict_probabilities(network: nn.Module, cases, is_2d: bool, device, batch_size: int = 8) -> np.ndarray:
-    """Softmax probabilities (fp32) of resized cases (c, [1,] *patch) in eval mode."""
-    network.eval()
-    out, batch = [], []
-
-    def flush():
-        x = torch.from_numpy(np.stack(batch)).to(device)
-        with autocast(device.type, enabled=True) if device.type == "cuda" else dummy_context():
-            logits = network(x)
-        out.append(torch.softmax(logits.float(), 1).cpu().numpy())
-        batch.clear()
-
-    for data in cases:
-        batch.append(data[:, 0] if is_2d and data.ndim == 4 else data)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def write_predictions_csv(path: str, cases, probs: np.ndarray, classes: list[str], labels=None) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["case", *[f"p_{c}" for c in classes], "predicted"] + (["true"] if labels is not None else []))
-        for i, case in enumerate(cases):
-            row = [case, *[f"{p:.6f}" for p in probs[i]], classes[int(probs[i].argmax())]]
-            w.writerow(row + ([classes[labels[i]]] if labels is not None else []))

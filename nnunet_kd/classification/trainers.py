@@ -4,9 +4,86 @@ from nnunet_kd.classification.baseline import nnUNetTrainerCls, nnUNetTrainerCls
 from nnunet_kd.classification.joint_teacher import nnUNetTrainerClsJointTeacher
 from nnunet_kd.classification.source_teacher import nnUNetTrainerClsDomainAdversarial
 from nnunet_kd.classification.student import nnUNetTrainerClsJointKD
-from nnunet_kd.trainer_base import make_variants
+from nnunet_kd.trainer_base import Bench, Demo, FiveEpochs, Tiny
 
-make_variants("cls", (nnUNetTrainerCls, nnUNetTrainerClsDomainAdversarial, nnUNetTrainerClsJointTeacher,
-                     nnUNetTrainerClsJointKD, nnUNetTrainerClsMultiHead), globals())
+
+class nnUNetTrainerCls_tiny(Tiny, nnUNetTrainerCls):
+    pass
+
+
+class nnUNetTrainerCls_5epochs(FiveEpochs, nnUNetTrainerCls):
+    pass
+
+
+class nnUNetTrainerCls_demo(Demo, nnUNetTrainerCls):
+    pass
+
+
+class nnUNetTrainerCls_bench(Bench, nnUNetTrainerCls):
+    pass
+
+
+class nnUNetTrainerClsDomainAdversarial_tiny(Tiny, nnUNetTrainerClsDomainAdversarial):
+    pass
+
+
+class nnUNetTrainerClsDomainAdversarial_5epochs(FiveEpochs, nnUNetTrainerClsDomainAdversarial):
+    pass
+
+
+class nnUNetTrainerClsDomainAdversarial_demo(Demo, nnUNetTrainerClsDomainAdversarial):
+    pass
+
+
+class nnUNetTrainerClsDomainAdversarial_bench(Bench, nnUNetTrainerClsDomainAdversarial):
+    pass
+
+
+class nnUNetTrainerClsJointTeacher_tiny(Tiny, nnUNetTrainerClsJointTeacher):
+    pass
+
+
+class nnUNetTrainerClsJointTeacher_5epochs(FiveEpochs, nnUNetTrainerClsJointTeacher):
+    pass
+
+
+class nnUNetTrainerClsJointTeacher_demo(Demo, nnUNetTrainerClsJointTeacher):
+    pass
+
+
+class nnUNetTrainerClsJointTeacher_bench(Bench, nnUNetTrainerClsJointTeacher):
+    pass
+
+
+class nnUNetTrainerClsJointKD_tiny(Tiny, nnUNetTrainerClsJointKD):
+    pass
+
+
+class nnUNetTrainerClsJointKD_5epochs(FiveEpochs, nnUNetTrainerClsJointKD):
+    pass
+
+
+class nnUNetTrainerClsJointKD_demo(Demo, nnUNetTrainerClsJointKD):
+    pass
+
+
+class nnUNetTrainerClsJointKD_bench(Bench, nnUNetTrainerClsJointKD):
+    pass
+
+
+class nnUNetTrainerClsMultiHead_tiny(Tiny, nnUNetTrainerClsMultiHead):
+    pass
+
+
+class nnUNetTrainerClsMultiHead_5epochs(FiveEpochs, nnUNetTrainerClsMultiHead):
+    pass
+
+
+class nnUNetTrainerClsMultiHead_demo(Demo, nnUNetTrainerClsMultiHead):
+    pass
+
+
+class nnUNetTrainerClsMultiHead_bench(Bench, nnUNetTrainerClsMultiHead):
+    pass
 
 __all__ = [n for n in globals() if n.startswith("nnUNetTrainer")]

@@ -9,13 +9,13 @@ from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.detection.coco import categories, read_boxes
+from nnunet_kd.core.tasks import summary_path
+from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.errors import KDError
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.protocol.teachers import read_model_folder
-from nnunet_kd.test_set import summary_path
 
 
 def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, transpose_forward) -> np.ndarray:
@@ -79,3 +79,9 @@ def predict_det(images: str, output_json: str, model_folder: str, folds: Sequenc
             pred[r["image_id"]].append(([x, y, x + w, y + h], r["category_id"] - 1, r["score"]))
         write_summary(summary_path(output_json), detection_summary(gt, pred, names))
     return results
+
+
+def predict_and_score(model_folder: str, folds: Sequence[str], device: str, images: str, labels: str, out: str) -> str:
+    """Predicts images into out.json and scores them against labels; returns the summary file (`report --test-dir`)."""
+    predict_det(images, out + ".json", model_folder, folds, device=device, truth=labels)
+    return summary_path(out + ".json")

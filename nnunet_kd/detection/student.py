@@ -5,7 +5,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.detection.coco import categories
+from nnunet_kd.detection.labels import categories
 from nnunet_kd.detection.distill import fpn_adapters, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.detection.trainer import DetTrainerMixin

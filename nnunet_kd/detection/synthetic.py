@@ -18,7 +18,8 @@ from scipy import ndimage
 
 from nnunet_kd.data.synthetic import Scanner, render
 from nnunet_kd.detection.boxes import boxes_from_instance_map
-from nnunet_kd.detection.coco import BOXES_JSON, TEST_BOXES_JSON, convert_det
+from nnunet_kd.detection.convert import convert_det
+from nnunet_kd.detection.labels import BOXES_JSON, TEST_BOXES_JSON
 
 _KINDS = ("nodule", "mass")  # render() draws category kind k with label k + 1: masses slightly less intense
 

@@ -3,7 +3,6 @@ nnU-Net's preprocessing, patch sampling (foreground oversampling over the instan
 map; boxes recomputed from the augmented instance map of every patch; torchvision Faster R-CNN losses;
 ``checkpoint_best`` on the EMA of the validation FROC (logged where nnU-Net logs its pseudo Dice); the final validation
 writes COCO mAP and FROC to ``validation/summary.json``."""
-import os
 
 import numpy as np
 import torch
@@ -11,25 +10,21 @@ from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkd
 from torch import distributed as dist, nn
 
 from nnunet_kd.detection.boxes import boxes_from_instance_map
-from nnunet_kd.detection.coco import categories, read_boxes
+from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.distill import detector_losses
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
-from nnunet_kd.config import EPOCH_METRICS
+from nnunet_kd.detection.task import TASK
+from nnunet_kd.datasets import raw_label_folder
 from nnunet_kd.errors import KDError
-from nnunet_kd.planning.channels import DERIVED_KEY
 from nnunet_kd.progress import cases_bar
 from nnunet_kd.trainer_base import failpoint
 
 
 def instance_categories(dataset_name: str, dataset_json: dict) -> dict:
     """case -> {instance id: category index} from the raw dataset's boxes.json."""
-    raw = os.environ.get("nnUNet_raw")
-    if not raw:
-        raise KDError("nnUNet_raw is not set; detection trainers read each dataset's boxes.json from its raw folder. "
-                      "Export nnUNet_raw.")
-    folder = join(raw, dataset_json[DERIVED_KEY]["dataset"] if DERIVED_KEY in dataset_json else dataset_name)
+    folder = raw_label_folder(dataset_name, dataset_json, "detection trainers read the boxes.json")
     names = categories(dataset_json)
     return {case: {b["instance"]: names.index(b["category"]) for b in items}
             for case, items in read_boxes(folder).items()}
@@ -38,7 +33,7 @@ def instance_categories(dataset_name: str, dataset_json: dict) -> dict:
 class DetTrainerMixin:
     network_trainer_name = "nnUNetTrainerDet"
     #: logged where nnU-Net logs the pseudo Dice (checkpoint_best follows its EMA)
-    epoch_metric = EPOCH_METRICS["det"]
+    epoch_metric = TASK.epoch_metric
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

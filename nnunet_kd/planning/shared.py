@@ -35,7 +35,8 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.config import KD_BLOCK_KEY, ROLE_TRAINERS, load_preset
+from nnunet_kd.config import KD_BLOCK_KEY, load_preset
+from nnunet_kd.core import tasks
 from nnunet_kd.datasets import dataset_id, dataset_name
 from nnunet_kd.errors import KDError, listing
 from nnunet_kd.files import check_writable, exclusive, read_json_object, save_json_atomic
@@ -294,7 +295,7 @@ class SharedPlansSpec:
 def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
             plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
             derived_ids: Sequence[int] | None = None, extra_target_images: str | None = None,
-            task: str = "seg", target_teacher: str | None = None,
+            task: str = tasks.DEFAULT_TASK, target_teacher: str | None = None,
             source_teachers: Sequence[str] = (), plans_name: str | None = None) -> SharedPlansSpec:
     """Checks the inputs and works out names and channel mappings; reads, never writes. plans_name: the user's name
     for the shared plans instead of nnUNetPlans_kd_<hash>."""
@@ -314,11 +315,12 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
             raise KDError(f"Unknown configuration '{c}'. Choose from {list(SUPPORTED_CONFIGURATIONS)}.")
     if not sources:
         raise KDError("Give at least one source dataset (-s).")
+    if task not in tasks.names():
+        raise KDError(f"--task must be one of {tasks.names()}, got {task!r}.")
+    task_spec = tasks.get(task)
     settings = load_preset(preset, task)
     if preset.endswith(".json") and os.path.isfile(preset):
         preset = os.path.abspath(preset)  # recorded where it lies
-    if task not in ROLE_TRAINERS:
-        raise KDError(f"--task must be one of {list(ROLE_TRAINERS)}, got {task!r}.")
     settings["task"] = task
     channel_map = {str(k): v for k, v in (channel_map or {}).items()}
     bad = {k: v for k, v in channel_map.items()
@@ -335,15 +337,8 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets (they are {names}).")
     if plans is not None:
         _check_from_plans(tgt, plans)
-    if task == "cls":  # class labels are checked before anything is written; class sets may differ
-        from nnunet_kd.classification.labels import read_case_classes
-        for d in [tgt] + srcs:
-            read_case_classes(d.raw_folder, d.json)
-    if task == "det":  # so are the boxes and their categories
-        from nnunet_kd.detection.coco import categories, read_boxes
-        for d in [tgt] + srcs:
-            categories(d.json)
-            read_boxes(d.raw_folder)
+    for d in [tgt] + srcs if task_spec.check_raw else ():  # the task's labels, before anything is written
+        task_spec.check_raw(d.raw_folder, d.json)
     ids = {s.name: str(s.id) for s in srcs}  # keys by id, as given by id or name (the plans name hashes the ids)
     channel_map = {ids.get(k, k): v for k, v in channel_map.items()}
     unknown = set(channel_map) - set(ids.values())
@@ -387,13 +382,14 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         if slot in existing:
             raise KDError(f"Two --source-teacher models for {srcs[slot - 1].name}: give one per source.")
         existing[slot] = teacher_entry("source", spec)
-    if task != "seg" and existing:
-        raise KDError("--target-teacher/--source-teacher are for segmentation models (--task seg).")
+    if existing and not task_spec.existing_teachers:
+        raise KDError(f"--target-teacher/--source-teacher take trained nnU-Net models of the tasks "
+                      f"{[t.name for t in tasks.all_tasks() if t.existing_teachers]}, not {task} (--task).")
     arguments = dict(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
                      planner=None if plans else planner, plans=plans, preset=preset, channel_map=channel_map,
                      derived_ids=list(derived_ids or []),
                      **({"extra_target_images": extra_target_images} if extra_target_images else {}),
-                     **({"task": task} if task != "seg" else {}),
+                     **({"task": task} if task != tasks.DEFAULT_TASK else {}),
                      **({"existing_teachers": {str(k): e["model_folder"] + f"/fold_{e['fold']}" * bool(e["fold"])
                                                for k, e in sorted(existing.items())}} if existing else {}))
     # the experiment is what the preset says, not where it lies: p.json, ./p.json and an edited p.json
@@ -435,7 +431,7 @@ def _default_derived_id(suffix: str, chosen: set) -> int:
 def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
          plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
          derived_ids: Sequence[int] | None = None, num_processes: int = default_num_processes,
-         verbose: bool = True, extra_target_images: str | None = None, task: str = "seg",
+         verbose: bool = True, extra_target_images: str | None = None, task: str = tasks.DEFAULT_TASK,
          target_teacher: str | None = None, source_teachers: Sequence[str] = (), plans_name: str | None = None) -> str:
     """Runs the shared-plans step and returns the shared plans name."""
     log = print if verbose else (lambda *a, **k: None)
@@ -460,6 +456,7 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
 def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, num_processes: int, log) -> str:
     name, tgt, srcs, configurations, settings = spec.name, spec.target, list(spec.sources), spec.configurations, \
         spec.settings
+    task_spec = tasks.get(task)
 
     # 2. derived datasets and fingerprints (nnU-Net's extractor; existing fingerprints are reused)
     for i, dname, djson in spec.derived:
@@ -492,9 +489,9 @@ def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, n
                     for s in srcs],
         "configurations": configurations,
         "teachers": [spec.existing.get(i, t) for i, t in enumerate(
-            [{"role": "target", "dataset": tgt.name, "trainer": ROLE_TRAINERS[task]["target"], "plans": name,
+            [{"role": "target", "dataset": tgt.name, "trainer": task_spec.trainer("target"), "plans": name,
               "configuration": None, "fold": None}] +
-            [{"role": "source", "dataset": s.name, "trainer": ROLE_TRAINERS[task]["source"], "plans": name,
+            [{"role": "source", "dataset": s.name, "trainer": task_spec.trainer("source"), "plans": name,
               "configuration": None, "fold": "all"} for s in srcs])],
     })
     target_plans[KD_BLOCK_KEY] = block

@@ -16,6 +16,7 @@ from torch import nn
 
 from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.core import tasks
 from nnunet_kd.errors import KDError
 from nnunet_kd.model_plans import read_model_plans
 
@@ -199,25 +200,21 @@ def changed_teachers(records) -> list[str]:
     return problems
 
 
-TASK_NAMES = {"seg": "segmentation", "cls": "classification", "det": "detection"}
-
-
 def read_model_folder(model_folder: str, folds, checkpoint: str, configuration: str | None = None,
-                      task: str = "seg"):
+                      task: str = tasks.DEFAULT_TASK):
     """plans, dataset.json, PlansManager, ConfigurationManager, input channel count and the fold checkpoints of a
     trained nnU-Net model folder of ``task`` (folds None: every fold_* with the checkpoint), with errors naming what
     is missing and, for a model of another task, the command that predicts it."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     plans, dataset_json = read_model_plans(model_folder)
     configuration = model_folder_configuration(model_folder, configuration)
-    found = (plans.get(KD_BLOCK_KEY) or {}).get("task", "seg")
+    found = (plans.get(KD_BLOCK_KEY) or {}).get("task", tasks.DEFAULT_TASK)
     if found != task:
         trainer, plans_name = os.path.basename(os.path.normpath(model_folder)).split("__")[:2]
-        how = {"seg": f"stock nnU-Net: nnUNetv2_predict -i IMAGES -o OUTPUT -d {plans.get('dataset_name')} -c "
-                      f"{configuration} -p {plans_name} -tr {trainer}",
-               "cls": "nnunet_kd predict-cls", "det": "nnunet_kd predict-det"}[found]
-        raise KDError(f"{model_folder} is a {TASK_NAMES[found]} model, not a {TASK_NAMES[task]} one. Predict it with "
-                      f"{how}.")
+        how = tasks.get(found).predict_command.format(dataset=plans.get("dataset_name"), configuration=configuration,
+                                                      plans=plans_name, trainer=trainer)
+        raise KDError(f"{model_folder} is a {tasks.get(found).title} model, not a {tasks.get(task).title} one. "
+                      f"Predict it with {how}.")
     pm = PlansManager(plans)
     cm = pm.get_configuration(configuration)
     if folds is None:

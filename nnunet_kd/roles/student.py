@@ -22,7 +22,8 @@ from torch import autocast, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import ROLE_TRAINERS, DistillSettings, kd_block_from_plans
+from nnunet_kd.config import DistillSettings, kd_block_from_plans
+from nnunet_kd.core import tasks
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.errors import KDError
 from nnunet_kd.files import read_json_object
@@ -91,7 +92,7 @@ class StudentRole(KDTrainerMixin):
     @property
     def joint_teacher_spec(self) -> Teacher:
         ds = self.plans_manager.dataset_name
-        trainer = ROLE_TRAINERS[self.settings.task]["joint"] + self.variant_suffix
+        trainer = tasks.get(self.settings.task).trainer("joint") + self.variant_suffix
         plans = self.settings.student.joint_teacher_plans or self.plans_manager.plans_name
         folder = join(nnUNet_results.get(), ds, f"{trainer}__{plans}__{self.configuration_name}")
         return Teacher("joint", ds, trainer, plans, self.configuration_name, str(self.fold), folder)

@@ -7,6 +7,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 from PIL import Image
 
 from helpers import tree_digest
+from helpers import write_png
 from nnunet_kd.classification.convert import convert_cls
 from nnunet_kd.classification.labels import read_case_classes
 from nnunet_kd.cli import main
@@ -18,9 +19,6 @@ def _csv(path, text: str) -> str:
         f.write(text)
     return str(path)
 
-
-def _png(path, arr) -> None:
-    Image.fromarray(arr).save(path)
 
 
 def _nifti(path, arr, spacing=(0.8, 0.9, 2.5), origin=(10.0, -5.0, 3.0)) -> sitk.Image:
@@ -38,7 +36,7 @@ def gray_pngs(tmp_path):
     images.mkdir()
     rng = np.random.RandomState(0)
     for name in ("a", "b", "c"):
-        _png(images / f"{name}.png", rng.randint(0, 256, (12, 10)).astype(np.uint8))
+        write_png(images / f"{name}.png", rng.randint(0, 256, (12, 10)).astype(np.uint8))
     return images
 
 
@@ -73,7 +71,7 @@ def test_rgb_jpeg_becomes_three_png_channels(tmp_path):
 
 def test_grayscale_png_with_given_classes_and_columns(tmp_path, gray_pngs):
     big = (np.arange(120).reshape(12, 10) * 500).astype(np.uint16)  # 16-bit intensities are kept
-    _png(gray_pngs / "d.png", big)
+    write_png(gray_pngs / "d.png", big)
     labels = _csv(tmp_path / "labels.csv", "site,class_name,file\nx,neg,a\ny,pos,b.png\nx,neg,c\nz,neg,d\n")
     folder = convert_cls(str(gray_pngs), labels, 7, "Xray", raw_root=str(tmp_path / "raw"),
                          classes=["neg", "pos", "unused"], id_column="file", class_column="class_name")
@@ -142,7 +140,7 @@ def _bad_case(name, tmp_path, gray_pngs):
         sitk.WriteImage(sitk.JoinSeries([vol, vol]), str(gray_pngs / "c.nii.gz"))
         return "f,c\na,neg\nb,pos\nc,neg\n", {}, ["  c.nii.gz: 4D image, not 2D or 3D"]
     if name == "mixed rgb and grayscale":
-        _png(gray_pngs / "c.png", np.zeros((4, 4, 3), np.uint8))
+        write_png(gray_pngs / "c.png", np.zeros((4, 4, 3), np.uint8))
         return "f,c\na,neg\nb,pos\nc,neg\n", {}, ["2 grayscale and 1 RGB", "  c.png"]
     if name == "mixed 2D and 3D":
         _nifti(gray_pngs / "c.nii.gz", np.zeros((3, 4, 4), np.float32))
@@ -179,7 +177,7 @@ def test_bad_input_lists_the_offending_rows_and_writes_nothing(tmp_path, gray_pn
 
 
 def test_an_image_failing_while_written_leaves_nothing(tmp_path, gray_pngs):
-    _png(gray_pngs / "c.png", np.random.RandomState(0).randint(0, 256, (64, 64)).astype(np.uint8))
+    write_png(gray_pngs / "c.png", np.random.RandomState(0).randint(0, 256, (64, 64)).astype(np.uint8))
     data = (gray_pngs / "c.png").read_bytes()
     (gray_pngs / "c.png").write_bytes(data[:len(data) // 2])  # the header reads, the pixels do not
     labels = _csv(tmp_path / "labels.csv", "f,c\na,neg\nb,pos\nc,neg\n")

@@ -3,14 +3,11 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import write_png
 from nnunet_kd.data.raw_images import check_images, check_new_dataset, image_ending, natural_channels, scan_images
 from nnunet_kd.errors import KDError
 
-
-def _png(path, array):
-    Image.fromarray(array).save(path)
 
 
 def test_endings_are_matched_case_insensitively():
@@ -31,8 +28,8 @@ def test_a_used_or_invalid_dataset_id_is_refused(tmp_path, monkeypatch):
 
 
 def test_unreadable_and_mixed_images_are_listed(tmp_path):
-    _png(tmp_path / "gray.png", np.zeros((4, 4), np.uint8))
-    _png(tmp_path / "rgb.png", np.zeros((4, 4, 3), np.uint8))
+    write_png(tmp_path / "gray.png", np.zeros((4, 4), np.uint8))
+    write_png(tmp_path / "rgb.png", np.zeros((4, 4, 3), np.uint8))
     (tmp_path / "broken.png").write_bytes(b"not a png")
     (tmp_path / "notes.txt").write_text("skipped")
     images = scan_images(str(tmp_path))
@@ -48,9 +45,9 @@ def test_unreadable_and_mixed_images_are_listed(tmp_path):
 
 def test_png_channels(tmp_path):
     rgb = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
-    _png(tmp_path / "rgb.png", rgb)
+    write_png(tmp_path / "rgb.png", rgb)
     channels = natural_channels(str(tmp_path / "rgb.png"))
     assert len(channels) == 3 and all(np.array_equal(c, rgb[..., i]) for i, c in enumerate(channels))
-    _png(tmp_path / "gray16.png", np.full((4, 4), 4000, np.uint16))
+    write_png(tmp_path / "gray16.png", np.full((4, 4), 4000, np.uint16))
     (gray,) = natural_channels(str(tmp_path / "gray16.png"))
     assert gray.dtype == np.uint16 and gray.max() == 4000

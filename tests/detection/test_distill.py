@@ -1,15 +1,12 @@
 import copy
-import datetime
 import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from classification.test_network import ARCH
+from helpers import spawn_gloo
 from nnunet_kd.detection.distill import (box_kd, detector_losses, fpn_adapters, roi_box_kd, rpn_terms,
                                          student_step_losses, unlabelled_kd_losses)
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
@@ -112,9 +109,7 @@ def test_unlabelled_terms_score_the_students_best_proposals_with_both_heads():
     assert same["kd"].abs() < 1e-6 and same["feat"] == 0 and same["box"] == 0
 
 
-def _ddp_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+def _ddp_worker(rank, world, out_dir):
     student, _ = student_and_teacher()  # the same weights on both ranks, as DDP requires
     teacher = freeze(DetJointTeacherNetwork(1, 2, [WIDE, ARCH], ARCH, [-1], PATCH, fpn_channels=64, **SMALL))
     adapters = fpn_adapters(student.backbone)
@@ -126,17 +121,13 @@ def _ddp_worker(rank, world, port, out_dir):
     unlabelled = unlabelled_kd_losses(student, teacher, [torch.randn_like(i) for i in images], 2.0, ddp_adapters)
     (sum(losses.values()) + sum(unlabelled.values())).backward()
     torch.save({n: p.grad for n, p in student.named_parameters()}, os.path.join(out_dir, f"grads{rank}.pt"))
-    dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_a_ddp_student_all_reduces_its_gradients(tmp_path):
     """The student's step calls its (DDP-wrapped) forward, so its gradients, those of the unlabelled terms included,
     are averaged across workers (calling its parts alone would leave each worker with its own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    spawn_gloo(_ddp_worker, tmp_path)
     g0, g1 = (torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1))
     assert all(g is not None for g in g0.values())
     assert all(torch.allclose(g0[k], g1[k], atol=1e-6) for k in g0)

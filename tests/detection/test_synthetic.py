@@ -6,7 +6,7 @@ from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
 
 from helpers import tree_digest
 from nnunet_kd.detection.boxes import boxes_from_instance_map
-from nnunet_kd.detection.coco import TEST_BOXES_JSON, categories, read_boxes
+from nnunet_kd.detection.labels import TEST_BOXES_JSON, categories, read_boxes
 from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
 
 

@@ -11,8 +11,6 @@ complete: it is written into a hidden folder beside it and renamed.
 import json
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 
 from batchgenerators.utilities.file_and_folder_operations import save_json
@@ -22,13 +20,11 @@ from PIL import Image
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images, check_new_dataset, error_reason,
                                        natural_channels, raw_root_folder)
 from nnunet_kd.detection.boxes import rasterise
+from nnunet_kd.detection.labels import BOXES_JSON, DETECTION_KEY, is_id, numbers
 from nnunet_kd.errors import KDError, listing
+from nnunet_kd.files import staged_folder
 from nnunet_kd.progress import cases_bar
 
-BOXES_JSON = "boxes.json"  # raw dataset folder: the boxes of every training case
-TEST_BOXES_JSON = "boxesTs.json"  # raw dataset folder, beside imagesTs: the boxes of every test case
-DETECTION_KEY = "detection"  # dataset.json: {"categories": [names, index = category index]}
-CREATE_HINT = "Create the dataset with `nnunet_kd convert-det --coco JSON --images DIR -d ID -n NAME`."
 MAX_INSTANCES = 255  # instance maps are uint8 PNG files
 _COCO_KEYS = ("images", "annotations", "categories")
 
@@ -44,22 +40,6 @@ class _Entry:
 
     def __str__(self) -> str:
         return f"image {self.image_id}, {self.coco['file_name']}"
-
-
-MAX_COORDINATE = 2 ** 31  # larger numbers are no pixel position (and Python ints may exceed any float)
-
-
-def _is_id(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < MAX_COORDINATE  # False for NaN, inf
-
-
-def _numbers(value, n: int) -> bool:
-    """Whether value is a list of n finite numbers of pixel size."""
-    return isinstance(value, list) and len(value) == n and all(_is_number(v) for v in value)
 
 
 def _section(title: str, items: list) -> list[str]:
@@ -88,7 +68,7 @@ def _categories(entries: list) -> tuple[list[str], dict[int, int], list[str]]:
     """Category names ordered by id, category id -> index into them, and the problems."""
     valid, malformed, duplicates = [], [], []
     for k, c in enumerate(entries):
-        if not (isinstance(c, dict) and _is_id(c.get("id")) and isinstance(c.get("name"), str) and c["name"].strip()):
+        if not (isinstance(c, dict) and is_id(c.get("id")) and isinstance(c.get("name"), str) and c["name"].strip()):
             malformed.append(f"categories[{k}]: {c!r}")
         elif any(c["id"] == v["id"] or c["name"] == v["name"] for v in valid):
             duplicates.append(f"category {c['id']}: {c['name']!r}")
@@ -107,7 +87,7 @@ def _images(entries: list, images_dir: str) -> tuple[dict[int, _Entry], list[str
     images, seen, malformed, duplicates, outside, unsupported, missing = {}, {}, [], [], [], [], []
     root = os.path.realpath(images_dir)
     for k, e in enumerate(entries):
-        if not (isinstance(e, dict) and _is_id(e.get("id")) and isinstance(e.get("file_name"), str)
+        if not (isinstance(e, dict) and is_id(e.get("id")) and isinstance(e.get("file_name"), str)
                 and e["file_name"].strip()):
             malformed.append(f"images[{k}]: {e!r}")
             continue
@@ -154,7 +134,7 @@ def _sizes(images: dict[int, _Entry]) -> list[str]:
         with Image.open(entry.file.path) as im:
             entry.size = im.size[::-1]
         given = entry.coco.get("height", entry.size[0]), entry.coco.get("width", entry.size[1])
-        if not all(_is_id(v) for v in given):
+        if not all(is_id(v) for v in given):
             wrong.append(f"{entry}: 'width' and 'height' must be integers, not {entry.coco.get('width')!r} x "
                          f"{entry.coco.get('height')!r}")
         elif given != entry.size:
@@ -179,7 +159,7 @@ def _annotations(entries: list, images: dict[int, _Entry], category_index: dict[
     malformed, duplicate, orphan, unknown, not_a_box, empty, outside = found.values()
     seen = set()
     for k, a in enumerate(entries):
-        if not (isinstance(a, dict) and all(_is_id(a.get(key)) for key in ("id", "image_id", "category_id"))
+        if not (isinstance(a, dict) and all(is_id(a.get(key)) for key in ("id", "image_id", "category_id"))
                 and "bbox" in a):
             malformed.append(f"annotations[{k}]: {a!r}")
             continue
@@ -189,10 +169,10 @@ def _annotations(entries: list, images: dict[int, _Entry], category_index: dict[
             (duplicate, where, a["id"] in seen),
             (orphan, where, a["image_id"] not in all_image_ids),
             (unknown, f"{where}: category_id {a['category_id']}", a["category_id"] not in category_index),
-            (not_a_box, f"{where}: bbox {a['bbox']!r}", not _numbers(a["bbox"], 4)),
+            (not_a_box, f"{where}: bbox {a['bbox']!r}", not numbers(a["bbox"], 4)),
         ]
         seen.add(a["id"])
-        if _numbers(a["bbox"], 4):
+        if numbers(a["bbox"], 4):
             x, y, w, h = a["bbox"]
             issues.append((empty, f"{where}: bbox {a['bbox']}", w <= 0 or h <= 0))
             if entry and entry.size:
@@ -245,11 +225,9 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
                       f"and rerun:\n" + "\n".join(problems))
 
     folder = os.path.join(raw_root, f"Dataset{dataset_id:03d}_{name}")
-    os.makedirs(raw_root, exist_ok=True)
-    tmp = os.path.join(raw_root, f".{os.path.basename(folder)}.{uuid.uuid4().hex[:8]}.tmp")  # hidden from nnU-Net
-    images_tr, labels_tr = os.path.join(tmp, "imagesTr"), os.path.join(tmp, "labelsTr")
     boxes = {}
-    try:
+    with staged_folder(folder) as tmp:
+        images_tr, labels_tr = os.path.join(tmp, "imagesTr"), os.path.join(tmp, "labelsTr")
         os.makedirs(images_tr)
         os.makedirs(labels_tr)
         for entry in cases_bar(sorted(images.values(), key=lambda e: e.file.case), f"convert-det: writing {name}"):
@@ -273,38 +251,4 @@ def convert_det(coco_json: str, images_dir: str, dataset_id: int, name: str, raw
             description=f"2D object detection: labelsTr holds instance maps of the boxes in {BOXES_JSON}.",
             **{DETECTION_KEY: {"categories": names}})
         save_json(boxes, os.path.join(tmp, BOXES_JSON), sort_keys=False)
-        os.rename(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
-
-
-def categories(dataset_json: dict) -> list[str]:
-    """The dataset's category names, index = category index."""
-    names = (dataset_json.get(DETECTION_KEY) or {}).get("categories")
-    if not isinstance(names, list) or not names or len(set(names)) != len(names) \
-            or not all(isinstance(n, str) and n.strip() for n in names):
-        raise KDError(f"dataset.json of '{dataset_json.get('name', '?')}' has no '{DETECTION_KEY}' entry with a list "
-                      f"of distinct category names, so it is not a detection dataset. {CREATE_HINT}")
-    return names
-
-
-def read_boxes(raw_folder: str, filename: str = BOXES_JSON) -> dict[str, list]:
-    """Case id -> its boxes [{"instance": i, "category": name, "bbox": [x0, y0, x1, y1]}] from <raw_folder>/filename
-    (boxes.json for the training cases, boxesTs.json for the test cases)."""
-    path = os.path.join(raw_folder, filename)
-    if not os.path.isfile(path):
-        raise KDError(f"{raw_folder} has no {filename} with the boxes of each case. {CREATE_HINT}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            boxes = json.load(f)
-    except ValueError as e:  # not JSON, not UTF-8, or an integer beyond Python's conversion limit
-        raise KDError(f"{path} is not readable JSON ({e}). Recreate the dataset. {CREATE_HINT}") from None
-    bad = [case for case, items in boxes.items() if not isinstance(items, list) or not all(
-        isinstance(b, dict) and _is_id(b.get("instance")) and isinstance(b.get("category"), str)
-        and _numbers(b.get("bbox"), 4) for b in items)] if isinstance(boxes, dict) else ["(not an object of cases)"]
-    if bad:
-        raise KDError(f"{path} must map each case to a list of {{'instance', 'category', 'bbox': [x0, y0, x1, y1]}}; "
-                      f"these cases do not:\n{listing(bad)}\nFix the file or recreate the dataset. {CREATE_HINT}")
-    return boxes

@@ -11,7 +11,8 @@ from PIL import Image
 from helpers import tree_digest
 from nnunet_kd.cli import main
 from nnunet_kd.detection.boxes import boxes_from_instance_map
-from nnunet_kd.detection.coco import categories, convert_det, read_boxes
+from nnunet_kd.detection.convert import convert_det
+from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.errors import KDError
 
 

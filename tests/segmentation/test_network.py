@@ -2,7 +2,7 @@ import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_kd.protocol.fused_encoders import resolve_levels
-from nnunet_kd.segmentation.joint_network import CLASS_NAME
+from nnunet_kd.segmentation.network import CLASS_NAME
 
 ARCH = {
     "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",

@@ -1,0 +1,1 @@
+"""Task-free machinery: the task registry."""
