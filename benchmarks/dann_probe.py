@@ -75,7 +75,7 @@ def features_and_dice(model_folder: str, image_sets):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
     from nnunet_kd.protocol.domain import pooled_statistics
-    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.core.checkpoints import load_checkpoint
     pm = PlansManager(os.path.join(model_folder, "plans.json"))
     cm = pm.get_configuration("2d")
     n_in = len(load_json(os.path.join(model_folder, "dataset.json"))["channel_names"])
@@ -195,7 +195,7 @@ def main(argv=None) -> None:
             # random streams apart from the training cases' (and the target's apart from the sources')
             write_dataset(held_out, spec, seed=(20_000 if i == 0 else 10_000) + args.seed)
     from nnunet_kd.protocol.domain import probe_accuracy
-    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.core.checkpoints import load_checkpoint
     target = f"Dataset{specs[0].dataset_id:03d}_{specs[0].name}"
     target_pp = os.path.join(folders["nnUNet_preprocessed"], target)
     held_target, *held_sources = [os.path.join(held_out, f"Dataset{s.dataset_id:03d}_{s.name}")

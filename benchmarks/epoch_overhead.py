@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def run_role(env: dict, dataset: str, fold: str, plans: str, configuration: str, trainer: str, device: str) -> float:
     subprocess.run(["nnUNetv2_train", dataset, configuration, fold, "-p", plans, "-tr", trainer, "-device", device],
                    env=env, check=True, stdout=subprocess.DEVNULL)
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     folder = join(env["nnUNet_results"], dataset_name(dataset), f"{trainer}__{plans}__{configuration}", f"fold_{fold}")
     return load_json(join(folder, "benchmark_result.json"))["median_epoch"]
 

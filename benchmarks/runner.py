@@ -88,9 +88,9 @@ def git_commit() -> str:
 
 def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) -> dict:
     """Trains and scores every model of one seed (finished trainings are kept); returns the run's record."""
-    from nnunet_kd.checkpoints import load_checkpoint
+    from nnunet_kd.core.checkpoints import load_checkpoint
     from nnunet_kd.core import tasks
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     from nnunet_kd.test_set import predict_and_score
     from seed_runs import nnunet_env
     from variant_plans import only_shared_plans

@@ -117,7 +117,7 @@ def _peak(device):
 
 def run(plans: dict, configuration: str, device: torch.device, teachers, steps: int, warmup: int) -> list:
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-    from nnunet_kd.protocol.fused_encoders import resolve_levels
+    from nnunet_kd.core.fused_encoders import resolve_levels
     from nnunet_kd.segmentation.network import JointTeacherNetwork
     from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
 

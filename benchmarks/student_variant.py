@@ -80,7 +80,7 @@ def main(argv=None) -> str:
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = join(os.path.abspath(args.work), k)
     from nnunet_kd.classification.labels import TEST_LABELS_CSV
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     from nnunet_kd.detection.labels import TEST_BOXES_JSON
     from nnunet_kd.report import models_for
     from nnunet_kd.core.tasks import summary_path

@@ -75,7 +75,7 @@ def main(argv=None) -> str:
     if args.work:
         for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
             os.environ[k] = join(os.path.abspath(args.work), k)
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     target = dataset_name(args.t)
     plans = args.p or only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     narrow = args.narrow_plans or variant_plans(target, plans, f"w{args.width:g}".replace(".", ""),

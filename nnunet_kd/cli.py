@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def _trainer_path(_args) -> None:
@@ -16,7 +16,7 @@ def _trainer_path(_args) -> None:
 
 
 def _json_arg(value: str, flag: str) -> dict:
-    from nnunet_kd.files import parse_json_object, read_json_object
+    from nnunet_kd.core.files import parse_json_object, read_json_object
     if os.path.isfile(value):
         return read_json_object(value, f"{flag} {value}")
     if value.endswith(".json") and not value.lstrip().startswith("{"):
@@ -90,7 +90,7 @@ def _plan(args) -> None:
 
 
 def _report(args) -> None:
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     from nnunet_kd.report import SHORT_LABELS, models_for, report, with_existing_target_teacher
     results = os.environ.get("nnUNet_results")
     if not results:

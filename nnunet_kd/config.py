@@ -14,12 +14,12 @@ from importlib import resources
 from typing import Any
 
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import parse_json_object, read_json_object
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import parse_json_object, read_json_object
+from nnunet_kd.protocol import KD_MODES
 
 KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
-KD_MODES = ("voxel", "class", "channel")  # distill.kd_mode: how the logit KD weighs voxels (protocol/distill.py)
 
 # the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes)
 VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),

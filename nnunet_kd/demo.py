@@ -6,7 +6,7 @@ import shlex
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.pipeline import Pipeline, RunSpec, run_argv
 from nnunet_kd.report import report
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
 from nnunet_kd import ext_trainer_value
-from nnunet_kd.checkpoints import UnreadableCheckpoint, load_checkpoint
+from nnunet_kd.core.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY, VARIANTS, setting_changes
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import check_writable, save_json_atomic
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import check_writable, save_json_atomic
 from nnunet_kd.progress import run_stage
-from nnunet_kd.protocol.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
+from nnunet_kd.core.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
 PASSED_ENV = ("nnUNet_def_n_proc", "nnUNet_n_proc_DA", "nnUNet_KD_SEED", "nnUNet_compile", "CUDA_VISIBLE_DEVICES")
@@ -192,7 +192,7 @@ def command_env() -> dict[str, str]:
 
 
 def _check_folds(spec: RunSpec, preprocessed: str) -> None:
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     from nnunet_kd.planning.shared import RawDataset
     bad = [f for f in spec.folds if f != "all" and not f.isdigit()]
     if bad:

@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 TAIL_LINES = 30  # lines of a failed stage's log shown on the console
 # nnU-Net's print_to_log_file: "<date> <time>: <text>"

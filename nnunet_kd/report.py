@@ -10,8 +10,8 @@ import numpy as np
 from nnunet_kd import stats
 from nnunet_kd.config import KD_BLOCK_KEY, VARIANTS
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic, write_atomic
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import save_json_atomic, write_atomic
 from nnunet_kd.report_figures import draw_figures, training_curves
 
 KD_MODELS = ("joint teacher", "student")  # their source teachers saw the target's training images, unlabelled
@@ -25,7 +25,7 @@ def models_for(task: str) -> dict:
 def with_existing_target_teacher(models: dict, results_root: str, target: str, plans: str, configuration: str) -> dict:
     """models, the baseline row the existing model that taught the experiment (`run --target-teacher`) where the KD
     block of its joint teacher or student says so."""
-    from nnunet_kd.protocol.teachers import resolve_path
+    from nnunet_kd.core.teachers import resolve_path
     for trainer in list(models.values())[1:]:
         plans_file = os.path.join(results_root, target, f"{trainer}__{plans}__{configuration}", "plans.json")
         if os.path.isfile(plans_file):
@@ -115,8 +115,8 @@ def _changed_teachers(fold_folder: str) -> list:
     path = os.path.join(fold_folder, "checkpoint_final.pth")
     if not os.path.isfile(path):
         return []
-    from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import changed_teachers, recorded_teachers
+    from nnunet_kd.core.checkpoints import load_checkpoint
+    from nnunet_kd.core.teachers import changed_teachers, recorded_teachers
     try:
         return changed_teachers(recorded_teachers(load_checkpoint(path), path))
     except KDError as e:
@@ -410,8 +410,8 @@ def _finite_or_none(obj):
 def source_teachers(rows: dict) -> list:
     """The source teachers behind the joint teacher (from its checkpoints' records): each one's own validation
     (its summary.json) and its domain head's and probe's final accuracy (0.5 = the domains look alike)."""
-    from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import recorded_teachers, resolve_path
+    from nnunet_kd.core.checkpoints import load_checkpoint
+    from nnunet_kd.core.teachers import recorded_teachers, resolve_path
     joint = rows.get("joint teacher") or {}
     found = {}
     for fold in joint.get("folds", {}):

@@ -6,8 +6,8 @@ import stat
 
 from batchgenerators.utilities.file_and_folder_operations import join
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import write_atomic
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import write_atomic
 
 SUBMIT = 'submit() { local id; id=$(sbatch --parsable "$@"); echo "${id%%;*}"; }  # "id" or "id;cluster"'
 

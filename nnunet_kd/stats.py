@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 N_RESAMPLES = 9999
 SEED = 0

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile
 
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def check_test_inputs(task: str, images: str, labels: str) -> None:

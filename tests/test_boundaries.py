@@ -12,8 +12,9 @@ TASKS = ("segmentation", "classification", "detection")
 DISPATCH = {"nnunet_kd.trainers.nnunet_kd_trainers"}
 
 
-def imports(package_dir: str = PACKAGE) -> dict:
-    """{module: the nnunet_kd modules it imports} for every module below package_dir (relative imports resolved)."""
+def imports(package_dir: str = PACKAGE, prefixes=("nnunet_kd",)) -> dict:
+    """{module: the modules of the packages ``prefixes`` it imports} for every module below package_dir (relative
+    imports resolved)."""
     found = {}
     for root, _, files in os.walk(package_dir):
         for f in files:
@@ -32,7 +33,7 @@ def imports(package_dir: str = PACKAGE) -> dict:
                         base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
                         name = ".".join(p for p in (base, node.module) if p)
                         names |= {name} | {f"{name}.{a.name}" for a in node.names}
-            found[module] = {n for n in names if n == "nnunet_kd" or n.startswith("nnunet_kd.")}
+            found[module] = {n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)}
     return found
 
 
@@ -113,4 +114,14 @@ def test_the_cycle_check_finds_a_cycle_through_a_function_level_import(tmp_path)
     (package / "run" / "c.py").write_text("import nnunet_kd.run.a\n")
     (package / "run" / "d.py").write_text("import nnunet_kd.run.a\n")
     assert cycles(imports(str(package))) == [["nnunet_kd.run.a", "nnunet_kd.run.b", "nnunet_kd.run.c"]]
+
+
+def test_protocol_is_pure_torch():
+    """protocol/ imports neither nnU-Net's stack nor the rest of the plugin."""
+    found = imports(prefixes=("nnunet_kd", "nnunetv2", "batchgenerators"))
+    protocol = {m: names for m, names in found.items() if m.startswith("nnunet_kd.protocol")}
+    assert len(protocol) >= 5
+    outside = {m: sorted(n for n in names if not n.startswith("nnunet_kd.protocol") and n != "nnunet_kd")
+               for m, names in protocol.items()}
+    assert {m: n for m, n in outside.items() if n} == {}
 

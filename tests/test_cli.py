@@ -178,7 +178,7 @@ def test_missing_nnunet_folders_and_a_3d_configuration_of_2d_data_are_plain_mess
 def test_plan_says_it_registers_derived_datasets_and_stops_when_nnunet_raw_takes_no_files(tmp_path, monkeypatch,
                                                                                         capsys):
     import errno
-    import nnunet_kd.files as files
+    import nnunet_kd.core.files as files
     from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
     _fresh(tmp_path, monkeypatch)
     write_dataset(str(tmp_path / "raw"), DatasetSpec(17, "OtherScanner", {"mri": Scanner()}, 5, shape=(32, 32)))

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from nnunet_kd.config import kd_block_from_plans, load_preset, preset_names, resolve_seed, validate_block
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def test_presets_ship_with_the_package():

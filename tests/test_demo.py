@@ -2,7 +2,7 @@ import pytest
 
 from nnunet_kd.data.synthetic import shift_benchmark
 from nnunet_kd.demo import write_demo_data
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def test_existing_scenario_data_is_reused_only_when_it_matches(tmp_path):

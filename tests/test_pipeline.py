@@ -9,7 +9,7 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import RUN, SOAK_MARK, fake_sbatch, use_env
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.cli import main
 
 TRAINERS = ("nnUNetTrainerDomainAdversarial_tiny", "nnUNetTrainerDomainAdversarial_tiny", "nnUNetTrainer_tiny",
@@ -232,7 +232,7 @@ def test_a_changed_teacher_is_refused_until_force_retrains_beside_the_old_folder
     assert load_json(os.path.join(model, old[0], "nnunet_kd_stage.json")) == {"fingerprint": "something else"}
     # no fold lookup takes the old folder: nnU-Net's (nnUNetv2_predict without -f) and the plugin's
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunet_kd.protocol.teachers import read_model_folder
+    from nnunet_kd.core.teachers import read_model_folder
     assert nnUNetPredictor.auto_detect_available_folds(model, "checkpoint_final.pth") == [0]
     assert read_model_folder(model, None, "checkpoint_final.pth")[-1] == [os.path.join(folder, "checkpoint_final.pth")]
     assert load_json(record)["fingerprint"] != "something else"
@@ -330,7 +330,7 @@ def test_dry_run_prints_the_commands_run_executes(kd, kd_pipeline, tmp_path, mon
 
 def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_path):
     from helpers import nnunet_like_checkpoint
-    from nnunet_kd.checkpoints import UnsafeCheckpoint
+    from nnunet_kd.core.checkpoints import UnsafeCheckpoint
     from nnunet_kd.pipeline import resume_point
     folder = str(tmp_path)
     final, latest = os.path.join(folder, "checkpoint_final.pth"), os.path.join(folder, "checkpoint_latest.pth")
@@ -358,7 +358,7 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
 
 def test_resume_point_names_a_checkpoint_with_a_malformed_kd_state(tmp_path):
     from helpers import nnunet_like_checkpoint
-    from nnunet_kd.errors import KDError
+    from nnunet_kd.core.errors import KDError
     from nnunet_kd.pipeline import resume_point
     torch.save({**nnunet_like_checkpoint(), "kd_state": {"teachers": [{"checkpoint": 3}]}},
                tmp_path / "checkpoint_latest.pth")
@@ -369,7 +369,7 @@ def test_resume_point_names_a_checkpoint_with_a_malformed_kd_state(tmp_path):
 def test_resume_point_refuses_a_checkpoint_trained_from_a_changed_teacher(tmp_path):
     from helpers import nnunet_like_checkpoint
     from nnunet_kd.pipeline import resume_point
-    from nnunet_kd.protocol.teachers import file_sha256
+    from nnunet_kd.core.teachers import file_sha256
     teacher = tmp_path / "teacher.pth"
     teacher.write_bytes(b"teacher weights")
     ckpt = nnunet_like_checkpoint()

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.progress import TAIL_LINES, EpochLines, run_stage
 
 # what nnU-Net 2.8.1's trainer prints per epoch (print_to_log_file: a timestamp, then the values)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnunet_kd.cli import main
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.report import collect, per_case, verdict_line, write_report
 
 NAN = float("nan")

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.stats import balanced_accuracy, compare_classes, compare_records, compare_values, verdict
 
 

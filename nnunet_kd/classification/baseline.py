@@ -12,7 +12,7 @@ from nnunet_kd.classification.network import pool
 from nnunet_kd.classification.trainer import ClsTrainerMixin, case_classes_of, class_weighted_ce
 from nnunet_kd.protocol.taps import EncoderTap
 from nnunet_kd.roles.multi_head import MultiHeadRole
-from nnunet_kd.trainer_base import KDTrainerMixin
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class nnUNetTrainerCls(ClsTrainerMixin, KDTrainerMixin, nnUNetTrainer):

@@ -17,8 +17,8 @@ from nnunet_kd.classification.labels import (CLASSES_KEY, LABELS_CSV, LabelRow, 
                                              write_label_rows)
 from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, SITK_ENDINGS, ImageFile, check_images, check_new_dataset,
                                        error_reason, natural_channels, raw_root_folder, scan_images)
-from nnunet_kd.errors import KDError, listing
-from nnunet_kd.files import staged_folder
+from nnunet_kd.core.errors import KDError, listing
+from nnunet_kd.core.files import staged_folder
 from nnunet_kd.progress import cases_bar
 
 

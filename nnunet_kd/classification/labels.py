@@ -10,7 +10,7 @@ import pandas as pd
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.errors import KDError, listing
+from nnunet_kd.core.errors import KDError, listing
 
 CLASSES_KEY = "classes"  # dataset.json: list of class names, index = class id
 LABELS_CSV = "labels.csv"  # raw dataset folder: one row per training case

@@ -7,7 +7,7 @@ from batchgenerators.utilities.file_and_folder_operations import save_json
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              roc_auc_score)
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def _auroc(is_class: np.ndarray, score: np.ndarray) -> float:

@@ -6,9 +6,9 @@ import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunet_kd.checkpoints import safe_torch_load
-from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder
+from nnunet_kd.core.checkpoints import safe_torch_load
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.fused_encoders import FusedTeacherEncoders, plans_encoder
 
 JOINT_CLASS_NAME = f"{__name__}.ClsJointTeacherNetwork"
 

@@ -12,15 +12,15 @@ from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 from torch import autocast, nn
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
 from nnunet_kd.core.tasks import summary_path
-from nnunet_kd.errors import KDError, listing
+from nnunet_kd.core.errors import KDError, listing
 from nnunet_kd.progress import cases_bar
-from nnunet_kd.protocol.teachers import read_model_folder
+from nnunet_kd.core.teachers import read_model_folder
 
 
 def resize_to_patch(data, patch_size) -> np.ndarray:

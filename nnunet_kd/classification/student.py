@@ -2,11 +2,11 @@
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.trainer import ClsTrainerMixin
-from nnunet_kd.protocol.teachers import Teacher, freeze
+from nnunet_kd.core.teachers import Teacher, freeze
 from nnunet_kd.roles.student import StudentRole
 
 

@@ -20,11 +20,11 @@ from nnunet_kd.classification.metrics import classification_summary, write_summa
 from nnunet_kd.classification.network import build_cls_network
 from nnunet_kd.classification.predict import predict_probabilities, resize_to_patch, write_predictions_csv
 from nnunet_kd.classification.task import TASK
-from nnunet_kd.datasets import raw_label_folder
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
+from nnunet_kd.core.datasets import raw_label_folder
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import save_json_atomic
 from nnunet_kd.progress import cases_bar
-from nnunet_kd.trainer_base import failpoint
+from nnunet_kd.core.failpoints import failpoint
 
 
 class WholeImageDataset:

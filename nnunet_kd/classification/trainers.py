@@ -4,7 +4,7 @@ from nnunet_kd.classification.baseline import nnUNetTrainerCls, nnUNetTrainerCls
 from nnunet_kd.classification.joint_teacher import nnUNetTrainerClsJointTeacher
 from nnunet_kd.classification.source_teacher import nnUNetTrainerClsDomainAdversarial
 from nnunet_kd.classification.student import nnUNetTrainerClsJointKD
-from nnunet_kd.trainer_base import Bench, Demo, FiveEpochs, Tiny
+from nnunet_kd.core.variants import Bench, Demo, FiveEpochs, Tiny
 
 
 class nnUNetTrainerCls_tiny(Tiny, nnUNetTrainerCls):

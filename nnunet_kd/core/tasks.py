@@ -8,7 +8,7 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 DEFAULT_TASK = "seg"  # a KD block or command line without a task is a segmentation one
 ROLES = ("target", "source", "joint", "student", "multihead")

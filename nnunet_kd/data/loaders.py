@@ -17,8 +17,8 @@ from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from threadpoolctl import ThreadpoolController
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import save_json_atomic
 from nnunet_kd.planning.unlabelled import unlabelled_folder, unlabelled_identifiers
 
 

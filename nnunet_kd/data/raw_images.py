@@ -8,7 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
-from nnunet_kd.errors import KDError, listing
+from nnunet_kd.core.errors import KDError, listing
 
 NATURAL_ENDINGS = (".png", ".jpg", ".jpeg")  # 2D, written as .png
 SITK_ENDINGS = (".nii.gz", ".nii", ".dcm")  # read with SimpleITK, written as .nii.gz

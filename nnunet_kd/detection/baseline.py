@@ -2,7 +2,7 @@
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_kd.detection.trainer import DetTrainerMixin
-from nnunet_kd.trainer_base import KDTrainerMixin
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class nnUNetTrainerDet(DetTrainerMixin, KDTrainerMixin, nnUNetTrainer):

@@ -2,7 +2,7 @@
 import argparse
 
 from nnunet_kd.cli import add_predict_args
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 EXAMPLES = {
     "predict-det": "Example: nnunet_kd predict-det -i imagesTs -o boxes.json -m $nnUNet_results/Dataset601_Polyps/nnUNetTrainerDetJointKD__nnUNetPlans_kd_1a2b3c4d__2d",

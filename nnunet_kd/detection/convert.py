@@ -21,8 +21,8 @@ from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, ImageFile, check_images,
                                        natural_channels, raw_root_folder)
 from nnunet_kd.detection.boxes import rasterise
 from nnunet_kd.detection.labels import BOXES_JSON, DETECTION_KEY, is_id, numbers
-from nnunet_kd.errors import KDError, listing
-from nnunet_kd.files import staged_folder
+from nnunet_kd.core.errors import KDError, listing
+from nnunet_kd.core.files import staged_folder
 from nnunet_kd.progress import cases_bar
 
 MAX_INSTANCES = 255  # instance maps are uint8 PNG files

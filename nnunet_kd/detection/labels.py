@@ -4,7 +4,7 @@ writes them."""
 import json
 import os
 
-from nnunet_kd.errors import KDError, listing
+from nnunet_kd.core.errors import KDError, listing
 
 BOXES_JSON = "boxes.json"  # raw dataset folder: the boxes of every training case
 TEST_BOXES_JSON = "boxesTs.json"  # raw dataset folder, beside imagesTs: the boxes of every test case

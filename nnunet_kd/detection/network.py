@@ -32,8 +32,8 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.fused_encoders import FusedTeacherEncoders, plans_encoder
 from nnunet_kd.protocol.taps import encoder_spec
 
 JOINT_CLASS_NAME = f"{__name__}.DetJointTeacherNetwork"

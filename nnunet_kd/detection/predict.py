@@ -8,14 +8,14 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.core.tasks import summary_path
 from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.progress import cases_bar
-from nnunet_kd.protocol.teachers import read_model_folder
+from nnunet_kd.core.teachers import read_model_folder
 
 
 def to_original_pixels(boxes: np.ndarray, properties: dict, preprocessed_shape, transpose_forward) -> np.ndarray:

@@ -4,12 +4,12 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.detection.labels import categories
 from nnunet_kd.detection.distill import fpn_adapters, student_step_losses, unlabelled_kd_losses
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.detection.trainer import DetTrainerMixin
-from nnunet_kd.protocol.teachers import Teacher, freeze
+from nnunet_kd.core.teachers import Teacher, freeze
 from nnunet_kd.roles.student import StudentRole
 
 

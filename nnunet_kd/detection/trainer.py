@@ -16,10 +16,10 @@ from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.metrics import detection_summary, froc, write_summary
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.detection.task import TASK
-from nnunet_kd.datasets import raw_label_folder
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.datasets import raw_label_folder
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.progress import cases_bar
-from nnunet_kd.trainer_base import failpoint
+from nnunet_kd.core.failpoints import failpoint
 
 
 def instance_categories(dataset_name: str, dataset_json: dict) -> dict:

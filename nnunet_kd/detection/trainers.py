@@ -3,7 +3,7 @@ from nnunet_kd.detection.baseline import nnUNetTrainerDet
 from nnunet_kd.detection.joint_teacher import nnUNetTrainerDetJointTeacher
 from nnunet_kd.detection.source_teacher import nnUNetTrainerDetDomainAdversarial
 from nnunet_kd.detection.student import nnUNetTrainerDetJointKD
-from nnunet_kd.trainer_base import Bench, Demo, FiveEpochs, Tiny
+from nnunet_kd.core.variants import Bench, Demo, FiveEpochs, Tiny
 
 
 class nnUNetTrainerDet_tiny(Tiny, nnUNetTrainerDet):

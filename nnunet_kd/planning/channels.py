@@ -9,9 +9,9 @@ import os
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.datasets import DERIVED_KEY, dataset_id
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
+from nnunet_kd.core.datasets import DERIVED_KEY, dataset_id
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import save_json_atomic
 
 CHANNEL_MAP_SYNTAX = ('--channel-map \'{"SOURCE_ID": {"TARGET_CHANNEL": "SOURCE_CHANNEL", ...}}\' '
                       '(a JSON string or a JSON file; channels by name or by index)')

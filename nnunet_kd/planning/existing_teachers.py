@@ -4,8 +4,8 @@ import os
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.model_plans import read_model_plans
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.model_plans import read_model_plans
 
 # what the teacher's encoder must have seen like the student's input: same spacing and intensity normalisation
 SAME_INPUT = ("spacing", "normalization_schemes", "use_mask_for_norm")
@@ -56,7 +56,7 @@ def teacher_entry(role: str, spec: dict) -> dict:
     if fold is None and role == "source":
         raise KDError(f"--source-teacher {spec['model_folder']} has no fold_all; give the fold to use: "
                       f"--source-teacher {spec['model_folder']}/fold_{spec['folds'][0]} (it has {spec['folds']}).")
-    from nnunet_kd.protocol.teachers import portable_path
+    from nnunet_kd.core.teachers import portable_path
     return {"role": role, "dataset": spec["dataset"], "trainer": spec["trainer"], "plans": spec["plans"],
             "configuration": spec["configuration"], "fold": fold, "model_folder": portable_path(spec["model_folder"])}
 
@@ -66,7 +66,7 @@ def check_against_plans(entries: list[dict], plans: dict, configurations, target
     (`check_compatible`: channels, conv dimension, stages, strides, the target teacher's labels)."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-    from nnunet_kd.protocol.teachers import Teacher, check_compatible, resolve_path
+    from nnunet_kd.core.teachers import Teacher, check_compatible, resolve_path
     pm = PlansManager(plans)
     for c in configurations:
         cm = pm.get_configuration(c)

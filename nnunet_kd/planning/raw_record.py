@@ -8,9 +8,9 @@ import os
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import save_json_atomic
-from nnunet_kd.protocol.teachers import file_sha256
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import save_json_atomic
+from nnunet_kd.core.teachers import file_sha256
 
 RECORD = "nnunet_kd_raw_files.json"
 

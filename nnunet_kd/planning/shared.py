@@ -37,9 +37,9 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunet_kd.config import KD_BLOCK_KEY, load_preset
 from nnunet_kd.core import tasks
-from nnunet_kd.datasets import dataset_id, dataset_name
-from nnunet_kd.errors import KDError, listing
-from nnunet_kd.files import check_writable, exclusive, read_json_object, save_json_atomic
+from nnunet_kd.core.datasets import dataset_id, dataset_name
+from nnunet_kd.core.errors import KDError, listing
+from nnunet_kd.core.files import check_writable, exclusive, read_json_object, save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder

@@ -11,7 +11,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, \
     get_identifiers_from_splitted_dataset_folder
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.progress import cases_bar
 
 PREFIX = "unlabelled_"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnunet_kd.config import KD_MODES
+from nnunet_kd.protocol import KD_MODES
 
 
 class FeatureAdapters(nn.Module):

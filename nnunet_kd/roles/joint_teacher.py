@@ -7,11 +7,11 @@ from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.datasets import dataset_name
-from nnunet_kd.protocol.fused_encoders import resolve_levels
-from nnunet_kd.protocol.teachers import check_compatible, resolve_teachers, teacher_record
-from nnunet_kd.trainer_base import KDTrainerMixin
+from nnunet_kd.core.checkpoints import load_checkpoint
+from nnunet_kd.core.datasets import dataset_name
+from nnunet_kd.core.fused_encoders import resolve_levels
+from nnunet_kd.core.teachers import check_compatible, resolve_teachers, teacher_record
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class JointTeacherRole(KDTrainerMixin):

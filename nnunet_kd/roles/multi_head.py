@@ -3,8 +3,8 @@
 import torch
 
 from nnunet_kd.data.loaders import dataset_loader, shutdown
-from nnunet_kd.datasets import dataset_name
-from nnunet_kd.trainer_base import KDTrainerMixin
+from nnunet_kd.core.datasets import dataset_name
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class MultiHeadRole(KDTrainerMixin):

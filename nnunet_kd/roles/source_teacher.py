@@ -8,14 +8,15 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.data.loaders import dataset_loader, shutdown
-from nnunet_kd.errors import KDError
-from nnunet_kd.datasets import dataset_id, dataset_name
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.datasets import dataset_id, dataset_name
 from nnunet_kd.planning.shared import verify_shared_plans
 from nnunet_kd.protocol.domain import (AdversarialDomainHeads, domain_loss_and_accuracy, pooled_statistics,
                                        probe_accuracy)
 from nnunet_kd.protocol.grl import dann_lambda
 from nnunet_kd.protocol.taps import DecoderBatchHead, EncoderTap, encoder_channels
-from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
+from nnunet_kd.core.ddp import batch_head
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class SourceTeacherRole(KDTrainerMixin):

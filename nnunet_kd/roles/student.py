@@ -21,19 +21,20 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.config import DistillSettings, kd_block_from_plans
 from nnunet_kd.core import tasks
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import read_json_object
-from nnunet_kd.model_plans import read_model_plans
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import read_json_object
+from nnunet_kd.core.model_plans import read_model_plans
 from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd, sigmoid_rampup
-from nnunet_kd.protocol.fused_encoders import resolve_levels
+from nnunet_kd.core.fused_encoders import resolve_levels
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap, WithEncoderFeatures
-from nnunet_kd.protocol.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
+from nnunet_kd.core.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
                                          teacher_record)
-from nnunet_kd.trainer_base import KDTrainerMixin, batch_head
+from nnunet_kd.core.ddp import batch_head
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 def scale_widths(architecture: dict, width: float) -> None:

@@ -15,7 +15,7 @@ from torch import autocast, nn
 
 from nnunet_kd.protocol.taps import EncoderTap, spec_of_encoder
 from nnunet_kd.roles.multi_head import MultiHeadRole
-from nnunet_kd.trainer_base import KDTrainerMixin
+from nnunet_kd.core.trainer import KDTrainerMixin
 
 
 class SourceDecoders(nn.Module):

@@ -10,7 +10,7 @@ import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders
+from nnunet_kd.core.fused_encoders import FusedTeacherEncoders
 
 CLASS_NAME = f"{__name__}.JointTeacherNetwork"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def predict_and_score(model_folder: str, folds: Sequence[str], device: str, images: str, labels: str, out_dir: str) -> str:
@@ -37,8 +37,8 @@ def _predictor(model_folder: str, folds, device: str):
     checkpoints loaded safely (nnU-Net itself unpickles them with ``weights_only=False``), and the dataset.json."""
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.protocol.teachers import network_from_checkpoint, read_model_folder
+    from nnunet_kd.core.checkpoints import load_checkpoint
+    from nnunet_kd.core.teachers import network_from_checkpoint, read_model_folder
     _, dataset_json, pm, cm, in_channels, paths = read_model_folder(model_folder, folds, "checkpoint_final.pth")
     checkpoints = [load_checkpoint(p) for p in paths]
     network = network_from_checkpoint(checkpoints[0], pm, cm, in_channels,

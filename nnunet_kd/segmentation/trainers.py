@@ -10,7 +10,7 @@ from nnunet_kd.segmentation.baseline import nnUNetTrainerKD, nnUNetTrainerMultiH
 from nnunet_kd.segmentation.joint_teacher import nnUNetTrainerJointTeacher
 from nnunet_kd.segmentation.source_teacher import nnUNetTrainerDomainAdversarial
 from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
-from nnunet_kd.trainer_base import Bench, Demo, FiveEpochs, Tiny
+from nnunet_kd.core.variants import Bench, Demo, FiveEpochs, Tiny
 
 
 # nnUNetTrainer_5epochs is nnU-Net's own

@@ -11,7 +11,7 @@ from helpers import write_png
 from nnunet_kd.classification.convert import convert_cls
 from nnunet_kd.classification.labels import read_case_classes
 from nnunet_kd.cli import main
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def _csv(path, text: str) -> str:

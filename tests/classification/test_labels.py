@@ -5,7 +5,7 @@ import pytest
 from batchgenerators.utilities.file_and_folder_operations import save_json
 
 from nnunet_kd.classification.labels import class_names, read_case_classes
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 DATASET_JSON = {"channel_names": {"0": "image"}, "labels": {"background": 0, "image": 1}, "numTraining": 3,
                 "file_ending": ".png", "classes": ["cat", "dog"], "name": "Pets"}

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from nnunet_kd.classification.metrics import classification_summary, write_summary
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 NAMES = ["none", "round", "elongated"]
 Y = np.array([0, 0, 1, 1, 1, 2, 2, 0, 2, 1])

@@ -2,7 +2,7 @@ import torch
 
 from helpers import PLAIN_ARCH_2D as ARCH
 from nnunet_kd.classification.network import ClsJointTeacherNetwork, ClsNetwork, TimmEncoder, pool
-from nnunet_kd.protocol.fused_encoders import plans_encoder
+from nnunet_kd.core.fused_encoders import plans_encoder
 
 
 def test_classifier_on_the_plans_encoder():

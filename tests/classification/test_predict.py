@@ -10,7 +10,7 @@ from sklearn.metrics import balanced_accuracy_score
 from nnunet_kd.classification.labels import TEST_LABELS_CSV
 from nnunet_kd.classification.predict import predict_cls
 from nnunet_kd.cli import main
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def _images(cls_run):

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from helpers import check_student_without_unet_decoder
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 
 TRAINERS = ["nnUNetTrainerCls_tiny", "nnUNetTrainerClsJointTeacher_tiny", "nnUNetTrainerClsJointKD_tiny",
             "nnUNetTrainerClsMultiHead_tiny"]

@@ -10,7 +10,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from nnunet_kd import trainer_path
 from nnunet_kd.data.loaders import _ImagesLoader, dataset_loader, fold_training_keys
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 KEYS = [f"case_{i:02d}" for i in range(10)]
 

@@ -6,7 +6,7 @@ import pytest
 
 from helpers import write_png
 from nnunet_kd.data.raw_images import check_images, check_new_dataset, image_ending, natural_channels, scan_images
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 

@@ -13,7 +13,7 @@ from nnunet_kd.cli import main
 from nnunet_kd.detection.boxes import boxes_from_instance_map
 from nnunet_kd.detection.convert import convert_det
 from nnunet_kd.detection.labels import categories, read_boxes
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def _write_json(path, obj) -> str:

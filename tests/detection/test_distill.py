@@ -11,8 +11,8 @@ from nnunet_kd.detection.distill import (box_kd, detector_losses, fpn_adapters, 
                                          student_step_losses, unlabelled_kd_losses)
 from nnunet_kd.detection.network import DetJointTeacherNetwork, build_detector
 from nnunet_kd.protocol.distill import FeatureAdapters
-from nnunet_kd.protocol.teachers import freeze
-from nnunet_kd.trainer_base import wrap_ddp
+from nnunet_kd.core.teachers import freeze
+from nnunet_kd.core.ddp import wrap_ddp
 
 from .test_network import LOSSES, PATCH, SMALL, batch
 

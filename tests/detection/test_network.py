@@ -4,7 +4,7 @@ import torch
 from classification.test_network import ARCH
 from nnunet_kd.detection.network import (DetJointTeacherNetwork, PlansFPNBackbone, _pyramid_levels, build_det_network,
                                          build_detector, joint_architecture)
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap
 
 PATCH = (64, 64)

@@ -10,8 +10,8 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import use_env
 from nnunet_kd import trainer_path
-from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.protocol.teachers import file_sha256, resolve_path
+from nnunet_kd.core.checkpoints import load_checkpoint
+from nnunet_kd.core.teachers import file_sha256, resolve_path
 from nnunet_kd.segmentation.network import CLASS_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

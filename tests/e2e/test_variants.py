@@ -7,7 +7,7 @@ import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import NUM_PROCESSES, use_env
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.planning.shared import plan
 

@@ -1,7 +1,7 @@
 """Source channels onto the target's: by name (case-insensitive), by an explicit map, and the errors that say how."""
 import pytest
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.planning.channels import channel_list, resolve_channel_order
 
 TARGET = {"channel_names": {"0": "T1", "1": "FLAIR"}}

@@ -7,9 +7,9 @@ import pytest
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import RUN, fake_sbatch, tree_digest, use_env
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.cli import main
-from nnunet_kd.protocol.teachers import file_sha256
+from nnunet_kd.core.teachers import file_sha256
 
 
 

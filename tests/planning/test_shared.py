@@ -12,7 +12,7 @@ from helpers import CHANNEL_MAP, NUM_PROCESSES, tree_digest
 from nnunet_kd.cli import main
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.planning.shared import plan
 
 
@@ -330,7 +330,7 @@ def test_the_experiment_is_the_presets_content_not_its_path(tmp_path, monkeypatc
 
 
 HOLD = """import sys
-from nnunet_kd.files import exclusive
+from nnunet_kd.core.files import exclusive
 with exclusive(sys.argv[1], "x"):
     print("held", flush=True)
     sys.stdin.read()

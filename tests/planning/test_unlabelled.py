@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.planning.unlabelled import find_cases, unlabelled_folder, unlabelled_identifiers
 
 DATASET_JSON = {"file_ending": ".png", "channel_names": {"0": "R", "1": "G"}}

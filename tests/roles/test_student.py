@@ -44,8 +44,8 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, tmp
 def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_it_can(kd, kd_pipeline, tmp_path,
                                                                                        monkeypatch):
     from nnunetv2.run.run_training import get_trainer_from_args
-    from nnunet_kd.checkpoints import load_checkpoint
-    from nnunet_kd.errors import KDError
+    from nnunet_kd.core.checkpoints import load_checkpoint
+    from nnunet_kd.core.errors import KDError
     checkpoint = os.path.join(kd_pipeline.target_teacher, "fold_0", "checkpoint_final.pth")
     log = "".join(open(os.path.join(kd_pipeline.student, "fold_0", f)).read()
                   for f in os.listdir(os.path.join(kd_pipeline.student, "fold_0")) if f.startswith("training_log"))

@@ -1,7 +1,7 @@
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from nnunet_kd.protocol.fused_encoders import resolve_levels
+from nnunet_kd.core.fused_encoders import resolve_levels
 from nnunet_kd.segmentation.network import CLASS_NAME
 
 ARCH = {

@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import OpensAFile, nnunet_like_checkpoint
 
-from nnunet_kd.checkpoints import UnreadableCheckpoint, UnsafeCheckpoint, load_checkpoint, safe_torch_load
+from nnunet_kd.core.checkpoints import UnreadableCheckpoint, UnsafeCheckpoint, load_checkpoint, safe_torch_load
 
 
 def test_nnunet_checkpoints_load(tmp_path):

@@ -12,8 +12,8 @@ import os
 
 from torch import nn
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import read_json_object
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import read_json_object
 
 #: the packages whose network classes a plans.json may name
 ALLOWED_PACKAGES = ("torch.nn", "dynamic_network_architectures", "nnunet_kd")

@@ -1,87 +1,35 @@
-"""The task-free core of every trainer of the plugin (segmentation, classification, detection): KD block, seeds, extras in the optimizer, the checkpoint format.
+"""The task-free core of every trainer of the plugin (segmentation, classification, detection): KD block, seeds,
+extras in the optimizer, the checkpoint format, the fold and target checks.
 
 Checkpoint format (a superset of nnU-Net's): nnU-Net's keys, with ``trainer_name`` = the trainer whose
 ``build_network_architecture`` rebuilds ``network_weights`` (``nnUNetTrainer`` when the network is the stock plans
 network, so stock predict / find_best_configuration / ensembling need no plugin), ``kd_trainer_name`` = the real trainer
 and ``kd_state`` = the extras (domain heads, adapters, ...) and their schedule position. Files are written atomically.
 """
-import contextlib
 import os
 import random
-import signal
 import tempfile
 
 import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join
-from nnunetv2.training.logging.nnunet_logger import LocalLogger
 from torch import distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_kd.checkpoints import load_checkpoint
-from nnunet_kd.config import VARIANTS, KDSettings, kd_block_from_plans, resolve_seed
-from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import changed_teachers
+from nnunet_kd.config import KDSettings, kd_block_from_plans, resolve_seed
+from nnunet_kd.core.checkpoints import load_checkpoint
+from nnunet_kd.core.ddp import wrap_ddp
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.failpoints import failpoint
+from nnunet_kd.core.logger import KDLocalLogger
+from nnunet_kd.core.teachers import changed_teachers
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-class KDLocalLogger(LocalLogger):
-    """nnU-Net's logger with extra per-epoch keys, drawn in ``progress_kd.png`` beside ``progress.png``, and the task's
-    own name for what nnU-Net draws as the pseudo Dice (balanced accuracy, FROC)."""
-
-    def __init__(self, extra_keys: list[str], metric_name: str = "pseudo dice", verbose: bool = False):
-        super().__init__(verbose)
-        self.extra_keys = list(extra_keys)
-        self.metric_name = metric_name
-        for k in self.extra_keys:
-            self.my_fantastic_logging[k] = []
-
-    def load_checkpoint(self, checkpoint: dict):
-        super().load_checkpoint(checkpoint)
-        for k in self.extra_keys:
-            self.my_fantastic_logging.setdefault(k, [])
-
-    def plot_progress_png(self, output_folder):
-        with _texts_renamed("pseudo dice", self.metric_name):
-            super().plot_progress_png(output_folder)
-        if not self.extra_keys:
-            return
-        import matplotlib.pyplot as plt
-        n = min(len(v) for v in self.my_fantastic_logging.values())
-        fig, axes = plt.subplots(len(self.extra_keys), 1, figsize=(12, 3.5 * len(self.extra_keys)), squeeze=False)
-        for ax, k in zip(axes[:, 0], self.extra_keys):
-            ax.plot(range(n), self.my_fantastic_logging[k][:n], linewidth=2)
-            ax.set_ylabel(k)
-            ax.set_xlabel("epoch")
-        fig.tight_layout()
-        fig.savefig(join(output_folder, "progress_kd.png"))
-        plt.close(fig)
-
-
-@contextlib.contextmanager
-def _texts_renamed(old: str, new: str):
-    """Figures saved inside say ``new`` where their texts (labels, legends) say ``old``."""
-    from matplotlib.figure import Figure
-    from matplotlib.text import Text
-    savefig = Figure.savefig
-
-    def renamed(fig, *args, **kwargs):
-        for text in fig.findobj(Text):
-            text.set_text(text.get_text().replace(old, new))
-        return savefig(fig, *args, **kwargs)
-
-    Figure.savefig = renamed
-    try:
-        yield
-    finally:
-        Figure.savefig = savefig
 
 
 class KDTrainerMixin:
@@ -304,27 +252,6 @@ class KDTrainerMixin:
             self.print_to_log_file(f"WARNING: {filename_or_checkpoint} has no kd_state; the plugin's extras start fresh.")
 
 
-FAILPOINT_ENV = "nnUNet_KD_FAILPOINT"
-
-
-def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
-    """DDP for the plugin's extras (nnU-Net wraps only self.network). Every extra takes part in every step's single
-    forward, so unused-parameter detection stays off."""
-    return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def batch_head(output, n: int):
-    """The first n samples of a network output (a tensor, or nnU-Net's deep-supervision list)."""
-    return [o[:n] for o in output] if isinstance(output, (list, tuple)) else output[:n]
-
-
-def failpoint(role: str, point: str) -> None:
-    """Kills this process with SIGKILL when nnUNet_KD_FAILPOINT is '<role>:<point>' (deterministic crash tests)."""
-    if os.environ.get(FAILPOINT_ENV) == f"{role}:{point}":
-        print(f"nnunet_kd: failpoint {role}:{point} reached, killing this process", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def check_fold(plans: dict, configuration: str, fold) -> None:
     """nnU-Net's 5-fold split needs at least 5 cases; say so before it fails deep inside scikit-learn."""
     from nnunetv2.paths import nnUNet_preprocessed
@@ -343,42 +270,8 @@ def check_fold(plans: dict, configuration: str, fold) -> None:
 
 
 def require_target(cls, plans: dict, kd_block: dict) -> None:
-    from nnunet_kd.datasets import dataset_id, dataset_name
+    from nnunet_kd.core.datasets import dataset_id, dataset_name
     target = dataset_name(kd_block["target"])
     if plans["dataset_name"] != target:
         raise KDError(f"{cls.__name__} trains on the target dataset, but {plans['dataset_name']} is not the target of "
                       f"plans '{plans['plans_name']}' (target: {target}). Run it as nnUNetv2_train {dataset_id(target)} ...")
-
-
-class TrainingLength:
-    """A training-length variant, as nnU-Net's ``nnUNetTrainer_Xepochs``: put before a role trainer in the bases
-    (``class nnUNetTrainerJointKD_tiny(Tiny, nnUNetTrainerJointKD)``); sets the schedule of ``VARIANTS`` after the
-    trainer's own __init__ (``source_epochs``: a source teacher's epochs instead of ``num_epochs``). A variant's joint
-    teacher and student use the teachers of the same suffix."""
-    variant_suffix = ""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        schedule = dict(VARIANTS[self.variant_suffix])
-        source_epochs = schedule.pop("source_epochs", None)
-        for k, v in schedule.items():
-            setattr(self, k, v)
-        if source_epochs and self.kd_role == "source":
-            self.num_epochs = source_epochs
-
-
-class Tiny(TrainingLength):
-    variant_suffix = "_tiny"
-
-
-class FiveEpochs(TrainingLength):
-    variant_suffix = "_5epochs"
-
-
-class Demo(TrainingLength):
-    variant_suffix = "_demo"
-
-
-class Bench(TrainingLength):
-    variant_suffix = "_bench"

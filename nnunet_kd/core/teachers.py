@@ -14,11 +14,11 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
-from nnunet_kd.checkpoints import load_checkpoint
+from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.config import KD_BLOCK_KEY
 from nnunet_kd.core import tasks
-from nnunet_kd.errors import KDError
-from nnunet_kd.model_plans import read_model_plans
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.model_plans import read_model_plans
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Teacher:
 def resolve_teachers(kd_block: dict, configuration: str, fold, suffix: str = "") -> list[Teacher]:
     """The block's teachers with defaults filled in: configuration = the student's, target fold = the student's fold,
     trainer names + the short-variant suffix of the running trainer (``_tiny`` student -> ``_tiny`` teachers)."""
-    from nnunet_kd.datasets import dataset_name
+    from nnunet_kd.core.datasets import dataset_name
     out = []
     for spec in kd_block["teachers"]:
         conf = spec.get("configuration") or configuration

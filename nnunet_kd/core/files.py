@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 
 def write_atomic(path: str, text: str) -> None:

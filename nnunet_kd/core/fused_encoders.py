@@ -9,7 +9,7 @@ from torch import nn
 
 from nnunet_kd.protocol.fusion import MultiLevelFusion
 from nnunet_kd.protocol.taps import encoder_spec
-from nnunet_kd.protocol.teachers import freeze
+from nnunet_kd.core.teachers import freeze
 
 
 def plans_encoder(architecture: dict, input_channels: int, allow_init: bool = True) -> nn.Module:

@@ -2,7 +2,7 @@
 import os
 import re
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 DERIVED_KEY = "nnunet_kd_derived_from"  # dataset.json key of a channel-mapped copy: the dataset it was made from
 

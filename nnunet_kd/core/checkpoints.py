@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import torch
 
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 
 _scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
 #: the non-tensor, non-builtin types of nnU-Net checkpoints (numpy 1 pickles name the scalar under numpy.core)

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.files import check_writable, exclusive, save_json_atomic, staged_folder, write_atomic
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.files import check_writable, exclusive, save_json_atomic, staged_folder, write_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_a_lock_is_refused_while_held_and_taken_when_its_holder_is_gone(tmp_path
                                           (errno.ENOSPC, "is on a full disk"),
                                           (errno.EACCES, "is not writable by this user")])
 def test_a_folder_that_takes_no_files_is_named_with_the_reason(tmp_path, monkeypatch, code, reason):
-    import nnunet_kd.files as files
+    import nnunet_kd.core.files as files
 
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code))

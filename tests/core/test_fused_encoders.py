@@ -3,7 +3,7 @@ import copy
 import torch
 
 from helpers import PLAIN_ARCH_2D as ARCH
-from nnunet_kd.protocol.fused_encoders import FusedTeacherEncoders, plans_encoder, resolve_levels
+from nnunet_kd.core.fused_encoders import FusedTeacherEncoders, plans_encoder, resolve_levels
 
 
 def test_requested_levels_only_fusion_levels_fuse_every_teacher_and_teachers_stay_frozen():

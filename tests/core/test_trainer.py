@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from helpers import OpensAFile, nnunet_like_checkpoint, spawn_gloo
-from nnunet_kd.errors import KDError
+from nnunet_kd.core.errors import KDError
 from nnunet_kd.protocol.domain import AdversarialDomainHeads
 from nnunet_kd.segmentation.baseline import nnUNetTrainerKD
-from nnunet_kd.trainer_base import wrap_ddp
+from nnunet_kd.core.ddp import wrap_ddp
 
 
 def _bare_trainer():
@@ -74,7 +74,7 @@ def test_continue_gives_nnunet_a_copy_of_the_safely_read_checkpoint(tmp_path, mo
 
 @pytest.mark.slow
 def test_failpoint_kills_the_process(tmp_path):
-    code = "from nnunet_kd.trainer_base import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
+    code = "from nnunet_kd.core.failpoints import failpoint; failpoint('student', 'after_epoch_0'); print('alive')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env=dict(os.environ, nnUNet_KD_FAILPOINT="student:after_epoch_0"))
     assert proc.returncode == -9 and "alive" not in proc.stdout
@@ -132,7 +132,8 @@ def variants_table() -> str:
 
 
 def test_the_docs_list_every_variant_class():
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "trainers.md")) as f:
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
+                           "trainers.md")) as f:
         page = f.read()
     table = variants_table()
     assert table in page, f"Put this table in docs/trainers.md:\n{table}"
@@ -147,7 +148,7 @@ def test_every_role_trainer_has_each_training_length_variant_as_an_explicit_clas
 
     from nnunet_kd.config import VARIANTS
     from nnunet_kd.core import tasks
-    from nnunet_kd.trainer_base import TrainingLength
+    from nnunet_kd.core.variants import TrainingLength
     nnunet_own = {"nnUNetTrainer_5epochs"}
     for task in tasks.all_tasks():
         module = importlib.import_module(f"{task.package}.trainers")
@@ -168,7 +169,7 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
     from matplotlib.text import Text
 
     from nnunet_kd.classification.trainer import ClsTrainerMixin
-    from nnunet_kd.trainer_base import KDLocalLogger
+    from nnunet_kd.core.logger import KDLocalLogger
     saved, close = [], plt.close
 
     def recording_close(fig=None):
@@ -197,7 +198,7 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
 def test_a_variant_gives_source_teachers_their_own_epochs():
     """`_bench` trains source teachers longer (source_epochs); the other roles keep num_epochs."""
     from nnunet_kd.config import VARIANTS
-    from nnunet_kd.trainer_base import Bench
+    from nnunet_kd.core.variants import Bench
 
     class Role:
         def __init__(self, plans, configuration, fold, dataset_json, device):

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from helpers import PLAIN_ARCH_2D
-from nnunet_kd.errors import KDError
-from nnunet_kd.model_plans import check_plans, read_model_plans
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.model_plans import check_plans, read_model_plans
 from nnunet_kd.planning.existing_teachers import read_existing
 
 RESENC = {"network_class_name": "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
@@ -73,7 +73,7 @@ def test_crafted_architectures_are_refused_by_key_and_nothing_runs(tmp_path):
             check_plans(plans, "plans.json")
     assert not os.path.exists(tmp_path / "ran")
     # `this` prints the Zen of Python when imported: a path outside the allowed packages is never imported
-    probe = "from nnunet_kd.model_plans import check_plans\ntry:\n    check_plans({'configurations': {'2d': {" \
+    probe = "from nnunet_kd.core.model_plans import check_plans\ntry:\n    check_plans({'configurations': {'2d': {" \
             "'architecture': {'network_class_name': 'this.x', 'arch_kwargs': {}}}}}, 'p')\nexcept Exception as e:\n" \
             "    print(type(e).__name__)\nimport sys\nprint('this' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
@@ -125,7 +125,7 @@ def test_test_set_prediction_reads_checkpoints_safely(tmp_path):
     with weights_only=False."""
     import torch
     from helpers import OpensAFile
-    from nnunet_kd.checkpoints import UnsafeCheckpoint
+    from nnunet_kd.core.checkpoints import UnsafeCheckpoint
     from nnunet_kd.test_set import predict_and_score
     folder = model_folder(tmp_path, plans_with(PLAIN_ARCH_2D))
     ran = str(tmp_path / "ran")

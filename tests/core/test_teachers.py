@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from nnunet_kd.errors import KDError
-from nnunet_kd.protocol.teachers import Teacher, changed_teachers, check_compatible, file_sha256, portable_path
+from nnunet_kd.core.errors import KDError
+from nnunet_kd.core.teachers import Teacher, changed_teachers, check_compatible, file_sha256, portable_path
 
 ARCH = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
         "arch_kwargs": {"n_stages": 3, "features_per_stage": [8, 16, 16], "conv_op": "torch.nn.modules.conv.Conv2d",
