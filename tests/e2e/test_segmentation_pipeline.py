@@ -137,3 +137,22 @@ def test_missing_teacher_is_a_clear_error(kd, kd_pipeline, tmp_path):
                    "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], env=kd_pipeline.copy(tmp_path), check=False)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr and "-tr nnUNetTrainerDomainAdversarial_tiny" in proc.stderr
+
+
+def test_a_joint_teacher_whose_plans_name_the_former_module_predicts_and_resumes(kd, kd_pipeline, tmp_path):
+    """Joint teachers trained before the joint network moved to segmentation/network.py name
+    nnunet_kd.segmentation.joint_network in their model folder's plans: they still predict and continue (--c)."""
+    env = kd_pipeline.copy(tmp_path)
+    relative = os.path.relpath(kd_pipeline.joint_teacher, kd_pipeline.env["nnUNet_results"])
+    plans_file = os.path.join(env["nnUNet_results"], relative, "plans.json")
+    plans = load_json(plans_file)
+    plans["configurations"]["2d"]["architecture"]["network_class_name"] = \
+        "nnunet_kd.segmentation.joint_network.JointTeacherNetwork"
+    with open(plans_file, "w") as f:
+        json.dump(plans, f)
+    out = str(tmp_path / "pred")
+    kd.run(["nnUNetv2_predict", "-i", os.path.join(kd.raw, kd.target, "imagesTs"), "-o", out, "-d", kd.target, "-c",
+            "2d", "-f", "0", "-p", kd.plans, "-tr", "nnUNetTrainerJointTeacher_tiny", "-device", "cpu"], env=env)
+    assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 4
+    proc = kd.train(kd.target, "nnUNetTrainerJointTeacher_tiny", 0, "--c", env=env)
+    assert "Mean Validation Dice" in proc.stdout
