@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from nnunet_kd.report import paired_table
+from nnunet_kd.report.tables import paired_table
 from seed_runs import RESULTS, paired, paired_arms, retention
 
 

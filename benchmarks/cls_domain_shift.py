@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from nnunet_kd.classification.predict import summary_path
     from nnunet_kd.classification.synthetic import TEST_LABELS_CSV, write_cls_dataset
-    from nnunet_kd.report import models_for
+    from nnunet_kd.report.collect import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_cls_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))
     specs = benchmark_specs()
     specs[0].num_unlabelled = args.unlabelled

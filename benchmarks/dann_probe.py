@@ -50,7 +50,7 @@ def held_out_specs(specs, channel_map: dict):
 def train_source_teachers(target: str, plans_name: str, suffix: str) -> list:
     """Trains every source teacher of the shared plans (fold all); returns their model folders."""
     from nnunet_kd import trainer_path
-    from nnunet_kd.pipeline import command_env
+    from nnunet_kd.run.pipeline import command_env
     env = dict(command_env(), nnUNet_extTrainer=trainer_path(),
                PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     with open(os.path.join(env["nnUNet_preprocessed"], target, plans_name + ".json")) as f:
@@ -180,9 +180,9 @@ def main(argv=None) -> None:
     parser.add_argument("--results", default=RESULTS, help="Folder of dann_probe.json/.md. Default: benchmarks/results")
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
-    from nnunet_kd.config import load_preset
+    from nnunet_kd.settings import load_preset
     from nnunet_kd.data.synthetic import shift_benchmark, write_dataset
-    from nnunet_kd.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
+    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
     from nnunet_kd.planning.shared import plan
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_probe_{args.seed}")
     start = datetime.datetime.now()

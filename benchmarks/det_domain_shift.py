@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     from nnunet_kd.classification.predict import summary_path
     from nnunet_kd.detection.labels import TEST_BOXES_JSON
     from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset
-    from nnunet_kd.report import models_for
+    from nnunet_kd.report.collect import models_for
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_det_bench_{args.seed}" + (f"_{args.tag}" if args.tag else ""))
     specs = det_benchmark(n_target=args.sizes[0], n_source=args.sizes[1], n_test=args.sizes[2])
     # with det_benchmark's own target scanner every model finds every box (test FROC and mAP@0.5 of 1.0)

@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
     from nnunet_kd.data import synthetic
-    from nnunet_kd.demo import run_scenario
+    from nnunet_kd.run.demo import run_scenario
     generator, name, task, title = SCENARIOS[args.scenario]
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}" + (
         f"_{args.scenario}" if args.scenario != "shift" else "") + (f"_{args.tag}" if args.tag else ""))

@@ -24,9 +24,9 @@ def main() -> None:
     out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="nnunet_kd_gpu_smoke_"))
     os.environ.setdefault("nnUNet_def_n_proc", str(os.cpu_count()))
     from nnunet_kd.data.synthetic import lesion_demo
-    from nnunet_kd.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
-    from nnunet_kd.test_set import predict_and_score
-    from nnunet_kd.pipeline import Pipeline, RunSpec
+    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
+    from nnunet_kd.run.test_set import predict_and_score
+    from nnunet_kd.run.pipeline import Pipeline, RunSpec
     folders = set_nnunet_folders(out)
     write_demo_data(folders["nnUNet_raw"], lesion_demo())
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",

@@ -91,7 +91,7 @@ def run_seed(scenario: Scenario, seed: int, stage: str, out: str, command: str) 
     from nnunet_kd.core.checkpoints import load_checkpoint
     from nnunet_kd.core import tasks
     from nnunet_kd.core.datasets import dataset_name
-    from nnunet_kd.test_set import predict_and_score
+    from nnunet_kd.run.test_set import predict_and_score
     from seed_runs import nnunet_env
     from variant_plans import only_shared_plans
     start, commit = datetime.datetime.now(), git_commit()
@@ -163,7 +163,7 @@ def check_work_folder(out: str, specs: list) -> None:
 
 def headline(run: dict, model: str, measure: str) -> float | None:
     """The model's measure over the run's held-out cases (a mean, a balanced accuracy, a FROC: as the task has it)."""
-    from nnunet_kd.report import pooled_metric
+    from nnunet_kd.report.collect import pooled_metric
     kind, cases = qualified(run, model).get(measure, ("values", {}))
     return pooled_metric(kind, cases)
 
@@ -173,7 +173,7 @@ _PAIRED = {}  # paired() of runs already compared (the bootstrap takes a while; 
 
 def paired(runs: list, model: str, reference: str, measure: str) -> dict | None:
     """The paired comparison of model with reference over the pooled held-out cases of runs (those with both)."""
-    from nnunet_kd.report import compare
+    from nnunet_kd.report.collect import compare
     runs = [r for r in runs if model in r["summaries"] and reference in r["summaries"]]
     if not runs:
         return None
@@ -226,7 +226,7 @@ def _row(label: str, c: dict | None) -> str:
 def render(scenario: Scenario, stage: str, runs: list) -> str:
     """The stage's results page: per seed the mean of every model, then the paired differences over the pooled cases,
     the checks of the choice stage and the commands."""
-    from nnunet_kd.stats import METHOD
+    from nnunet_kd.report.stats import METHOD
     m = scenario.measure
     models = list(dict.fromkeys(k for r in runs for k in r["summaries"]))
     cases = "dev" if stage == "choice" else "test"

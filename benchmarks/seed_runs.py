@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
-from nnunet_kd.report import METHOD_NOTE, compare, paired_table, per_case
-from nnunet_kd.stats import METHOD
+from nnunet_kd.report.collect import compare, per_case
+from nnunet_kd.report.tables import METHOD_NOTE, paired_table
+from nnunet_kd.report.stats import METHOD
 
 # superseded by runner.py (PROTOCOL.md): their results are kept in results/archive
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "archive")

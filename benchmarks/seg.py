@@ -10,7 +10,7 @@ measure is the per-case lesion Dice. `--stage probe` runs the pipeline alone (th
 Results: benchmarks/results/seg/.
 """
 from nnunet_kd.data.synthetic import variety_benchmark, write_dataset
-from nnunet_kd.demo import DEMO_CHANNEL_MAP
+from nnunet_kd.run.demo import DEMO_CHANNEL_MAP
 from runner import Scenario, main
 
 SCENARIO = Scenario(

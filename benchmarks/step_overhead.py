@@ -70,7 +70,7 @@ def _environment(plans: dict, root: str) -> dict:
 
 
 def _kd_block(plans: dict) -> dict:
-    from nnunet_kd.config import load_preset
+    from nnunet_kd.settings import load_preset
     return dict(load_preset("default"), version=1, preset="default", target=plans["dataset_name"], sources=[],
                 configurations=["bench"], teachers=[])
 

@@ -82,9 +82,9 @@ def main(argv=None) -> str:
     from nnunet_kd.classification.labels import TEST_LABELS_CSV
     from nnunet_kd.core.datasets import dataset_name
     from nnunet_kd.detection.labels import TEST_BOXES_JSON
-    from nnunet_kd.report import models_for
+    from nnunet_kd.report.collect import models_for
     from nnunet_kd.core.tasks import summary_path
-    from nnunet_kd.test_set import predict_and_score
+    from nnunet_kd.run.test_set import predict_and_score
     target = dataset_name(target_id)
     plans = only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     if args.unlabelled:

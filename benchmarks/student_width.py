@@ -26,7 +26,7 @@ from variant_plans import model_folder, only_shared_plans, trainer_env, variant_
 
 
 def _test_dice(target, trainer, plans, configuration, fold, device, out_dir) -> float:
-    from nnunet_kd.test_set import predict_and_score
+    from nnunet_kd.run.test_set import predict_and_score
     raw = join(os.environ["nnUNet_raw"], target)
     predict_and_score("seg", model_folder(target, trainer, plans, configuration), [fold], device,
                       join(raw, "imagesTs"), join(raw, "labelsTs"), out_dir)

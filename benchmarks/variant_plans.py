@@ -17,7 +17,7 @@ def trainer_env() -> dict:
 def variant_plans(target: str, plans: str, name: str, changes: dict) -> str:
     """Writes <plans>_<name>: the shared plans with the KD block's groups updated by changes ({group: {key: value}}),
     distilling from the joint teacher of `plans`; returns its plans name. Refuses to change an existing different one."""
-    from nnunet_kd.config import KD_BLOCK_KEY, validate_block
+    from nnunet_kd.settings import KD_BLOCK_KEY, validate_block
     variant = f"{plans}_{name}"
     p = load_json(join(os.environ["nnUNet_preprocessed"], target, plans + ".json"))
     p["plans_name"] = variant

@@ -75,7 +75,7 @@ def _plan(args) -> None:
                     num_processes=args.np or default_num_processes, verbose=not args.quiet,
                     extra_target_images=args.extra_target_images, task=args.task,
                     target_teacher=args.target_teacher, source_teachers=args.source_teacher)
-    from nnunet_kd.pipeline import RunSpec, build_stages
+    from nnunet_kd.run.pipeline import RunSpec, build_stages
     from nnunet_kd.planning.shared import prepare
     shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
                      args.extra_target_images, args.task, args.target_teacher, args.source_teacher, args.plans_name)
@@ -91,7 +91,8 @@ def _plan(args) -> None:
 
 def _report(args) -> None:
     from nnunet_kd.core.datasets import dataset_name
-    from nnunet_kd.report import SHORT_LABELS, models_for, report, with_existing_target_teacher
+    from nnunet_kd.report.collect import SHORT_LABELS, models_for, with_existing_target_teacher
+    from nnunet_kd.report.tables import report
     results = os.environ.get("nnUNet_results")
     if not results:
         raise KDError("nnUNet_results is not set: export it to the folder holding the trained models.")
@@ -109,7 +110,7 @@ def _report(args) -> None:
 
 
 def _run_spec(args, configuration: str):
-    from nnunet_kd.pipeline import RunSpec
+    from nnunet_kd.run.pipeline import RunSpec
     _no_p(args)
     return RunSpec(target=args.t, sources=args.s, configuration=configuration, folds=args.f, planner=args.pl,
                    plans=args.from_plans,
@@ -124,9 +125,9 @@ def _run_spec(args, configuration: str):
 
 
 def _run(args) -> None:
-    from nnunet_kd.pipeline import Pipeline
-    from nnunet_kd.report import report
-    from nnunet_kd.test_set import check_test_inputs
+    from nnunet_kd.run.pipeline import Pipeline
+    from nnunet_kd.report.tables import report
+    from nnunet_kd.run.test_set import check_test_inputs
     if bool(args.test_images) != bool(args.test_labels):
         raise KDError("--test-images and --test-labels go together: the held-out images and their labels.")
     if args.test_images:
@@ -156,8 +157,8 @@ def _run(args) -> None:
 
 
 def _slurm(pipeline, spec, args) -> None:
-    from nnunet_kd.pipeline import run_argv
-    from nnunet_kd.slurm import write_script
+    from nnunet_kd.run.pipeline import run_argv
+    from nnunet_kd.run.slurm import write_script
     command = run_argv(spec) + (["--test-images", os.path.abspath(args.test_images), "--test-labels",
                                  os.path.abspath(args.test_labels)] if args.test_images else [])
     path = write_script(pipeline, command, shlex.split(args.sbatch_args or ""), shlex.split(args.sbatch_train_args or ""))
@@ -172,7 +173,7 @@ def _slurm(pipeline, spec, args) -> None:
 
 
 def _demo(args) -> None:
-    from nnunet_kd.demo import demo
+    from nnunet_kd.run.demo import demo
     demo(args.out, seed=args.seed, device=args.device, verbose=args.verbose)
 
 
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Folds of the target, separated by spaces: 0 1 2 3 4 or all (more folds only with your own "
                         "splits_final.json). Default: 0.")
     _add_dataset_args(p)
-    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.settings import VARIANTS
     p.add_argument("--suffix", default="", choices=[""] + list(VARIANTS),
                    help="Short-trainer variant for quick runs: " + "; ".join(
                        f"{k}: {v.get('num_epochs', 1000)} epochs x {v.get('num_iterations_per_epoch', 250)} "

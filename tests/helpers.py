@@ -195,7 +195,7 @@ def set_nnunet_env(setup: KDSetup) -> None:
 def check_student_without_unet_decoder(trainer, kind: str) -> None:
     """A classifier's or detector's student refuses decoder levels and channel-wise KD, which the segmentation student
     takes, and accepts class-wise KD."""
-    from nnunet_kd.config import DEFAULT_SETTINGS
+    from nnunet_kd.settings import DEFAULT_SETTINGS
     from nnunet_kd.core.errors import KDError
     from nnunet_kd.segmentation.student import nnUNetTrainerJointKD
     plans = {"dataset_name": "Dataset041_Target", "plans_name": "nnUNetPlans_kd"}

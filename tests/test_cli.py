@@ -75,7 +75,7 @@ def test_trainer_path_keeps_the_users_trainer_folders(monkeypatch, capsys, tmp_p
 def test_run_argv_is_the_command_line_of_its_spec():
     """What `demo` prints as its `nnunet_kd run` equivalent parses back into the same run."""
     from nnunet_kd.cli import _run_spec, build_parser
-    from nnunet_kd.pipeline import RunSpec, run_argv
+    from nnunet_kd.run.pipeline import RunSpec, run_argv
     spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0", "1"], preset="tiny",
                    channel_map=CHANNEL_MAP, extra_target_images="/data/unlabelled", suffix="_demo", device="cpu",
                    with_baselines=True, num_gpus=1)

@@ -11,7 +11,7 @@ from batchgenerators.utilities.file_and_folder_operations import join, save_json
 
 from nnunet_kd.data.loaders import shutdown
 from nnunet_kd.classification import trainers as cls_trainers
-from nnunet_kd.config import VARIANTS
+from nnunet_kd.settings import VARIANTS
 from nnunet_kd.core import tasks
 from nnunet_kd.detection import trainers as det_trainers
 from nnunet_kd.segmentation import trainers as seg_trainers

@@ -19,7 +19,7 @@ from nnunet_kd.data.raw_images import (NATURAL_ENDINGS, SITK_ENDINGS, ImageFile,
                                        error_reason, natural_channels, raw_root_folder, scan_images)
 from nnunet_kd.core.errors import KDError, listing
 from nnunet_kd.core.files import staged_folder
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 
 
 def _match(rows: list[LabelRow], images: list[ImageFile]) -> tuple[dict[str, LabelRow], list[str]]:

@@ -16,10 +16,10 @@ from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.classification.labels import class_names, read_label_rows
 from nnunet_kd.classification.metrics import classification_summary, write_summary
 from nnunet_kd.classification.network import build_cls_network
-from nnunet_kd.config import KD_BLOCK_KEY, ClassificationSettings
+from nnunet_kd.settings import KD_BLOCK_KEY, ClassificationSettings
 from nnunet_kd.core.tasks import summary_path
 from nnunet_kd.core.errors import KDError, listing
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 from nnunet_kd.core.teachers import read_model_folder
 
 

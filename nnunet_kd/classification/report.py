@@ -2,7 +2,7 @@
 and the confusion matrices and ROC curves (scikit-learn's displays)."""
 import numpy as np
 
-from nnunet_kd.report_figures import figure, save
+from nnunet_kd.report.figures import figure, save
 
 
 def headline(summary: dict) -> dict:

@@ -23,7 +23,7 @@ from nnunet_kd.classification.task import TASK
 from nnunet_kd.core.datasets import raw_label_folder
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.core.files import save_json_atomic
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 from nnunet_kd.core.failpoints import failpoint
 
 

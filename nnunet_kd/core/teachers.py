@@ -15,7 +15,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.settings import KD_BLOCK_KEY
 from nnunet_kd.core import tasks
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.core.model_plans import read_model_plans

@@ -17,7 +17,7 @@ from torch import distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
 
-from nnunet_kd.config import KDSettings, kd_block_from_plans, resolve_seed
+from nnunet_kd.settings import KDSettings, kd_block_from_plans, resolve_seed
 from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.core.ddp import wrap_ddp
 from nnunet_kd.core.errors import KDError

@@ -2,7 +2,7 @@
 ``VARIANTS``; each task writes its variant classes out in its ``trainers.py``."""
 import torch
 
-from nnunet_kd.config import VARIANTS
+from nnunet_kd.settings import VARIANTS
 
 
 class TrainingLength:

@@ -23,7 +23,7 @@ from nnunet_kd.detection.boxes import rasterise
 from nnunet_kd.detection.labels import BOXES_JSON, DETECTION_KEY, is_id, numbers
 from nnunet_kd.core.errors import KDError, listing
 from nnunet_kd.core.files import staged_folder
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 
 MAX_INSTANCES = 255  # instance maps are uint8 PNG files
 _COCO_KEYS = ("images", "annotations", "categories")

@@ -14,7 +14,7 @@ from nnunet_kd.detection.labels import categories, read_boxes
 from nnunet_kd.detection.inference import detect_image
 from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 from nnunet_kd.core.teachers import read_model_folder
 
 

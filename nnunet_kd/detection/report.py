@@ -3,7 +3,7 @@ pooled over images) and the FROC curves."""
 import numpy as np
 
 from nnunet_kd.detection.metrics import froc_of_matches, image_matches
-from nnunet_kd.report_figures import figure, save
+from nnunet_kd.report.figures import figure, save
 
 
 def headline(summary: dict) -> dict:

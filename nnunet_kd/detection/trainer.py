@@ -18,7 +18,7 @@ from nnunet_kd.detection.network import build_det_network
 from nnunet_kd.detection.task import TASK
 from nnunet_kd.core.datasets import raw_label_folder
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 from nnunet_kd.core.failpoints import failpoint
 
 

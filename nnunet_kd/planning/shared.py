@@ -35,7 +35,7 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.config import KD_BLOCK_KEY, load_preset
+from nnunet_kd.settings import KD_BLOCK_KEY, load_preset
 from nnunet_kd.core import tasks
 from nnunet_kd.core.datasets import dataset_id, dataset_name
 from nnunet_kd.core.errors import KDError, listing
@@ -44,7 +44,7 @@ from nnunet_kd.planning.existing_teachers import check_against_plans, read_exist
 from nnunet_kd.planning.raw_record import check_record, write_record
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.planning.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 
 SUPPORTED_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 # configuration entries that must agree between the datasets of one shared plans name

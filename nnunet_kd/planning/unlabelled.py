@@ -12,7 +12,7 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, 
     get_identifiers_from_splitted_dataset_folder
 
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.progress import cases_bar
+from nnunet_kd.run.progress import cases_bar
 
 PREFIX = "unlabelled_"
 

@@ -22,7 +22,7 @@ from torch import autocast, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.config import DistillSettings, kd_block_from_plans
+from nnunet_kd.settings import DistillSettings, kd_block_from_plans
 from nnunet_kd.core import tasks
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.core.errors import KDError

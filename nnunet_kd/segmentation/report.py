@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from nnunet_kd.report_figures import figure, save
+from nnunet_kd.report.figures import figure, save
 
 
 def headline(summary: dict) -> dict:

@@ -240,7 +240,7 @@ def test_epoch_overhead_takes_medians_over_rounds_and_ratios_within_each():
 
 def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses_by_its_rule(tmp_path):
     from nnunet_kd.data.synthetic import shift_benchmark
-    from nnunet_kd.demo import DEMO_CHANNEL_MAP
+    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP
     bench = _load("dann_probe")
     specs = shift_benchmark()
     held_out = bench.held_out_specs(specs, DEMO_CHANNEL_MAP)
@@ -277,7 +277,7 @@ def test_benchmarks_have_a_help(module, capsys):
                                            ("no_dann_unlabelled_kd", {("dann", "weight"): 0.0,
                                                                       ("distill", "unlabelled_ratio"): 0.5})])
 def test_ablation_presets_change_only_their_arm_of_the_tiny_preset(name, changed):
-    from nnunet_kd.config import load_preset
+    from nnunet_kd.settings import load_preset
     tiny, arm = load_preset("tiny"), load_preset(os.path.join(ROOT, "benchmarks", "presets", f"{name}.json"))
     differences = {(group, key): arm[group][key] for group in tiny if isinstance(tiny[group], dict)
                    for key in tiny[group] if arm[group][key] != tiny[group][key]}

@@ -126,7 +126,7 @@ def test_test_set_prediction_reads_checkpoints_safely(tmp_path):
     import torch
     from helpers import OpensAFile
     from nnunet_kd.core.checkpoints import UnsafeCheckpoint
-    from nnunet_kd.test_set import predict_and_score
+    from nnunet_kd.run.test_set import predict_and_score
     folder = model_folder(tmp_path, plans_with(PLAIN_ARCH_2D))
     ran = str(tmp_path / "ran")
     torch.save({"network_weights": {}, "trainer_name": "nnUNetTrainer", "x": OpensAFile(ran)},

@@ -42,7 +42,7 @@ def test_its_trainers_exist_with_their_roles(name):
 
 @pytest.mark.parametrize("name", TASKS)
 def test_its_summary_is_told_apart_and_read(name):
-    from nnunet_kd.report import pooled_metric
+    from nnunet_kd.report.collect import pooled_metric
     summary = SUMMARIES[name]()
     task = tasks.for_summary(summary)
     assert task.name == name

@@ -120,7 +120,7 @@ def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
 def variants_table() -> str:
     """The table of every short trainer variant (docs/trainers.md), from the task modules' trainer classes."""
     from nnunet_kd.classification import trainers as cls
-    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.settings import VARIANTS
     from nnunet_kd.detection import trainers as det
     from nnunet_kd.segmentation import trainers as seg
     lines = ["| suffix | settings | classes |", "| --- | --- | --- |"]
@@ -146,7 +146,7 @@ def test_every_role_trainer_has_each_training_length_variant_as_an_explicit_clas
     the variant's schedule first in its bases."""
     import importlib
 
-    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.settings import VARIANTS
     from nnunet_kd.core import tasks
     from nnunet_kd.core.variants import TrainingLength
     nnunet_own = {"nnUNetTrainer_5epochs"}
@@ -197,7 +197,7 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
 
 def test_a_variant_gives_source_teachers_their_own_epochs():
     """`_bench` trains source teachers longer (source_epochs); the other roles keep num_epochs."""
-    from nnunet_kd.config import VARIANTS
+    from nnunet_kd.settings import VARIANTS
     from nnunet_kd.core.variants import Bench
 
     class Role:

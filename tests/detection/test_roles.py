@@ -8,7 +8,7 @@ import torch
 
 from helpers import KDSetup, check_student_without_unet_decoder
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.config import load_preset
+from nnunet_kd.settings import load_preset
 from nnunet_kd.detection.labels import TEST_BOXES_JSON, read_boxes
 from nnunet_kd.detection.predict import predict_det
 from nnunet_kd.detection.synthetic import det_benchmark, write_det_dataset

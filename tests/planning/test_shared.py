@@ -10,7 +10,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import CHANNEL_MAP, NUM_PROCESSES, tree_digest
 from nnunet_kd.cli import main
-from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.settings import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.planning.shared import plan
@@ -279,7 +279,7 @@ def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
 def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
     """A dataset re-converted under its name would reuse its old fingerprint and preprocessed data: `plan` and `run`
     refuse it, naming the files, and write nothing; a copy of a file with a new time only is no change."""
-    from nnunet_kd.pipeline import Pipeline, RunSpec
+    from nnunet_kd.run.pipeline import Pipeline, RunSpec
     kd = nnunet_env
     spec = DatasetSpec(74, "Fresh", {"T1": Scanner()}, 4, shape=(32, 32))
     folders = [write_dataset(kd.raw, spec), write_dataset(kd.raw, DatasetSpec(75, "FreshSource", {"T1": Scanner()}, 4,

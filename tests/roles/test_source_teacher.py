@@ -9,7 +9,7 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 from helpers import NUM_PROCESSES, use_env
 from nnunet_kd import trainer_path
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.config import KD_BLOCK_KEY
+from nnunet_kd.settings import KD_BLOCK_KEY
 
 
 def _checkpoint(folder, name="checkpoint_final.pth"):

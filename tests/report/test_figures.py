@@ -8,7 +8,8 @@ import pytest
 
 from nnunet_kd.classification.metrics import classification_summary
 from nnunet_kd.detection.metrics import detection_summary
-from nnunet_kd.report import collect, write_report
+from nnunet_kd.report.collect import collect
+from nnunet_kd.report.tables import write_report
 from nnunet_kd.detection.report import froc_points
 
 PNG = b"\x89PNG\r\n\x1a\n"

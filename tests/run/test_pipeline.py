@@ -331,7 +331,7 @@ def test_dry_run_prints_the_commands_run_executes(kd, kd_pipeline, tmp_path, mon
 def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_path):
     from helpers import nnunet_like_checkpoint
     from nnunet_kd.core.checkpoints import UnsafeCheckpoint
-    from nnunet_kd.pipeline import resume_point
+    from nnunet_kd.run.pipeline import resume_point
     folder = str(tmp_path)
     final, latest = os.path.join(folder, "checkpoint_final.pth"), os.path.join(folder, "checkpoint_latest.pth")
     torch.save(nnunet_like_checkpoint(), latest)
@@ -359,7 +359,7 @@ def test_resume_point_sets_corrupt_checkpoints_aside_and_keeps_every_copy(tmp_pa
 def test_resume_point_names_a_checkpoint_with_a_malformed_kd_state(tmp_path):
     from helpers import nnunet_like_checkpoint
     from nnunet_kd.core.errors import KDError
-    from nnunet_kd.pipeline import resume_point
+    from nnunet_kd.run.pipeline import resume_point
     torch.save({**nnunet_like_checkpoint(), "kd_state": {"teachers": [{"checkpoint": 3}]}},
                tmp_path / "checkpoint_latest.pth")
     with pytest.raises(KDError, match="checkpoint_latest.pth: its kd_state has no valid teacher records"):
@@ -368,7 +368,7 @@ def test_resume_point_names_a_checkpoint_with_a_malformed_kd_state(tmp_path):
 
 def test_resume_point_refuses_a_checkpoint_trained_from_a_changed_teacher(tmp_path):
     from helpers import nnunet_like_checkpoint
-    from nnunet_kd.pipeline import resume_point
+    from nnunet_kd.run.pipeline import resume_point
     from nnunet_kd.core.teachers import file_sha256
     teacher = tmp_path / "teacher.pth"
     teacher.write_bytes(b"teacher weights")

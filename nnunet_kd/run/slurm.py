@@ -22,7 +22,7 @@ def slurm_script(pipeline, run_command: list[str], sbatch_args: list[str], train
     requeued job continues; nnU-Net starts anew where there is no checkpoint), finished stages left out, and a last job
     running run_command (`nnunet_kd run` without --slurm), which adopts the stages and writes the report. sbatch_args
     go to every job, train_args to the training jobs only (a GPU: planning and the report need none)."""
-    from nnunet_kd.pipeline import interpreter_path
+    from nnunet_kd.run.pipeline import interpreter_path
     env = {**pipeline.env, "PATH": interpreter_path()}
     jobs, lines, logs = {}, [], set()
     for stage in pipeline.stages:

@@ -7,8 +7,8 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.pipeline import Pipeline, RunSpec, run_argv
-from nnunet_kd.report import report
+from nnunet_kd.run.pipeline import Pipeline, RunSpec, run_argv
+from nnunet_kd.report.tables import report
 
 DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
 

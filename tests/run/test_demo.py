@@ -1,7 +1,7 @@
 import pytest
 
 from nnunet_kd.data.synthetic import shift_benchmark
-from nnunet_kd.demo import write_demo_data
+from nnunet_kd.run.demo import write_demo_data
 from nnunet_kd.core.errors import KDError
 
 

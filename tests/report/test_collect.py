@@ -8,7 +8,8 @@ import pytest
 
 from nnunet_kd.cli import main
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.report import collect, per_case, verdict_line, write_report
+from nnunet_kd.report.collect import collect, per_case
+from nnunet_kd.report.tables import verdict_line, write_report
 
 NAN = float("nan")
 MODELS = {"target teacher": "nnUNetTrainer", "multi-head": "nnUNetTrainerMultiHead",
@@ -345,7 +346,7 @@ def test_a_crafted_checkpoint_in_the_results_runs_no_code(experiment, tmp_path):
 def test_summaries_name_their_task_and_older_ones_are_told_by_their_metric():
     from nnunet_kd.classification.metrics import classification_summary
     from nnunet_kd.detection.metrics import detection_summary
-    from nnunet_kd.report import summary_task
+    from nnunet_kd.report.collect import summary_task
     cls = classification_summary(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
     det = detection_summary({"c": [([0, 0, 4, 4], 0)]}, {"c": [([0, 0, 4, 4], 0, 0.9)]}, ["lesion"])
     assert (cls["task"], det["task"]) == ("cls", "det")
@@ -355,7 +356,7 @@ def test_summaries_name_their_task_and_older_ones_are_told_by_their_metric():
 
 def test_the_pooled_metric_of_each_kind_of_per_case_result():
     from nnunet_kd.detection.metrics import image_matches
-    from nnunet_kd.report import pooled_metric
+    from nnunet_kd.report.collect import pooled_metric
     assert pooled_metric("values", {"a": 0.2, "b": None, "c": float("nan"), "d": 0.6}) == pytest.approx(0.4)
     classes = {"a": ("x", "x"), "b": ("x", "y"), "c": ("y", "y"), "d": ("x", "x")}
     assert pooled_metric("classes", classes) == pytest.approx((2 / 3 + 1) / 2)  # recall of x 2/3, of y 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.stats import balanced_accuracy, compare_classes, compare_records, compare_values, verdict
+from nnunet_kd.report.stats import balanced_accuracy, compare_classes, compare_records, compare_values, verdict
 
 
 def test_all_cases_better_by_distinct_amounts():

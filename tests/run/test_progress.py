@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from nnunet_kd.core.errors import KDError
-from nnunet_kd.progress import TAIL_LINES, EpochLines, run_stage
+from nnunet_kd.run.progress import TAIL_LINES, EpochLines, run_stage
 
 # what nnU-Net 2.8.1's trainer prints per epoch (print_to_log_file: a timestamp, then the values)
 EPOCH = """2026-12-01 10:00:0{e}.123456: Epoch {e}
@@ -71,7 +71,7 @@ def test_a_failed_stage_shows_the_tail_of_its_log(tmp_path, capfd):
 
 
 def test_on_a_terminal_the_line_carries_a_bar_and_stays_one_line(tmp_path, capfd, monkeypatch):
-    monkeypatch.setattr("nnunet_kd.progress._tty", lambda: True)
+    monkeypatch.setattr("nnunet_kd.run.progress._tty", lambda: True)
     run_stage(_script(tmp_path, 2), dict(os.environ), str(tmp_path / "log"), "[4/6] target teacher fold 0", epochs=2)
     out, err = capfd.readouterr()
     assert out == ""  # the bar redraws one line on stderr

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from nnunet_kd.config import kd_block_from_plans, load_preset, preset_names, resolve_seed, validate_block
+from nnunet_kd.settings import kd_block_from_plans, load_preset, preset_names, resolve_seed, validate_block
 from nnunet_kd.core.errors import KDError
 
 
@@ -76,7 +76,7 @@ def test_teachers_must_be_one_target_teacher_first(roles):
 
 
 def test_typed_settings_of_a_block():
-    from nnunet_kd.config import KDSettings
+    from nnunet_kd.settings import KDSettings
     settings = KDSettings.from_dict(load_preset("tiny"))
     assert (settings.dann.hidden, settings.distill.w_kd, settings.architecture.max_stages) == (32, 3.0, 3)
     with pytest.raises(AttributeError):
@@ -86,7 +86,7 @@ def test_typed_settings_of_a_block():
 
 
 def test_the_schema_gives_defaults_rules_and_the_readme_table_and_the_presets_pass_it():
-    from nnunet_kd.config import DEFAULT_SETTINGS, SCHEMA, _leaves, settings_table
+    from nnunet_kd.settings import DEFAULT_SETTINGS, SCHEMA, _leaves, settings_table
     assert dict(_leaves(DEFAULT_SETTINGS)) == {path: s.default for path, s in SCHEMA.items()}
     for path, setting in SCHEMA.items():
         assert setting.accepts(setting.default), path

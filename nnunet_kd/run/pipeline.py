@@ -18,11 +18,11 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd import ext_trainer_value
 from nnunet_kd.core.checkpoints import UnreadableCheckpoint, load_checkpoint
-from nnunet_kd.config import KD_BLOCK_KEY, VARIANTS, setting_changes
+from nnunet_kd.settings import KD_BLOCK_KEY, VARIANTS, setting_changes
 from nnunet_kd.core import tasks
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.core.files import check_writable, save_json_atomic
-from nnunet_kd.progress import run_stage
+from nnunet_kd.run.progress import run_stage
 from nnunet_kd.core.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
 
 STAGE_RECORD = "nnunet_kd_stage.json"
@@ -316,7 +316,7 @@ class Pipeline:
     def test_set(self, images: str, labels: str, out: str) -> dict:
         """Predicts images with every trained model of the experiment (its folds ensembled) into out/<trainer> and
         scores them against labels; {report label: what `report --test-dir` takes}."""
-        from nnunet_kd.test_set import predict_and_score
+        from nnunet_kd.run.test_set import predict_and_score
         found = {}
         for label, model in self.models().items():
             name = os.path.basename(model)  # the trainer, or the existing target teacher's model folder
