@@ -4,7 +4,7 @@ the seed's held-out cases, and the paired statistics over the seeds of a stage.
 A seed runs the pipeline (`nnunet_kd run`: target teacher = dataset-specific baseline, source teachers, joint teacher,
 student; on final seeds the multi-head baseline too), then, each from the same trained teachers:
 
-- ``control``: the student's recipe (same start, iterations, learning rate and data) with w_feat = w_kd = 0;
+- ``control``: the student's recipe (same start, iterations, learning rate and data) with w_feat = w_kd = w_box = 0;
 - ``self_distill``: the student's recipe with the target teacher as its only teacher (student.teacher "target");
 - on choice seeds, each further candidate of the student's settings (and its own control where its recipe differs);
 - on choice seeds and probes, ``baseline_x2``: the baseline trained twice as long (the convergence check).
@@ -30,7 +30,7 @@ from variant_plans import model_folder, trainer_env, variant_plans
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = join(HERE, "results")
-CONTROL = {"distill": {"w_feat": 0.0, "w_kd": 0.0}}
+CONTROL = {"distill": {"w_feat": 0.0, "w_kd": 0.0, "w_box": 0.0}}
 SELF_DISTILL = {"student": {"teacher": "target"}}
 # settings that make a student's recipe (what its control must share); the others only change the distillation terms
 RECIPE = {("student", "initial_lr"), ("student", "warmup"), ("student", "ema"), ("student", "width"),

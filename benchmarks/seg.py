@@ -3,10 +3,11 @@
     python benchmarks/seg.py --stage choice --seed 0
     python benchmarks/seg.py --stage final --seed 100
 
-8 labelled target cases with large bright lesions only, 80 unlabelled target images and 160 held-out cases with
-lesions of every size, half of them darker than the organ (dev cases on choice seeds, test cases on final seeds); two
-sources of 100 cases from other scanners with both kinds. The `_bench` trainers with the `tiny` preset on CPU; the
-measure is the per-case lesion Dice. `--stage probe` runs the pipeline alone (the headroom check of a new scenario).
+Round and elongated lesions told apart by shape; 5 labelled target cases with large lesions only, 50 unlabelled target
+images and 160 held-out cases with lesions of every size (dev cases on choice seeds, test cases on final seeds); two
+sources of 100 cases from other scanners of the same modality. The `_bench` trainers with the `tiny` preset on CPU; the
+measure is the per-case foreground Dice. `--stage probe` runs the pipeline and the doubled baseline alone (the checks
+of a new scenario).
 Results: benchmarks/results/seg/.
 """
 from nnunet_kd.data.synthetic import variety_benchmark, write_dataset

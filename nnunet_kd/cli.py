@@ -320,12 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Folds of the target, separated by spaces: 0 1 2 3 4 or all (more folds only with your own "
                         "splits_final.json). Default: 0.")
     _add_dataset_args(p)
-    from nnunet_kd.settings import VARIANTS
+    from nnunet_kd.settings import VARIANTS, describe_schedule
     p.add_argument("--suffix", default="", choices=[""] + list(VARIANTS),
                    help="Short-trainer variant for quick runs: " + "; ".join(
-                       f"{k}: {v.get('num_epochs', 1000)} epochs x {v.get('num_iterations_per_epoch', 250)} "
-                       f"iterations" + (f" (source teachers {v['source_epochs']} epochs)" if "source_epochs" in v
-                                        else "") for k, v in VARIANTS.items()) +
+                       f"{k}: {describe_schedule(k)}" for k in VARIANTS) +
                    ". Default: none (nnU-Net's 1000 epochs x 250 iterations).")
     p.add_argument("--device", "-device", default="cuda", choices=["cpu", "cuda"],
                    help="Default: cuda (checked before anything runs).")

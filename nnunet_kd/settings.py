@@ -21,14 +21,34 @@ from nnunet_kd.protocol import KD_MODES
 KD_BLOCK_KEY = "nnunet_kd"
 SEED_ENV = "nnUNet_KD_SEED"
 
-# the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes)
+# the short-trainer variants (trainer name suffix -> nnU-Net trainer attributes; "source": what source teachers train
+# instead)
 VARIANTS = {"_tiny": dict(num_epochs=2, num_iterations_per_epoch=2, num_val_iterations_per_epoch=1, save_every=1),
             "_5epochs": dict(num_epochs=5),
             # the built-in demo: about a minute per stage on 2 CPU cores at 64x64 with the tiny preset
             "_demo": dict(num_epochs=20, num_iterations_per_epoch=30, num_val_iterations_per_epoch=4, save_every=5),
-            # the benchmarks (benchmarks/PROTOCOL.md): source teachers, trained once on large datasets, train 4x as long
+            # the benchmarks (benchmarks/PROTOCOL.md): source teachers, trained once on large datasets, train 4x as
+            # many steps, in longer epochs
             "_bench": dict(num_epochs=40, num_iterations_per_epoch=40, num_val_iterations_per_epoch=4, save_every=10,
-                           source_epochs=160)}
+                           source=dict(num_epochs=80, num_iterations_per_epoch=80))}
+
+
+def variant_schedule(suffix: str, role: str | None = None) -> dict:
+    """The nnU-Net trainer attributes the variant ``suffix`` sets for a trainer of ``role`` (empty: nnU-Net's own
+    schedule of 1000 epochs x 250 iterations)."""
+    schedule = dict(VARIANTS.get(suffix, {}))
+    return {**schedule, **schedule.pop("source", {})} if role == "source" else \
+        {k: v for k, v in schedule.items() if k != "source"}
+
+
+def describe_schedule(suffix: str) -> str:
+    """"40 epochs × 40 iterations (source teachers 80 epochs × 80 iterations)": the variant's training length."""
+    def length(s: dict) -> str:
+        return f"{s.get('num_epochs', 1000)} epochs × {s.get('num_iterations_per_epoch', 250)} iterations"
+    own, source = variant_schedule(suffix), variant_schedule(suffix, "source")
+    return length(own) + (f" (source teachers {length(source)})" if source != own else "")
+
+
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 # optional records: the arguments the shared plans name hashes ("arguments", from `plan`), the teachers a student was
 # distilled from ("run", written by `nnunet_kd run` into its model folder)

@@ -1,26 +1,22 @@
 """Training-length variants in nnU-Net's style (``nnUNetTrainer_Xepochs``): mixins that set a short schedule of
-``VARIANTS``; each task writes its variant classes out in its ``trainers.py``."""
+``settings.VARIANTS``; each task writes its variant classes out in its ``trainers.py``."""
 import torch
 
-from nnunet_kd.settings import VARIANTS
+from nnunet_kd.settings import variant_schedule
 
 
 class TrainingLength:
     """A training-length variant, as nnU-Net's ``nnUNetTrainer_Xepochs``: put before a role trainer in the bases
-    (``class nnUNetTrainerJointKD_tiny(Tiny, nnUNetTrainerJointKD)``); sets the schedule of ``VARIANTS`` after the
-    trainer's own __init__ (``source_epochs``: a source teacher's epochs instead of ``num_epochs``). A variant's joint
-    teacher and student use the teachers of the same suffix."""
+    (``class nnUNetTrainerJointKD_tiny(Tiny, nnUNetTrainerJointKD)``); sets the variant's schedule for the trainer's
+    role (``settings.variant_schedule``) after the trainer's own __init__. A variant's joint teacher and student use
+    the teachers of the same suffix."""
     variant_suffix = ""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        schedule = dict(VARIANTS[self.variant_suffix])
-        source_epochs = schedule.pop("source_epochs", None)
-        for k, v in schedule.items():
+        for k, v in variant_schedule(self.variant_suffix, self.kd_role).items():
             setattr(self, k, v)
-        if source_epochs and self.kd_role == "source":
-            self.num_epochs = source_epochs
 
 
 class Tiny(TrainingLength):

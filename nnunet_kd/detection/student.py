@@ -17,6 +17,7 @@ class nnUNetTrainerDetJointKD(DetTrainerMixin, StudentRole, nnUNetTrainer):
     """Student: detection losses + MSE on the FPN levels + KD of the ROI class logits on the student's proposals."""
 
     no_decoder = "detector"
+    distill_weights = StudentRole.distill_weights + ("w_box",)
     kd_log_keys = StudentRole.kd_log_keys + ["box_losses"]
 
     def build_kd_modules(self) -> None:

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from nnunet_kd.settings import VARIANTS
+from nnunet_kd.settings import VARIANTS, describe_schedule
 from nnunet_kd.core.files import save_json_atomic, write_atomic
 from nnunet_kd.report.collect import collect
 from nnunet_kd.report.figures import draw_figures, training_curves
@@ -191,10 +191,9 @@ def write_report(report: dict, out_dir: str) -> str:
     lines += ["", source + "; ± = population std over the folds (none for one fold)."]
     short = sorted({v for r in rows.values() for v in VARIANTS if r["trainer"].endswith(v)})
     if short:
-        lines += ["", "Short trainers (" + ", ".join(
-            f"{v}: {VARIANTS[v].get('num_epochs', 1000)} epochs × {VARIANTS[v].get('num_iterations_per_epoch', 250)} "
-            f"iterations" for v in short) + ") are for trying the pipeline out: their figures are no verdict on the "
-            "method, whose models train for nnU-Net's 1000 × 250."]
+        lines += ["", "Short trainers (" + ", ".join(f"{v}: {describe_schedule(v)}" for v in short) + ") are for "
+                  "trying the pipeline out: their figures are no verdict on the method, whose models train for "
+                  "nnU-Net's 1000 × 250."]
     lines += _source_teacher_lines(report.get("source_teachers") or [])
     lines += _paired_lines(report)
     notes = [f"- {label}: {note}" for label, r in rows.items() for note in r["notes"]]

@@ -51,6 +51,7 @@ class StudentRole(KDTrainerMixin):
     kd_role = "student"
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses", "unlabelled_losses"]
     no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
+    distill_weights = ("w_feat", "w_kd")  # the task's distillation weights (all 0: the student trains without them)
     init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto" for this task
     fine_tuning_lr = 1e-3  # student.initial_lr "auto" of a student started from the target teacher
 
@@ -69,7 +70,10 @@ class StudentRole(KDTrainerMixin):
         self.joint_teacher = None
         self.tap = self.decoder_tap = self.teacher_decoder_tap = None
         self.dataloader_unlabelled = None
-        self.unlabelled_ratio = self.distill.unlabelled_ratio
+        # with every distillation weight 0 (a compute-matched control), the teacher and the unlabelled images, which
+        # would add nothing to the loss, are left out of the steps
+        self.distills = any(getattr(self.distill, w) for w in self.distill_weights)
+        self.unlabelled_ratio = self.distill.unlabelled_ratio if self.distills else 0.0
         if self.unlabelled_ratio == "auto":
             self.unlabelled_ratio = 1.0 if has_unlabelled_images(self.plans_manager.plans, configuration) else 0.0
         self.ema = None  # the moving average of the weights (student.ema)
@@ -154,6 +158,9 @@ class StudentRole(KDTrainerMixin):
                                      use_buffers=True)
             if self._ema_state is not None:
                 self.ema.load_state_dict(self._ema_state)
+        if not self.distills:
+            self.print_to_log_file(f"nnunet_kd: every distillation weight ({', '.join(self.distill_weights)}) is 0: "
+                                   f"the student trains on the task's loss alone")
         if self.unlabelled_batch_size:
             self.dataloader_unlabelled = unlabelled_loader(self, self.unlabelled_batch_size)
             self.print_to_log_file(f"nnunet_kd: {self.unlabelled_batch_size} unlabelled target image(s) in every "
@@ -277,19 +284,25 @@ class StudentRole(KDTrainerMixin):
 
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            with torch.no_grad():  # not inference_mode: its outputs enter losses that are backpropagated
-                teacher_output, fused = self.joint_teacher(data, return_features=True)
-                teacher_feats = [fused[lv] for lv in self.levels]
-                if self.teacher_decoder_tap is not None:
-                    teacher_feats += self.teacher_decoder_tap.pop()
+            if self.distills:
+                with torch.no_grad():  # not inference_mode: its outputs enter losses that are backpropagated
+                    teacher_output, fused = self.joint_teacher(data, return_features=True)
+                    teacher_feats = [fused[lv] for lv in self.levels]
+                    if self.teacher_decoder_tap is not None:
+                        teacher_feats += self.teacher_decoder_tap.pop()
             output = self.network(data)
             skips = self.tap.pop()
-            student_feats = [skips[lv] for lv in self.levels]
-            if self.decoder_tap is not None:
-                student_feats += self.decoder_tap.pop()
             task = self.loss(batch_head(output, n_labelled), target)
-            feat, kd, feat_u, kd_u = self.distill_losses(output, teacher_output, student_feats, teacher_feats,
-                                                         n_labelled)
+            if self.distills:
+                student_feats = [skips[lv] for lv in self.levels]
+                if self.decoder_tap is not None:
+                    student_feats += self.decoder_tap.pop()
+                feat, kd, feat_u, kd_u = self.distill_losses(output, teacher_output, student_feats, teacher_feats,
+                                                             n_labelled)
+            else:
+                feat = kd = feat_u = kd_u = task.new_zeros(())
+                if self.decoder_tap is not None:
+                    self.decoder_tap.pop()
             distill, unlabelled = self.distill_loss(feat, kd, feat_u, kd_u)
             loss = self.distill.w_task * task + distill
         return self.backward_and_step(loss, {"loss": loss, "task_loss": task, "feat_loss": feat, "kd_loss": kd,

@@ -18,7 +18,7 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd import ext_trainer_value
 from nnunet_kd.core.checkpoints import UnreadableCheckpoint, load_checkpoint
-from nnunet_kd.settings import KD_BLOCK_KEY, VARIANTS, setting_changes
+from nnunet_kd.settings import KD_BLOCK_KEY, setting_changes, variant_schedule
 from nnunet_kd.core import tasks
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.core.files import check_writable, save_json_atomic
@@ -377,9 +377,9 @@ class Pipeline:
         return join(os.path.dirname(self.folder(stage)), f"nnunet_kd_fold_{stage.fold}.log")
 
     def _execute(self, stage: Stage, argv: list[str], head: str, training: bool = True) -> None:
-        schedule = VARIANTS.get(self.spec.suffix, {})
-        epochs = schedule.get("source_epochs" if stage.id.startswith("source:") and "source_epochs" in schedule
-                              else "num_epochs", 1000) if stage.trainer and training else None
+        role = stage.id.split(":")[0]
+        epochs = variant_schedule(self.spec.suffix, role).get("num_epochs", 1000) if stage.trainer and training \
+            else None
         run_stage(argv, {**os.environ, **self.env, "PATH": interpreter_path()}, self.log_path(stage), head, epochs,
                   tasks.get(self.spec.task).epoch_metric, self.verbose)
 

@@ -2,7 +2,7 @@
 
 Naming follows nnU-Net's training-length variants: ``_5epochs`` (5 epochs of the usual 250 iterations) and ``_tiny``
 (2 epochs of 2 iterations, 1 validation iteration, a checkpoint every epoch: for tests and smoke runs) and ``_demo``
-(20 epochs of 30 iterations: the built-in demo on CPU), ``_bench`` (40 x 40, source teachers 160 epochs: the benchmarks). A short
+(20 epochs of 30 iterations: the built-in demo on CPU), ``_bench`` (40 x 40, source teachers 80 x 80: the benchmarks). A short
 joint teacher or student uses the teachers of the same suffix (``nnUNetTrainerJointKD_tiny`` distils from
 ``nnUNetTrainerJointTeacher_tiny``, which fuses ``nnUNetTrainer_tiny`` and ``nnUNetTrainerDomainAdversarial_tiny``).
 """

@@ -46,10 +46,10 @@ def _scenario(runner, **kw):
 def test_the_arms_share_the_students_recipe_and_candidates_of_another_recipe_get_their_own_control(runner):
     scenario = _scenario(runner)
     final = runner.arms(scenario, "final", {})
-    assert final == {"control": {"distill": {"w_feat": 0.0, "w_kd": 0.0}}, "self_distill": {"student": {"teacher": "target"}}}
+    assert final == {"control": {"distill": {"w_feat": 0.0, "w_kd": 0.0, "w_box": 0.0}}, "self_distill": {"student": {"teacher": "target"}}}
     choice = runner.arms(scenario, "choice", {})
     assert choice["student:class"] == {"distill": {"kd_mode": "class"}} and "control:class" not in choice
-    assert choice["control:fast"] == {"student": {"initial_lr": 0.01}, "distill": {"w_feat": 0.0, "w_kd": 0.0}}
+    assert choice["control:fast"] == {"student": {"initial_lr": 0.01}, "distill": {"w_feat": 0.0, "w_kd": 0.0, "w_box": 0.0}}
 
 
 def test_the_final_summary_has_every_difference_the_protocol_reports(runner, tmp_path):

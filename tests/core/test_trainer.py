@@ -120,13 +120,13 @@ def test_ddp_with_gloo_on_cpu_extras_and_skipped_steps(tmp_path):
 def variants_table() -> str:
     """The table of every short trainer variant (docs/trainers.md), from the task modules' trainer classes."""
     from nnunet_kd.classification import trainers as cls
-    from nnunet_kd.settings import VARIANTS
+    from nnunet_kd.settings import VARIANTS, describe_schedule
     from nnunet_kd.detection import trainers as det
     from nnunet_kd.segmentation import trainers as seg
-    lines = ["| suffix | settings | classes |", "| --- | --- | --- |"]
-    for suffix, settings in VARIANTS.items():
+    lines = ["| suffix | length | classes |", "| --- | --- | --- |"]
+    for suffix in VARIANTS:
         names = [n for module in (seg, cls, det) for n in module.__all__ if n.endswith(suffix)]
-        lines.append(f"| `{suffix}` | {', '.join(f'{k}={v}' for k, v in settings.items())} | "
+        lines.append(f"| `{suffix}` | {describe_schedule(suffix)} | "
                      + ", ".join(f"`{n}`" for n in names) + " |")
     return "\n".join(lines)
 
@@ -195,8 +195,8 @@ def test_progress_png_names_the_tasks_metric(tmp_path, monkeypatch):
     assert "pseudo dice" in saved[-1]  # renamed only inside the plugin's logger
 
 
-def test_a_variant_gives_source_teachers_their_own_epochs():
-    """`_bench` trains source teachers longer (source_epochs); the other roles keep num_epochs."""
+def test_a_variant_gives_source_teachers_their_own_schedule():
+    """`_bench` trains source teachers longer, in longer epochs (its "source" entry); the other roles keep its own."""
     from nnunet_kd.settings import VARIANTS
     from nnunet_kd.core.variants import Bench
 
@@ -207,7 +207,9 @@ def test_a_variant_gives_source_teachers_their_own_epochs():
     seen = {}
     for role in ("source", "target", "joint", "student"):
         trainer = type(f"T_{role}", (Bench, Role), {"kd_role": role})(None, "2d", 0, None, None)
-        seen[role] = trainer.num_epochs
-        assert trainer.num_iterations_per_epoch == VARIANTS["_bench"]["num_iterations_per_epoch"]
-        assert not hasattr(trainer, "source_epochs")
-    assert seen == {"source": VARIANTS["_bench"]["source_epochs"], "target": 40, "joint": 40, "student": 40}
+        seen[role] = (trainer.num_epochs, trainer.num_iterations_per_epoch)
+        assert trainer.num_val_iterations_per_epoch == VARIANTS["_bench"]["num_val_iterations_per_epoch"]
+        assert not hasattr(trainer, "source")
+    source = VARIANTS["_bench"]["source"]
+    assert seen == {"source": (source["num_epochs"], source["num_iterations_per_epoch"]), "target": (40, 40),
+                    "joint": (40, 40), "student": (40, 40)}

@@ -40,6 +40,22 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, tmp
     finally:
         trainer.on_train_end()
 
+    # every distillation weight 0 (the benchmarks' compute-matched control): no teacher pass, no unlabelled images
+    control = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
+                                    kd.student_plans(name, "_control", unlabelled_ratio=0.5, w_feat=0.0, w_kd=0.0),
+                                    device=torch.device("cpu"))
+    control.on_train_start()
+    try:
+        assert not control.distills and control.unlabelled_batch_size == 0 and control.dataloader_unlabelled is None
+        seen.clear()
+        control.stock_network().register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+        control.joint_teacher.register_forward_hook(lambda m, args, out: seen.append("teacher"))
+        out = control.train_step(next(control.dataloader_train))
+        assert seen == [2] and out["feat_loss"] == out["kd_loss"] == out["unlabelled_loss"] == 0
+        assert out["loss"] == pytest.approx(out["task_loss"]) and out["task_loss"] > 0
+    finally:
+        control.on_train_end()
+
 
 def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_it_can(kd, kd_pipeline, tmp_path,
                                                                                        monkeypatch):
