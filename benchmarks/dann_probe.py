@@ -184,6 +184,7 @@ def main(argv=None) -> None:
     from nnunet_kd.data.synthetic import shift_benchmark, write_dataset
     from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
     from nnunet_kd.planning.shared import plan
+    from nnunet_kd.planning.request import PlanRequest
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_probe_{args.seed}")
     start = datetime.datetime.now()
     folders = set_nnunet_folders(out)
@@ -209,8 +210,9 @@ def main(argv=None) -> None:
             preset_file = os.path.join(out, f"tiny_dann_weight_{_key(weight)}.json")
             with open(preset_file, "w") as f:
                 json.dump(preset, f)
-        name = plan(specs[0].dataset_id, [s.dataset_id for s in specs[1:]], ["2d"], preset=preset_file,
-                    channel_map=DEMO_CHANNEL_MAP, num_processes=2, verbose=False)
+        name = plan(PlanRequest(specs[0].dataset_id, [s.dataset_id for s in specs[1:]], ["2d"], preset=preset_file,
+                                channel_map=DEMO_CHANNEL_MAP),
+                    num_processes=2, verbose=False).name
         for folder, spec, source_folder in zip(train_source_teachers(target, name, args.suffix), specs[1:],
                                                held_sources):
             source_cases = _cases(source_folder, labelled=True)

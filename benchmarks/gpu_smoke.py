@@ -26,11 +26,12 @@ def main() -> None:
     from nnunet_kd.data.synthetic import lesion_demo
     from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
     from nnunet_kd.run.test_set import predict_and_score
+    from nnunet_kd.planning.request import PlanRequest
     from nnunet_kd.run.pipeline import Pipeline, RunSpec
     folders = set_nnunet_folders(out)
     write_demo_data(folders["nnUNet_raw"], lesion_demo())
-    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset="tiny",
-                   channel_map=DEMO_CHANNEL_MAP, suffix=args.suffix, device=args.device)
+    spec = RunSpec(PlanRequest(1, (2, 3), ("2d",), preset="tiny", channel_map=DEMO_CHANNEL_MAP), "2d", folds=["0"],
+                   suffix=args.suffix, device=args.device)
     pipeline = Pipeline(spec)
     t0 = time.perf_counter()
     pipeline.run()

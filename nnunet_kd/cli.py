@@ -63,30 +63,27 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
+def _plan_request(args):
+    from nnunet_kd.planning.request import PlanRequest
+    _no_p(args)
+    return PlanRequest.from_args(args, _json_arg(args.channel_map, "--channel-map") if args.channel_map else None)
+
+
 def _plan(args) -> None:
     from nnunetv2.configuration import default_num_processes
     from nnunet_kd.planning.shared import plan
-    _no_p(args)
-    channel_map = _json_arg(args.channel_map, "--channel-map") if args.channel_map else None
-    with _stdout_to_stderr() if args.quiet else contextlib.nullcontext():  # nnU-Net prints
-        name = plan(args.t, args.s, args.c, planner=args.pl, plans=args.from_plans, preset=args.preset,
-                    plans_name=args.plans_name,
-                    channel_map=channel_map, derived_ids=args.derived_id,
-                    num_processes=args.np or default_num_processes, verbose=not args.quiet,
-                    extra_target_images=args.extra_target_images, task=args.task,
-                    target_teacher=args.target_teacher, source_teachers=args.source_teacher)
     from nnunet_kd.run.pipeline import RunSpec, build_stages
-    from nnunet_kd.planning.shared import prepare
-    shared = prepare(args.t, args.s, args.c, args.pl, args.from_plans, args.preset, channel_map, args.derived_id,
-                     args.extra_target_images, args.task, args.target_teacher, args.source_teacher, args.plans_name)
+    request = _plan_request(args)
+    with _stdout_to_stderr() if args.quiet else contextlib.nullcontext():  # nnU-Net prints
+        shared = plan(request, num_processes=args.np or default_num_processes, verbose=not args.quiet)
     out = sys.stderr if args.quiet else sys.stdout
-    print(f"Shared plans: {name}. Train fold 0 with these (after export nnUNet_extTrainer=$(nnunet_kd "
+    print(f"Shared plans: {shared.name}. Train fold 0 with these (after export nnUNet_extTrainer=$(nnunet_kd "
           f"trainer-path); folds 1-4 alike):", file=out)
     for c in shared.configurations:
-        spec = RunSpec(target=args.t, sources=args.s, configuration=c, folds=["0"], task=args.task, device="cuda")
-        for stage in build_stages(spec, name, shared.target.name, shared.source_names, shared.existing)[1:]:
+        spec = RunSpec(request, configuration=c, folds=["0"], device="cuda")
+        for stage in build_stages(spec, shared.name, shared.target.name, shared.source_names, shared.existing)[1:]:
             print("  " + " ".join(stage.argv[:-2]), file=out)  # without "-device cuda": nnU-Net's default
-    print(name)
+    print(shared.name)
 
 
 def _report(args) -> None:
@@ -109,19 +106,10 @@ def _report(args) -> None:
     report(results, dataset_name(args.t), args.p, args.c, models, test_folders, args.o)
 
 
-def _run_spec(args, configuration: str):
+def _run_spec(args, request, configuration: str):
     from nnunet_kd.run.pipeline import RunSpec
-    _no_p(args)
-    return RunSpec(target=args.t, sources=args.s, configuration=configuration, folds=args.f, planner=args.pl,
-                   plans=args.from_plans,
-                   preset=os.path.abspath(args.preset) if args.preset.endswith(".json") and os.path.isfile(args.preset)
-                   else args.preset,
-                   channel_map=_json_arg(args.channel_map, "--channel-map") if args.channel_map else None,
-                   derived_ids=args.derived_id, extra_target_images=args.extra_target_images, suffix=args.suffix,
-                   device=args.device, num_gpus=args.num_gpus, with_baselines=args.with_baselines, task=args.task,
-                   target_teacher=args.target_teacher, source_teachers=args.source_teacher, npz=args.npz,
-                   plans_name=args.plans_name,
-                   plan_configurations=list(dict.fromkeys(args.c)) if len(set(args.c)) > 1 else None)
+    return RunSpec(request, configuration=configuration, folds=args.f, suffix=args.suffix, device=args.device,
+                   num_gpus=args.num_gpus, with_baselines=args.with_baselines, npz=args.npz)
 
 
 def _run(args) -> None:
@@ -139,7 +127,10 @@ def _run(args) -> None:
     if args.slurm and len(set(args.c)) > 1:
         raise KDError(f"--slurm writes one script per configuration: run it once per configuration (-c "
                       f"{' '.join(args.c)} plans them together only without --slurm).")
-    pipelines = [Pipeline(_run_spec(args, c), force=args.force, verbose=args.verbose) for c in dict.fromkeys(args.c)]
+    request, pipelines = _plan_request(args), []
+    for c in request.configurations:  # one request, prepared once
+        pipelines.append(Pipeline(_run_spec(args, request, c), force=args.force, verbose=args.verbose,
+                                  shared=pipelines[0].shared if pipelines else None))
     if args.dry_run:
         print("\n".join(dict.fromkeys(line for p in pipelines for line in p.dry_run_lines())))  # one plan stage
         return

@@ -49,6 +49,26 @@ def describe_schedule(suffix: str) -> str:
     return length(own) + (f" (source teachers {length(source)})" if source != own else "")
 
 
+FINE_TUNING_LR = 1e-3  # student.initial_lr "auto" of a student started from the target teacher's weights
+NNUNET_INITIAL_LR = 1e-2  # nnU-Net's (nnUNetTrainer.initial_lr): student.initial_lr "auto" of one trained from scratch
+
+
+def concrete_values(block: dict, has_unlabelled: bool, warm_start: bool) -> dict:
+    """A copy of the KD block with every "auto" setting replaced by the value it stands for, as `plan` writes it (a
+    plans file says what will run): distill.unlabelled_ratio 1 where the plans have unlabelled images, else 0;
+    student.init_from_target_teacher ``warm_start`` (the task's default, where the student has the target teacher's
+    architecture); student.initial_lr FINE_TUNING_LR for a student started from the target teacher, else nnU-Net's."""
+    block = copy.deepcopy(block)
+    distill, student = block["distill"], block["student"]
+    if distill["unlabelled_ratio"] == "auto":
+        distill["unlabelled_ratio"] = 1.0 if has_unlabelled else 0.0
+    if student["init_from_target_teacher"] == "auto":
+        student["init_from_target_teacher"] = warm_start
+    if student["initial_lr"] == "auto":
+        student["initial_lr"] = FINE_TUNING_LR if student["init_from_target_teacher"] else NNUNET_INITIAL_LR
+    return block
+
+
 DATASET_KEYS = ("version", "preset", "target", "sources", "configurations", "teachers")
 # optional records: the arguments the shared plans name hashes ("arguments", from `plan`), the teachers a student was
 # distilled from ("run", written by `nnunet_kd run` into its model folder)
@@ -172,7 +192,7 @@ class DistillSettings:
         "unlabelled target images (`plan --extra-target-images DIR`) per labelled image in each student batch (at "
         "least 1 when > 0); on them only the feature and logit terms act, augmented as usual (detection: FPN "
         "features, and ROI class logits on the student's 128 best proposals per image). `auto`: 1 when the plans "
-        "have unlabelled images, else 0")
+        "have unlabelled images, else 0 (`plan` writes the value)")
     w_box: float = _setting(1.0, *_WEIGHT, "detection: weight of the box-regression distillation (smooth L1 of the "
                             "ROI head's and the RPN's box deltas to the teacher's, weighted by the teacher's object "
                             "probability)")
@@ -208,12 +228,12 @@ class StudentSettings:
     init_from_target_teacher: bool | str = _setting(
         "auto", lambda v: isinstance(v, bool) or v == "auto", "true, false or \"auto\"",
         "start the student from the target teacher's weights: `auto` for segmentation students of the target "
-        "teacher's architecture (others start from random weights), `true` always (an error where the architectures "
-        "differ), `false` never")
+        "teacher's architecture (others start from random weights; `plan` writes true or false), `true` always (an "
+        "error where the architectures differ), `false` never")
     initial_lr: float | str = _setting(
         "auto", lambda v: v == "auto" or _is_number(v) and 0 < v <= 1, "a number in (0, 1] or \"auto\"",
         "the student's initial learning rate (nnU-Net's SGD and poly decay): `auto` is 1e-3 for a student that starts "
-        "from the target teacher's weights (fine-tuning) and nnU-Net's 1e-2 otherwise")
+        "from the target teacher's weights (fine-tuning) and nnU-Net's 1e-2 otherwise (`plan` writes the value)")
     warmup: float = _setting(0.0, lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)",
                              "fraction of the student's epochs with a linear learning-rate warm-up before the poly "
                              "decay (nnU-Net's `nnUNetTrainer_warmup` schedulers)")

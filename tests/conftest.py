@@ -72,8 +72,10 @@ def kd(tmp_path_factory) -> KDSetup:
         digest = tree_digest(setup.raw)
         set_nnunet_env(setup)
         from nnunet_kd.planning.shared import plan
-        return {"raw_digest": digest, "plans": plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
-                                                    num_processes=NUM_PROCESSES, verbose=False)}
+        from nnunet_kd.planning.request import PlanRequest
+        return {"raw_digest": digest, "plans": plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny",
+                                                                channel_map=CHANNEL_MAP),
+                                                    num_processes=NUM_PROCESSES, verbose=False).name}
     folder, info, _ = built_once(tmp_path_factory, "kd", build)
     setup = KDSetup.at(own_copy(tmp_path_factory, folder, "kd"))
     setup.plans, setup.raw_digest_before = info["plans"], info["raw_digest"]

@@ -129,9 +129,10 @@ class KDSetup:
     def plan_with_unlabelled_images(self) -> str:
         """Shared plans of the fixture's datasets with the target's test images as unlabelled target images."""
         from nnunet_kd.planning.shared import plan
-        return plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
-                    num_processes=NUM_PROCESSES, verbose=False,
-                    extra_target_images=os.path.join(self.raw, self.target, "imagesTs"))
+        from nnunet_kd.planning.request import PlanRequest
+        return plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                                extra_target_images=os.path.join(self.raw, self.target, "imagesTs")),
+                    num_processes=NUM_PROCESSES, verbose=False).name
 
     def student_plans(self, name: str, suffix: str, student: dict | None = None, **distill) -> str:
         """A copy of the target's shared plans ``name`` with distill (and student) settings, distilling from the joint

@@ -73,18 +73,26 @@ def test_trainer_path_keeps_the_users_trainer_folders(monkeypatch, capsys, tmp_p
 
 
 def test_run_argv_is_the_command_line_of_its_spec():
-    """What `demo` prints as its `nnunet_kd run` equivalent parses back into the same run."""
-    from nnunet_kd.cli import _run_spec, build_parser
+    """What `demo` prints as its `nnunet_kd run` equivalent parses back into the same run, and a request's `plan`
+    command line into the same request."""
+    from nnunet_kd.cli import _plan_request, _run_spec, build_parser
+    from nnunet_kd.planning.request import PlanRequest
     from nnunet_kd.run.pipeline import RunSpec, run_argv
-    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0", "1"], preset="tiny",
-                   channel_map=CHANNEL_MAP, extra_target_images="/data/unlabelled", suffix="_demo", device="cpu",
-                   with_baselines=True, num_gpus=1)
+    request = PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
+                          extra_target_images="/data/unlabelled")
+    spec = RunSpec(request, "2d", folds=["0", "1"], suffix="_demo", device="cpu", with_baselines=True, num_gpus=1)
     argv = run_argv(spec)
     assert argv[:2] == ["nnunet_kd", "run"]
-    assert _run_spec(build_parser().parse_args(argv[1:]), "2d") == spec
-    both = dataclasses.replace(spec, configuration="3d_lowres", plan_configurations=["3d_fullres", "3d_lowres"],
-                               plans_name="MyKD")
-    assert _run_spec(build_parser().parse_args(run_argv(both)[1:]), "3d_lowres") == both
+    args = build_parser().parse_args(argv[1:])
+    assert _run_spec(args, _plan_request(args), "2d") == spec
+    both = dataclasses.replace(spec, configuration="3d_lowres", request=dataclasses.replace(
+        request, configurations=("3d_fullres", "3d_lowres"), plans_name="MyKD", derived_ids=[905]))
+    args = build_parser().parse_args(run_argv(both)[1:])
+    assert _run_spec(args, _plan_request(args), "3d_lowres") == both
+    for r in (request, both.request):
+        assert _plan_request(build_parser().parse_args(r.argv()[1:])) == r
+    assert PlanRequest(1, [2], ["2d", "2d"], extra_target_images="rel/dir").configurations == ("2d",)
+    assert PlanRequest(1, [2], ["2d"], extra_target_images="rel/dir").extra_target_images == os.path.abspath("rel/dir")
 
 
 def test_plan_quiet_prints_only_the_name_and_the_training_commands_on_stderr(nnunet_env, capfd):

@@ -48,6 +48,8 @@ class Task:
     add_commands: Callable[[object], None] | None = None
     existing_teachers: bool = False  # accepts trained nnU-Net models as teachers (--target-teacher/--source-teacher)
     npz: bool = False  # nnU-Net's --npz (its trainers' validation is nnU-Net's)
+    # student.init_from_target_teacher "auto": its student starts from the target teacher's weights where it can
+    student_warm_start: bool = False
 
     def trainer(self, role: str) -> str | None:
         return self.trainers.get(role)

@@ -85,6 +85,13 @@ def _read_teacher_files(t: Teacher) -> None:
         raise KDError(f"The {t.role} teacher {t.model_folder} has no configuration {t.configuration} in its plans.json.")
 
 
+def same_network(a: dict, b: dict) -> bool:
+    """Whether two plans architectures have the same widths and block type (a student of one can start from the
+    other's weights)."""
+    return a["arch_kwargs"]["features_per_stage"] == b["arch_kwargs"]["features_per_stage"] \
+        and a["network_class_name"] == b["network_class_name"]
+
+
 def check_compatible(teachers: list[Teacher], student_arch: dict, student_in_channels: int,
                      student_outputs: int) -> None:
     """Input channels, conv dimension, stage count and strides must match; widths and block type may differ.

@@ -35,13 +35,15 @@ from nnunetv2.utilities.label_handling.label_handling import LabelManager
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunet_kd.settings import KD_BLOCK_KEY, load_preset
+from nnunet_kd.settings import KD_BLOCK_KEY, concrete_values, load_preset
 from nnunet_kd.core import tasks
 from nnunet_kd.core.datasets import dataset_id, dataset_name
 from nnunet_kd.core.errors import KDError, listing
+from nnunet_kd.core.model_plans import read_model_plans
 from nnunet_kd.core.files import check_writable, exclusive, read_json_object, save_json_atomic
 from nnunet_kd.planning.existing_teachers import check_against_plans, read_existing, source_slot, teacher_entry
 from nnunet_kd.planning.raw_record import check_record, write_record
+from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
 from nnunet_kd.planning.channels import channel_list, derived_dataset_json, register_derived, resolve_channel_order
 from nnunet_kd.run.progress import cases_bar
@@ -216,11 +218,14 @@ def _select_configurations(plans: dict, configurations: Sequence[str], where: st
             conf.pop(key, None)
 
 
-def _write_or_verify(path: str, plans: dict) -> bool:
-    """Writes plans to path; an existing file must be identical. Returns True when written."""
+def _write_or_verify(path: str, plans: dict, concrete=lambda block: block) -> bool:
+    """Writes plans to path; an existing file must be identical (its KD block's "auto" settings, written by earlier
+    versions, as ``concrete`` resolves them). Returns True when written."""
     plans = json.loads(json.dumps(plans))
     if isfile(path):
         existing = load_json(path)
+        if KD_BLOCK_KEY in existing:
+            existing[KD_BLOCK_KEY] = concrete(existing[KD_BLOCK_KEY])
         if KD_BLOCK_KEY in existing and "arguments" not in existing[KD_BLOCK_KEY]:  # planned before they were kept
             plans = copy.deepcopy(plans)
             plans.get(KD_BLOCK_KEY, {}).pop("arguments", None)
@@ -232,6 +237,17 @@ def _write_or_verify(path: str, plans: dict) -> bool:
         return False
     save_json_atomic(plans, path)
     return True
+
+
+def _same_architecture(existing_target: dict | None, plans: dict, configurations: Sequence[str]) -> bool:
+    """Whether an existing target teacher (a KD block teacher entry; None: one trained under these plans) has the
+    network of the plans in every configuration (a student can then start from its weights)."""
+    if existing_target is None:
+        return True
+    from nnunet_kd.core.teachers import resolve_path, same_network
+    teacher_plans = read_model_plans(resolve_path(existing_target["model_folder"]))[0]
+    return all(same_network(teacher_plans["configurations"][existing_target["configuration"] or c]["architecture"],
+                            plans["configurations"][c]["architecture"]) for c in configurations)
 
 
 def is_preprocessed(ds: RawDataset, data_identifier: str) -> bool:
@@ -292,37 +308,31 @@ class SharedPlansSpec:
         return names
 
 
-def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
-            plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
-            derived_ids: Sequence[int] | None = None, extra_target_images: str | None = None,
-            task: str = tasks.DEFAULT_TASK, target_teacher: str | None = None,
-            source_teachers: Sequence[str] = (), plans_name: str | None = None) -> SharedPlansSpec:
-    """Checks the inputs and works out names and channel mappings; reads, never writes. plans_name: the user's name
-    for the shared plans instead of nnUNetPlans_kd_<hash>."""
+def prepare(request: PlanRequest) -> SharedPlansSpec:
+    """Checks the request's inputs and works out names and channel mappings; reads, never writes."""
     _require_env()
+    r = request
+    plans_name, configurations, task, preset = r.plans_name, list(r.configurations), r.task, r.preset
     if plans_name is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", plans_name):
         raise KDError(f"--plans-name {plans_name!r}: use letters, digits, '_', '.' and '-', starting with a letter "
                       f"(it becomes file and folder names, as nnU-Net's -overwrite_plans_name does).")
     if plans_name is not None and ("__" in plans_name or plans_name == "nnUNetPlans"):
         raise KDError(f"--plans-name {plans_name}: nnU-Net's model folders are TRAINER__PLANS__CONFIGURATION, so a "
                       f"name may hold no '__', and nnUNetPlans is nnU-Net's own plans. Choose another name.")
-    configurations = list(dict.fromkeys(configurations))
     for c in configurations:
         if c == "3d_cascade_fullres":
             raise KDError("3d_cascade_fullres is not supported by nnunet_kd: the cascade's second stage needs the "
                           "first stage's predictions for every dataset. Use 3d_fullres or 3d_lowres.")
         if c not in SUPPORTED_CONFIGURATIONS:
             raise KDError(f"Unknown configuration '{c}'. Choose from {list(SUPPORTED_CONFIGURATIONS)}.")
-    if not sources:
+    if not r.sources:
         raise KDError("Give at least one source dataset (-s).")
     if task not in tasks.names():
         raise KDError(f"--task must be one of {tasks.names()}, got {task!r}.")
     task_spec = tasks.get(task)
     settings = load_preset(preset, task)
-    if preset.endswith(".json") and os.path.isfile(preset):
-        preset = os.path.abspath(preset)  # recorded where it lies
     settings["task"] = task
-    channel_map = {str(k): v for k, v in (channel_map or {}).items()}
+    channel_map = {str(k): v for k, v in (r.channel_map or {}).items()}
     bad = {k: v for k, v in channel_map.items()
            if not (isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items()))}
     if bad:
@@ -330,20 +340,21 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
                       f"channel names, e.g. {{\"3\": {{\"T1\": \"mri\"}}}}.")
 
     # 1. inputs, before anything is written
-    tgt = RawDataset(dataset_name(target))
-    srcs = [RawDataset(dataset_name(s)) for s in sources]
+    tgt = RawDataset(dataset_name(r.target))
+    srcs = [RawDataset(dataset_name(s)) for s in r.sources]
     names = [tgt.name] + [s.name for s in srcs]
     if len(set(names)) != len(names):
-        raise KDError(f"Target {target} and sources {list(sources)} must be distinct datasets (they are {names}).")
-    if plans is not None:
-        _check_from_plans(tgt, plans)
+        raise KDError(f"Target {r.target} and sources {list(r.sources)} must be distinct datasets (they are {names}).")
+    if r.from_plans is not None:
+        _check_from_plans(tgt, r.from_plans)
     for d in [tgt] + srcs if task_spec.check_raw else ():  # the task's labels, before anything is written
         task_spec.check_raw(d.raw_folder, d.json)
     ids = {s.name: str(s.id) for s in srcs}  # keys by id, as given by id or name (the plans name hashes the ids)
     channel_map = {ids.get(k, k): v for k, v in channel_map.items()}
     unknown = set(channel_map) - set(ids.values())
     if unknown:
-        raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources {list(sources)}.")
+        raise KDError(f"--channel-map names datasets {sorted(unknown)}, which are not among the sources "
+                      f"{list(r.sources)}.")
     dims = {d.name: d.is_2d() for d in [tgt] + srcs}
     if len(set(dims.values())) > 1:
         raise KDError("Target and sources must all be 2D or all 3D: " +
@@ -358,25 +369,25 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         if explicit is None and order == list(range(len(channel_list(s.json)))):
             continue
         derived.append((i, order))
-    bad = [i for i in derived_ids or [] if not 1 <= i <= 999]
+    derived_ids = r.derived_ids
+    bad = [i for i in derived_ids if not 1 <= i <= 999]
     if bad:
         raise KDError(f"--derived-id {bad[0]} is outside 1-999, the range of nnU-Net's DatasetXXX names.")
-    if derived_ids is not None and len(derived_ids) != len(derived):
+    if derived_ids and len(derived_ids) != len(derived):
         raise KDError(f"--derived-id got {len(derived_ids)} ids but {len(derived)} sources need a derived dataset "
                       f"({[srcs[i].name for i, _ in derived]}).")
-    unlabelled = None
+    unlabelled, extra_target_images = None, r.extra_target_images
     if extra_target_images is not None:
-        extra_target_images = os.path.abspath(extra_target_images)
         unlabelled = find_cases(extra_target_images, tgt.json)
         settings["dann"]["extra_target_images"] = extra_target_images
     existing = {}  # index in the teachers list (0: target, 1 + i: source i) -> KD block entry of an existing model
-    if target_teacher:
-        spec = read_existing(target_teacher, "--target-teacher")
+    if r.target_teacher:
+        spec = read_existing(r.target_teacher, "--target-teacher")
         if spec["dataset"] != tgt.name:
             raise KDError(f"--target-teacher {spec['model_folder']} was trained on {spec['dataset']}, not on the "
                           f"target {tgt.name}.")
         existing[0] = teacher_entry("target", spec)
-    for path in source_teachers:
+    for path in r.source_teachers:
         spec = read_existing(path, "--source-teacher")
         slot = 1 + source_slot(spec, srcs)
         if slot in existing:
@@ -386,8 +397,8 @@ def prepare(target: int, sources: Sequence[int], configurations: Sequence[str], 
         raise KDError(f"--target-teacher/--source-teacher take trained nnU-Net models of the tasks "
                       f"{[t.name for t in tasks.all_tasks() if t.existing_teachers]}, not {task} (--task).")
     arguments = dict(target=tgt.name, sources=[s.name for s in srcs], configurations=configurations,
-                     planner=None if plans else planner, plans=plans, preset=preset, channel_map=channel_map,
-                     derived_ids=list(derived_ids or []),
+                     planner=None if r.from_plans else r.planner, plans=r.from_plans, preset=preset,
+                     channel_map=channel_map, derived_ids=list(derived_ids),
                      **({"extra_target_images": extra_target_images} if extra_target_images else {}),
                      **({"task": task} if task != tasks.DEFAULT_TASK else {}),
                      **({"existing_teachers": {str(k): e["model_folder"] + f"/fold_{e['fold']}" * bool(e["fold"])
@@ -428,15 +439,10 @@ def _default_derived_id(suffix: str, chosen: set) -> int:
     raise KDError("Dataset ids 901-999 are all taken; choose free ids for the channel-mapped sources with --derived-id.")
 
 
-def plan(target: int, sources: Sequence[int], configurations: Sequence[str], planner: str = "ExperimentPlanner",
-         plans: str | None = None, preset: str = "default", channel_map: dict | None = None,
-         derived_ids: Sequence[int] | None = None, num_processes: int = default_num_processes,
-         verbose: bool = True, extra_target_images: str | None = None, task: str = tasks.DEFAULT_TASK,
-         target_teacher: str | None = None, source_teachers: Sequence[str] = (), plans_name: str | None = None) -> str:
-    """Runs the shared-plans step and returns the shared plans name."""
+def plan(request: PlanRequest, num_processes: int = default_num_processes, verbose: bool = True) -> SharedPlansSpec:
+    """Runs the shared-plans step of the request; returns what it planned (its name: ``.name``)."""
     log = print if verbose else (lambda *a, **k: None)
-    spec = prepare(target, sources, configurations, planner, plans, preset, channel_map, derived_ids,
-                   extra_target_images, task, target_teacher, source_teachers, plans_name)
+    spec = prepare(request)
     new = [dname for _, dname, _ in spec.derived if not isfile(join(nnUNet_raw.get(), dname, "dataset.json"))]
     if new:
         log(f"Registering {', '.join(new)} in nnUNet_raw: a dataset.json each, pointing at the source's own files "
@@ -450,7 +456,8 @@ def plan(target: int, sources: Sequence[int], configurations: Sequence[str], pla
     check_writable(nnUNet_preprocessed.get(), "nnUNet_preprocessed")
     lock = join(nnUNet_preprocessed.get(), f".nnunet_kd_{spec.target.name}_{spec.name}.lock")
     with exclusive(lock, f"Experiment {spec.name} of {spec.target.name} (another `nnunet_kd plan`)"):
-        return _plan(spec, planner, plans, task, num_processes, log)
+        _plan(spec, request.planner, request.from_plans, request.task, num_processes, log)
+    return spec
 
 
 def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, num_processes: int, log) -> str:
@@ -494,9 +501,14 @@ def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, n
             [{"role": "source", "dataset": s.name, "trainer": task_spec.trainer("source"), "plans": name,
               "configuration": None, "fold": "all"} for s in srcs])],
     })
-    target_plans[KD_BLOCK_KEY] = block
     if spec.existing:
         check_against_plans(list(spec.existing.values()), target_plans, configurations, tgt.json)
+    warm_start = task_spec.student_warm_start and settings["student"]["width"] == 1 and \
+        _same_architecture(spec.existing.get(0), target_plans, configurations)
+
+    def concrete(kd_block: dict) -> dict:
+        return concrete_values(kd_block, has_unlabelled=bool(spec.unlabelled), warm_start=warm_start)
+    target_plans[KD_BLOCK_KEY] = concrete(block)
 
     # 4. write (or verify) every dataset's copy, then preprocess what is missing
     plans_by_dataset = {}
@@ -512,7 +524,7 @@ def _plan(spec: "SharedPlansSpec", planner: str, plans: str | None, task: str, n
             if not isfile(join(d.preprocessed_folder, "dataset.json")):
                 save_json_atomic(d.json, join(d.preprocessed_folder, "dataset.json"))
         path = join(d.preprocessed_folder, name + ".json")
-        log(("wrote " if _write_or_verify(path, p) else "reusing identical ") + path)
+        log(("wrote " if _write_or_verify(path, p, concrete) else "reusing identical ") + path)
         plans_by_dataset[d.name] = p
     verify_shared_plans(plans_by_dataset, configurations)
     for d in [tgt] + srcs:

@@ -22,7 +22,7 @@ from torch import autocast, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.settings import DistillSettings, kd_block_from_plans
+from nnunet_kd.settings import FINE_TUNING_LR, DistillSettings, kd_block_from_plans
 from nnunet_kd.core import tasks
 from nnunet_kd.data.loaders import check_unlabelled_images, has_unlabelled_images, shutdown, unlabelled_loader
 from nnunet_kd.core.errors import KDError
@@ -32,7 +32,7 @@ from nnunet_kd.protocol.distill import FeatureAdapters, feature_mse, logit_kd, s
 from nnunet_kd.core.fused_encoders import resolve_levels
 from nnunet_kd.protocol.taps import EncoderTap, ModuleOutputTap, WithEncoderFeatures
 from nnunet_kd.core.teachers import (Teacher, build_teacher_network, check_compatible, freeze, resolve_teachers,
-                                         teacher_record)
+                                     same_network, teacher_record)
 from nnunet_kd.core.ddp import batch_head
 from nnunet_kd.core.trainer import KDTrainerMixin
 
@@ -52,8 +52,6 @@ class StudentRole(KDTrainerMixin):
     kd_log_keys = ["task_losses", "feat_losses", "kd_losses", "unlabelled_losses"]
     no_decoder: str | None = None  # what the network is instead, where it has no U-Net decoder to distil
     distill_weights = ("w_feat", "w_kd")  # the task's distillation weights (all 0: the student trains without them)
-    init_from_target_teacher_by_default = False  # student.init_from_target_teacher "auto" for this task
-    fine_tuning_lr = 1e-3  # student.initial_lr "auto" of a student started from the target teacher
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -147,7 +145,7 @@ class StudentRole(KDTrainerMixin):
         self.teacher_records = [teacher_record(spec)]
         warm_start = self.settings.student.init_from_target_teacher
         start = None
-        if warm_start is True or warm_start == "auto" and self.init_from_target_teacher_by_default:
+        if warm_start is True or warm_start == "auto" and tasks.get(self.settings.task).student_warm_start:
             start = self._target_teacher_start()
         if start and self.current_epoch == 0:
             self.stock_network().load_state_dict(load_checkpoint(start)["network_weights"])
@@ -182,11 +180,11 @@ class StudentRole(KDTrainerMixin):
         return WithEncoderFeatures(network)
 
     def _set_schedule(self, fine_tuning: bool) -> None:
-        """student.initial_lr (`auto`: fine_tuning_lr when fine-tuning) with student.warmup's linear warm-up, then
+        """student.initial_lr (`auto`, in plans of earlier versions: FINE_TUNING_LR when fine-tuning) with student.warmup's linear warm-up, then
         nnU-Net's poly decay; nnU-Net steps it at every epoch start, so --c resumes it where it was."""
         lr = self.settings.student.initial_lr
         if lr == "auto":
-            lr = self.fine_tuning_lr if fine_tuning else self.initial_lr
+            lr = FINE_TUNING_LR if fine_tuning else self.initial_lr
         self.initial_lr = lr
         self.lr_scheduler = WarmupPolyLR(self.optimizer, lr, self.num_epochs,
                                          round(self.settings.student.warmup * self.num_epochs))
@@ -209,9 +207,7 @@ class StudentRole(KDTrainerMixin):
             why = "the KD block has no target teacher"
         else:
             check_compatible([target], arch, self.num_input_channels, self.label_manager.num_segmentation_heads)
-            same = target.arch["arch_kwargs"]["features_per_stage"] == arch["arch_kwargs"]["features_per_stage"] \
-                and target.arch["network_class_name"] == arch["network_class_name"]
-            why = None if same else f"the target teacher ({target.checkpoint}) has other widths or another block type"
+            why = None if same_network(target.arch, arch) else f"the target teacher ({target.checkpoint}) has other widths or another block type"
         if why and self.settings.student.init_from_target_teacher is True:
             raise KDError(f"student.init_from_target_teacher is true, but {why}. Set it to \"auto\" or false in the "
                           f"KD block of plans '{self.plans_manager.plans_name}'.")

@@ -7,6 +7,7 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, join, l
 
 from nnunet_kd.data.synthetic import lesion_demo, write_dataset
 from nnunet_kd.core.errors import KDError
+from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.run.pipeline import Pipeline, RunSpec, run_argv
 from nnunet_kd.report.tables import report
 
@@ -56,9 +57,8 @@ def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", devi
     write_demo_data(folders["nnUNet_raw"], specs, seed)
     extra = join(folders["nnUNet_raw"], f"Dataset{specs[0].dataset_id:03d}_{specs[0].name}", "imagesUnlabelled") \
         if specs[0].num_unlabelled else None
-    spec = RunSpec(target=1, sources=[2, 3], configuration="2d", folds=["0"], preset=preset,
-                   channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra, suffix=suffix, device=device,
-                   with_baselines=with_baselines)
+    request = PlanRequest(1, (2, 3), ("2d",), preset=preset, channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra)
+    spec = RunSpec(request, "2d", folds=["0"], suffix=suffix, device=device, with_baselines=with_baselines)
     pipeline = Pipeline(spec, verbose=verbose)
     print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +
           shlex.join(run_argv(spec)), flush=True)

@@ -22,6 +22,7 @@ from nnunet_kd.settings import KD_BLOCK_KEY, setting_changes, variant_schedule
 from nnunet_kd.core import tasks
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.core.files import check_writable, save_json_atomic
+from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.run.progress import run_stage
 from nnunet_kd.core.teachers import changed_teachers, file_sha256, portable_path, recorded_teachers, resolve_path
 
@@ -82,54 +83,19 @@ def resume_point(folder: str, write: bool = True):
 
 @dataclass
 class RunSpec:
-    target: int
-    sources: list[int]
-    configuration: str
+    request: PlanRequest  # what the plan stage plans (every configuration of the command line)
+    configuration: str  # the configuration this pipeline trains
     folds: list[str]
-    planner: str = "ExperimentPlanner"
-    plans: str | None = None
-    preset: str = "default"
-    channel_map: dict | None = None
-    derived_ids: list[int] | None = None
-    extra_target_images: str | None = None
     suffix: str = ""
     device: str = "cuda"
-    task: str = tasks.DEFAULT_TASK
     num_gpus: int = 1
     with_baselines: bool = False
-    target_teacher: str | None = None  # an existing model (folder, or one of its fold folders) instead of training
-    source_teachers: list[str] = field(default_factory=list)  # likewise, one per source at most
     npz: bool = False  # nnU-Net's --npz: the final validation also saves softmax (ensembling, find_best_configuration)
-    plans_name: str | None = None  # the user's name for the shared plans (None: nnUNetPlans_kd_<hash>)
-    plan_configurations: list[str] | None = None  # the configurations planned (None: configuration alone)
-
-    def planned(self) -> list[str]:
-        return list(self.plan_configurations or [self.configuration])
-
-
-def _plan_argv(spec: RunSpec) -> list[str]:
-    argv = ["nnunet_kd", "plan", "-t", str(spec.target), "-s", *map(str, spec.sources), "-c", *spec.planned(),
-            "--preset", spec.preset]
-    argv += ["--plans-name", spec.plans_name] if spec.plans_name else []
-    argv += ["--from-plans", spec.plans] if spec.plans else ["-pl", spec.planner]
-    if spec.channel_map:
-        argv += ["--channel-map", json.dumps(spec.channel_map)]
-    if spec.derived_ids:
-        argv += ["--derived-id", *map(str, spec.derived_ids)]
-    if spec.extra_target_images:
-        argv += ["--extra-target-images", os.path.abspath(spec.extra_target_images)]
-    if spec.task != tasks.DEFAULT_TASK:
-        argv += ["--task", spec.task]
-    if spec.target_teacher:
-        argv += ["--target-teacher", os.path.abspath(spec.target_teacher)]
-    for t in spec.source_teachers:
-        argv += ["--source-teacher", os.path.abspath(t)]
-    return argv
 
 
 def run_argv(spec: RunSpec) -> list[str]:
     """The `nnunet_kd run` command line of spec."""
-    argv = ["run" if a == "plan" else a for a in _plan_argv(spec)] + ["-f", *spec.folds, "--device", spec.device]
+    argv = ["run" if a == "plan" else a for a in spec.request.argv()] + ["-f", *spec.folds, "--device", spec.device]
     argv += (["--suffix", spec.suffix] if spec.suffix else []) + (
         ["--num-gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []) + (
         ["--with-baselines"] if spec.with_baselines else []) + (["--npz"] if spec.npz else [])
@@ -146,8 +112,8 @@ def build_stages(spec: RunSpec, plans_name: str, target: str, sources: list[str]
                 "-device", spec.device]
         return argv + (["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []) + (["--npz"] if spec.npz else [])
 
-    role = tasks.get(spec.task).trainers
-    stages = [Stage("plan", "shared plans", _plan_argv(spec))]
+    role = tasks.get(spec.request.task).trainers
+    stages = [Stage("plan", "shared plans", spec.request.argv())]
     source_ids = []
     for i, s in enumerate(sources):
         if 1 + i in existing:
@@ -203,7 +169,7 @@ def _check_folds(spec: RunSpec, preprocessed: str) -> None:
     folds = [f for f in spec.folds if f != "all"]
     if not folds:
         return
-    target = RawDataset(dataset_name(spec.target))
+    target = RawDataset(dataset_name(spec.request.target))
     splits = join(preprocessed, target.name, "splits_final.json")
     n_splits = len(load_json(splits)) if isfile(splits) else 5
     beyond = [f for f in folds if int(f) >= n_splits]
@@ -218,17 +184,17 @@ def _check_folds(spec: RunSpec, preprocessed: str) -> None:
 
 class Pipeline:
     def __init__(self, spec: RunSpec, force: bool = False, log=lambda *a: print(*a, flush=True),
-                 verbose: bool = False):
+                 verbose: bool = False, shared=None):
+        """shared: what ``prepare(spec.request)`` returned, where it has run already (another configuration's
+        pipeline of the same request)."""
         from nnunet_kd.planning.shared import prepare
         self.spec, self.force, self.log, self.verbose = spec, force, log, verbose
-        if spec.npz and not tasks.get(spec.task).npz:
-            raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.task} trainers write their own "
-                          f"validation files. Leave out --npz.")
+        if spec.npz and not tasks.get(spec.request.task).npz:
+            raise KDError(f"--npz saves nnU-Net's segmentation softmax; the {spec.request.task} trainers write their "
+                          f"own validation files. Leave out --npz.")
         self.env = command_env()
         _check_folds(spec, self.env["nnUNet_preprocessed"])  # before the (slower) planning checks
-        shared = prepare(spec.target, spec.sources, spec.planned(), spec.planner, spec.plans, spec.preset,
-                         spec.channel_map, spec.derived_ids, spec.extra_target_images, spec.task,
-                         spec.target_teacher, spec.source_teachers, spec.plans_name)
+        self.shared = shared = shared or prepare(spec.request)
         self.plans_name, self.target, self.source_names = shared.name, shared.target.name, shared.source_names
         self.arguments, self.settings = shared.arguments, shared.settings
         self.existing = shared.existing or {}
@@ -328,7 +294,7 @@ class Pipeline:
             else:
                 folds = [self.existing[0]["fold"]] if self.existing[0]["fold"] else self.spec.folds
             self.log(f"test set: predicting with {label} ({name})")
-            found[label] = predict_and_score(self.spec.task, model, folds, self.spec.device, images, labels,
+            found[label] = predict_and_score(self.spec.request.task, model, folds, self.spec.device, images, labels,
                                              join(out, name))
         return found
 
@@ -338,7 +304,7 @@ class Pipeline:
 
     def models(self) -> dict:
         """{report label: trainer of this experiment, or the folder of the existing target teacher}."""
-        models = {label: trainer + self.spec.suffix for label, trainer in tasks.get(self.spec.task).models().items()}
+        models = {label: trainer + self.spec.suffix for label, trainer in tasks.get(self.spec.request.task).models().items()}
         if 0 in self.existing:
             models[next(iter(models))] = resolve_path(self.existing[0]["model_folder"])
         return models
@@ -381,7 +347,7 @@ class Pipeline:
         epochs = variant_schedule(self.spec.suffix, role).get("num_epochs", 1000) if stage.trainer and training \
             else None
         run_stage(argv, {**os.environ, **self.env, "PATH": interpreter_path()}, self.log_path(stage), head, epochs,
-                  tasks.get(self.spec.task).epoch_metric, self.verbose)
+                  tasks.get(self.spec.request.task).epoch_metric, self.verbose)
 
     def check_device(self) -> None:
         """Before the first stage: the device and GPUs asked for exist here (--dry-run does not check: its commands

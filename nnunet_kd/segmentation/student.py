@@ -7,5 +7,3 @@ from nnunet_kd.roles.student import StudentRole
 
 class nnUNetTrainerJointKD(StudentRole, nnUNetTrainer):
     """The deployable segmentation student (encoder and, with distill.decoder_levels, decoder stages distilled)."""
-
-    init_from_target_teacher_by_default = True

@@ -47,11 +47,11 @@ def test_other_datasets_load_as_whole_images_like_the_trainers_own(cls_run, monk
         assert next(loader)["data"].shape[2:] == tuple(trainer.configuration_manager.patch_size)
 
 
-def test_auto_unlabelled_ratio_gives_a_classification_student_the_plans_unlabelled_images(cls_run, tmp_path,
-                                                                                          monkeypatch):
+def test_auto_unlabelled_ratio_of_earlier_plans_gives_a_classification_student_the_plans_unlabelled_images(
+        cls_run, tmp_path, monkeypatch):
     import shutil
     import torch
-    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd import trainer_path
     from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder
@@ -69,7 +69,9 @@ def test_auto_unlabelled_ratio_gives_a_classification_student_the_plans_unlabell
                                      device=torch.device("cpu"))
 
     plans, dataset_json = (load_json(str(preprocessed / f)) for f in (cls_run.plans + ".json", "dataset.json"))
-    assert plans["nnunet_kd"]["distill"]["unlabelled_ratio"] == "auto"
+    assert plans["nnunet_kd"]["distill"]["unlabelled_ratio"] == 0  # what `plan` wrote for "auto": no images
+    plans["nnunet_kd"]["distill"]["unlabelled_ratio"] = "auto"  # as earlier versions wrote it
+    save_json(plans, str(preprocessed / (cls_run.plans + ".json")))
     assert student().unlabelled_ratio == 0  # no unlabelled images
     preprocess_unlabelled(find_cases(os.path.join(cls_run.setup.raw, cls_run.target, "imagesTs"), dataset_json),
                           plans, "2d", dataset_json,

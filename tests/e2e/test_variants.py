@@ -10,6 +10,7 @@ from helpers import NUM_PROCESSES, use_env
 from nnunet_kd.core.checkpoints import load_checkpoint
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.planning.shared import plan
+from nnunet_kd.planning.request import PlanRequest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,7 +28,7 @@ def test_3d_region_based_target_and_its_source_teacher(nnunet_env):
         json.dump(dj, f)
     write_dataset(kd.raw, DatasetSpec(11, "Source3D", {"t1": Scanner(organ=0.3, lesion=0.9, noise=0.08)}, 6, 0,
                                       (16, 24, 24), spacing=(1.5, 1.0, 1.0)))
-    name = plan(10, [11], ["3d_fullres"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
+    name = plan(PlanRequest(10, [11], ["3d_fullres"], preset="tiny"), num_processes=NUM_PROCESSES, verbose=False).name
     conf = load_json(os.path.join(kd.preprocessed, "Dataset011_Source3D", name + ".json"))["configurations"]
     assert conf["3d_fullres"]["architecture"]["arch_kwargs"]["conv_op"].endswith("Conv3d")
     kd.run(["nnUNetv2_train", "11", "3d_fullres", "all", "-p", name, "-tr", "nnUNetTrainerDomainAdversarial_tiny",

@@ -13,6 +13,7 @@ from nnunet_kd.cli import main
 from nnunet_kd.settings import KD_BLOCK_KEY
 from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
 from nnunet_kd.core.errors import KDError
+from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.planning.shared import plan
 
 
@@ -70,13 +71,36 @@ def test_rerun_verifies_and_reuses(nnunet_env):
     kd = nnunet_env
     before = tree_digest(kd.preprocessed)
     mtimes = {p: os.path.getmtime(os.path.join(kd.preprocessed, p)) for p in before}
-    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
-                num_processes=NUM_PROCESSES, verbose=False) == kd.plans
+    assert plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP),
+                num_processes=NUM_PROCESSES, verbose=False).name == kd.plans
     after = tree_digest(kd.preprocessed)
     assert {k: after[k] for k in before} == before
     # nnU-Net's planner copies the raw dataset.json into the preprocessed folder each time it plans (same content)
     touched = [p for p, t in mtimes.items() if os.path.getmtime(os.path.join(kd.preprocessed, p)) != t]
     assert touched == [os.path.join(kd.target, "dataset.json")]
+
+
+def test_plans_hold_the_value_of_every_auto_setting_and_earlier_plans_with_auto_are_reused(nnunet_env):
+    """`plan` writes what "auto" stands for (a plans file says what will run); a plans file an earlier version wrote
+    with "auto" is the same experiment: reused as it is, never rewritten."""
+    kd = nnunet_env
+    path = os.path.join(kd.preprocessed, kd.target, kd.plans + ".json")
+    block = load_json(path)["nnunet_kd"]
+    assert block["distill"]["unlabelled_ratio"] == 0  # no --extra-target-images
+    assert block["student"]["init_from_target_teacher"] is True and block["student"]["initial_lr"] == 1e-3
+    planned = open(path).read()
+    earlier = json.loads(planned)
+    earlier["nnunet_kd"]["distill"]["unlabelled_ratio"] = "auto"
+    earlier["nnunet_kd"]["student"].update(init_from_target_teacher="auto", initial_lr="auto")
+    try:
+        with open(path, "w") as f:
+            json.dump(earlier, f)
+        assert plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP),
+                    num_processes=NUM_PROCESSES, verbose=False).name == kd.plans
+        assert load_json(path) == earlier  # reused, not rewritten
+    finally:
+        with open(path, "w") as f:
+            f.write(planned)
 
 
 def test_changed_shared_plans_are_never_overwritten(nnunet_env):
@@ -93,7 +117,8 @@ def _plan_with_edited_file(kd):
     try:
         with open(path, "w") as f:
             json.dump(edited, f)
-        plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=NUM_PROCESSES, verbose=False)
+        plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP),
+             num_processes=NUM_PROCESSES, verbose=False).name
     finally:
         with open(path, "w") as f:
             f.write(original)
@@ -184,7 +209,8 @@ def test_existing_target_plans_are_reused_untouched(nnunet_env):
     kd.run(["nnUNetv2_plan_and_preprocess", "-d", "1", "-c", "2d", "-np", "2"], ext_trainer=False, nnUNet_n_proc_DA="2")
     stock = {p: h for p, h in tree_digest(os.path.join(kd.preprocessed, kd.target)).items()
              if p.startswith("nnUNetPlans.json") or p.startswith("nnUNetPlans_2d")}
-    name = plan(1, [2], ["2d"], plans="nnUNetPlans", preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
+    name = plan(PlanRequest(1, [2], ["2d"], from_plans="nnUNetPlans", preset="tiny"),
+                num_processes=NUM_PROCESSES, verbose=False).name
     assert name != kd.plans
     shared = _plans(kd, kd.target, name)
     assert shared["configurations"]["2d"]["data_identifier"] == "nnUNetPlans_2d"  # nothing preprocessed again
@@ -200,8 +226,8 @@ def test_resenc_planner(nnunet_env):
     from nnunet_kd.protocol.taps import EncoderTap
 
     kd = nnunet_env
-    name = plan(1, [2], ["2d"], planner="nnUNetPlannerResEncM", preset="tiny",
-                num_processes=NUM_PROCESSES, verbose=False)
+    name = plan(PlanRequest(1, [2], ["2d"], planner="nnUNetPlannerResEncM", preset="tiny"),
+                num_processes=NUM_PROCESSES, verbose=False).name
     conf = _plans(kd, kd.source_a, name)["configurations"]["2d"]
     arch = conf["architecture"]
     assert arch["network_class_name"].endswith("ResidualEncoderUNet")
@@ -235,7 +261,7 @@ def test_2d_and_3d_datasets_cannot_be_mixed(nnunet_env):
     _nifti_dataset(kd, 4, "Vol3D")
     before = tree_digest(kd.preprocessed)
     with pytest.raises(KDError, match="all be 2D or all 3D.*Dataset004_Vol3D is 3D"):
-        plan(1, [4], ["2d"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
+        plan(PlanRequest(1, [4], ["2d"], preset="tiny"), num_processes=NUM_PROCESSES, verbose=False).name
     assert tree_digest(kd.preprocessed) == before
 
 
@@ -249,7 +275,8 @@ def test_non_finite_images_are_rejected(nnunet_env, monkeypatch, bad, in_process
     _nifti_dataset(kd, sid, f"Vol3DBad{sid}", bad_value=bad)
     with pytest.raises(KDError, match=f"(?s)Dataset00{sid}_Vol3DBad{sid} has training cases nnU-Net cannot use.*"
                                       f"_tr_002_0000.nii.gz.*: 1 NaN/inf voxels"):
-        plan(5, [sid], ["3d_fullres"], preset="tiny", num_processes=2, verbose=False)  # 2: the workers path too
+        plan(PlanRequest(5, [sid], ["3d_fullres"], preset="tiny"),
+             num_processes=2, verbose=False).name  # 2: the workers path too
 
 
 def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
@@ -266,7 +293,7 @@ def test_cases_nnunets_integrity_check_rejects_stop_planning(nnunet_env):
     Image.fromarray(np.zeros((16, 32), np.uint8)).save(os.path.join(labels, cases[2] + ".png"))
     before = tree_digest(kd.preprocessed)
     with pytest.raises(KDError) as e:
-        plan(76, [77], ["2d"], preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
+        plan(PlanRequest(76, [77], ["2d"], preset="tiny"), num_processes=NUM_PROCESSES, verbose=False).name
     lines = str(e.value).splitlines()
     assert "Dataset076_Broken has training cases nnU-Net cannot use" in lines[0] and len(lines) == 4
     assert "Unexpected labels found" in lines[1] and cases[0] in lines[1] and "Expected: [0, 1] Found: [7" in lines[1]
@@ -284,16 +311,16 @@ def test_changed_raw_files_are_refused_not_trained_on(nnunet_env):
     spec = DatasetSpec(74, "Fresh", {"T1": Scanner()}, 4, shape=(32, 32))
     folders = [write_dataset(kd.raw, spec), write_dataset(kd.raw, DatasetSpec(75, "FreshSource", {"T1": Scanner()}, 4,
                                                                              shape=(32, 32)))]
-    args = dict(preset="tiny", num_processes=NUM_PROCESSES, verbose=False)
+    request, args = PlanRequest(74, [75], ["2d"], preset="tiny"), dict(num_processes=NUM_PROCESSES, verbose=False)
     try:
-        name = plan(74, [75], ["2d"], **args)
+        name = plan(request, **args).name
         label = os.path.join(folders[0], "labelsTr", sorted(os.listdir(os.path.join(folders[0], "labelsTr")))[0])
         os.utime(label, ns=(10**9, 10**9))  # the same bytes with another time (a copy without timestamps)
-        assert plan(74, [75], ["2d"], **args) == name
+        assert plan(request, **args).name == name
         before = tree_digest(kd.preprocessed)
         write_dataset(kd.raw, dataclasses.replace(spec, num_training=5), seed=1)  # re-converted: other cases, one more
-        pipeline = Pipeline(RunSpec(74, [75], "2d", ["all"], preset="tiny", device="cpu"), log=lambda *a: None)
-        for attempt in (lambda: plan(74, [75], ["2d"], **args), pipeline.plans_exist):
+        pipeline = Pipeline(RunSpec(request, "2d", ["all"], device="cpu"), log=lambda *a: None)
+        for attempt in (lambda: plan(request, **args), pipeline.plans_exist):
             with pytest.raises(KDError, match=r"(?s)raw files of Dataset074_Fresh differ.*2 added.*fresh_tr_004.*"
                                               r"9 changed.*Move that preprocessed folder aside"):
                 attempt()
@@ -315,15 +342,16 @@ def test_the_experiment_is_the_presets_content_not_its_path(tmp_path, monkeypatc
         write_dataset(str(tmp_path / "raw"), DatasetSpec(i, name, {"T1": Scanner()}, 5, shape=(32, 32)))
     (tmp_path / "p.json").write_text(json.dumps({"distill": {"w_kd": 0.5}}))
     monkeypatch.chdir(tmp_path)
-    names = {prepare(15, [16], ["2d"], preset=p).name for p in ("p.json", "./p.json", str(tmp_path / "p.json"))}
+    names = {prepare(PlanRequest(15, [16], ["2d"], preset=p)).name
+             for p in ("p.json", "./p.json", str(tmp_path / "p.json"))}
     assert len(names) == 1
     planned = names.pop()
-    shared = prepare(15, [16], ["2d"], preset="p.json")
+    shared = prepare(PlanRequest(15, [16], ["2d"], preset="p.json"))
     os.makedirs(tmp_path / "preprocessed" / "Dataset015_Fresh")
     with open(tmp_path / "preprocessed" / "Dataset015_Fresh" / f"{planned}.json", "w") as f:  # as `plan` records it
         json.dump({KD_BLOCK_KEY: dict(shared.settings, arguments=shared.arguments)}, f)
     (tmp_path / "p.json").write_text(json.dumps({"distill": {"w_kd": 0.4}}))
-    assert prepare(15, [16], ["2d"], preset="p.json").name != planned
+    assert prepare(PlanRequest(15, [16], ["2d"], preset="p.json")).name != planned
     assert main(["run", "-t", "15", "-s", "16", "-c", "2d", "-f", "all", "--preset", "p.json", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"#   {planned} (distill.w_kd: 0.5 there, 0.4 here)" in out, out
@@ -348,12 +376,13 @@ def test_a_plan_of_an_experiment_another_plan_holds_is_refused_naming_the_holder
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(KDError, match=f"Experiment {kd.plans} of {kd.target} .* is in use by pid {holder.pid} "
                                           f"on .* since .*lock file {lock}"):
-            plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP, num_processes=NUM_PROCESSES, verbose=False)
+            plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP),
+                 num_processes=NUM_PROCESSES, verbose=False).name
     finally:
         holder.communicate("")  # the holder ends: its lock goes with it
     assert not os.path.exists(lock)
-    assert plan(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP,
-                num_processes=NUM_PROCESSES, verbose=False) == kd.plans
+    assert plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map=CHANNEL_MAP),
+                num_processes=NUM_PROCESSES, verbose=False).name == kd.plans
     assert not os.path.exists(lock)
 
 

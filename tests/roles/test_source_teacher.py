@@ -149,10 +149,11 @@ def test_extra_unlabelled_target_images_join_the_target_domain_loader(kd, nnunet
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd.data.loaders import dataset_loader
     from nnunet_kd.planning.shared import plan
+    from nnunet_kd.planning.request import PlanRequest
     images = os.path.join(kd.raw, kd.target, "imagesTs")
-    name = plan(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}},
-                num_processes=NUM_PROCESSES, verbose=False,
-                extra_target_images=images)
+    name = plan(PlanRequest(1, [2, 3], ["2d"], preset="tiny", channel_map={"3": {"T1": "mri"}},
+                            extra_target_images=images),
+                num_processes=NUM_PROCESSES, verbose=False).name
     assert name != kd.plans
     target_plans = load_json(os.path.join(kd.preprocessed, kd.target, name + ".json"))
     assert target_plans[KD_BLOCK_KEY]["dann"]["extra_target_images"] == images

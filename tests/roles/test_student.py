@@ -23,7 +23,7 @@ def test_unlabelled_target_images_join_the_students_batches(kd, kd_pipeline, tmp
     use_env(monkeypatch, env)
     name = kd.plan_with_unlabelled_images()
     auto = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny", name, device=torch.device("cpu"))
-    assert auto.distill.unlabelled_ratio == "auto" and auto.unlabelled_ratio == 1  # one per labelled image
+    assert auto.distill.unlabelled_ratio == 1 and auto.unlabelled_ratio == 1  # `plan` wrote "auto" as 1
     trainer = get_trainer_from_args(kd.target, "2d", 0, "nnUNetTrainerJointKD_tiny",
                                     kd.student_plans(name, "_unl", unlabelled_ratio=0.5), device=torch.device("cpu"))
     trainer.on_train_start()
@@ -80,9 +80,11 @@ def test_the_segmentation_student_starts_from_the_target_teachers_weights_where_
         finally:
             trainer.on_train_end()
 
-    assert starts_as_target_teacher("_auto")
+    assert starts_as_target_teacher("_planned")  # `plan` wrote "auto" as true
+    assert starts_as_target_teacher("_auto", init_from_target_teacher="auto")  # as plans of earlier versions have it
     assert not starts_as_target_teacher("_cold", init_from_target_teacher=False)
-    assert not starts_as_target_teacher("_half", width=0.5)  # auto: other widths start from random weights
+    # auto: other widths start from random weights
+    assert not starts_as_target_teacher("_half", width=0.5, init_from_target_teacher="auto")
     with pytest.raises(KDError, match="init_from_target_teacher is true, but the target teacher .*other widths"):
         starts_as_target_teacher("_half_true", width=0.5, init_from_target_teacher=True)
 
