@@ -19,7 +19,7 @@ SCENARIO = Scenario(
     specs=variety_benchmark, write=write_dataset, labels="labelsTs", measure="foreground",
     held_out={"choice": 160, "final": 160}, channel_map=DEMO_CHANNEL_MAP, suffix="_bench",
     candidates={"voxel": {}, "class": {"distill": {"kd_mode": "class"}},
-                "channel": {"distill": {"kd_mode": "channel"}}})
+                "channel": {"distill": {"kd_mode": "channel"}}, "lr_1e-2": {"student": {"initial_lr": 0.01}}})
 
 if __name__ == "__main__":
     main(SCENARIO)

@@ -37,8 +37,8 @@ def variant_schedule(suffix: str, role: str | None = None) -> dict:
     """The nnU-Net trainer attributes the variant ``suffix`` sets for a trainer of ``role`` (empty: nnU-Net's own
     schedule of 1000 epochs x 250 iterations)."""
     schedule = dict(VARIANTS.get(suffix, {}))
-    return {**schedule, **schedule.pop("source", {})} if role == "source" else \
-        {k: v for k, v in schedule.items() if k != "source"}
+    source = schedule.pop("source", {})
+    return {**schedule, **source} if role == "source" else schedule
 
 
 def describe_schedule(suffix: str) -> str:
