@@ -181,15 +181,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
     from nnunet_kd.settings import load_preset
-    from nnunet_kd.data.synthetic import shift_benchmark, write_dataset
-    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
+    from nnunet_kd.segmentation.synthetic import shift_benchmark, write_dataset
+    from nnunet_kd.run.demo import set_nnunet_folders
+    from nnunet_kd.segmentation.synthetic import DEMO_CHANNEL_MAP, write_datasets
     from nnunet_kd.planning.shared import plan
     from nnunet_kd.planning.request import PlanRequest
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_probe_{args.seed}")
     start = datetime.datetime.now()
     folders = set_nnunet_folders(out)
     specs = shift_benchmark()
-    write_demo_data(folders["nnUNet_raw"], specs, args.seed)
+    write_datasets(folders["nnUNet_raw"], specs, args.seed)
     held_out = os.path.join(out, "held_out_raw")
     for i, spec in enumerate(held_out_specs(specs, DEMO_CHANNEL_MAP)):
         if not os.path.isdir(os.path.join(held_out, f"Dataset{spec.dataset_id:03d}_{spec.name}")):

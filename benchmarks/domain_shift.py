@@ -24,7 +24,7 @@ import sys
 from seed_runs import add_arm_arguments, kept_summary, machine, preset_path, record_arm
 
 TITLE = "Domain-shift benchmark (segmentation)"
-# scenario -> (generator in nnunet_kd.data.synthetic, results name, summary.json entry, title)
+# scenario -> (generator in nnunet_kd.segmentation.synthetic, results name, summary.json entry, title)
 SCENARIOS = {"shift": ("shift_benchmark", "domain_shift", "seg", TITLE),
              "small_lesion": ("small_lesion_benchmark", "small_lesion", "seg_small_lesion",
                               "Small-lesion benchmark (segmentation)")}
@@ -42,15 +42,16 @@ def main(argv=None) -> None:
     add_arm_arguments(parser)
     args = parser.parse_args(argv)
     os.environ["nnUNet_KD_SEED"] = str(args.seed)
-    from nnunet_kd.data import synthetic
     from nnunet_kd.run.demo import run_scenario
+    from nnunet_kd.segmentation import synthetic
     generator, name, task, title = SCENARIOS[args.scenario]
     out = os.path.abspath(args.out or f"/tmp/nnunet_kd_bench_{args.seed}" + (
         f"_{args.scenario}" if args.scenario != "shift" else "") + (f"_{args.tag}" if args.tag else ""))
     specs = getattr(synthetic, generator)()
     specs[0].num_unlabelled = args.unlabelled
     start = datetime.datetime.now()
-    report = run_scenario(out, specs, seed=args.seed, suffix=args.suffix, preset=preset_path(args.preset))
+    report = run_scenario(out, specs, seed=args.seed, suffix=args.suffix, preset=preset_path(args.preset),
+                          channel_map=synthetic.DEMO_CHANNEL_MAP)
     minutes = (datetime.datetime.now() - start).total_seconds() / 60
     summaries = {}
     for label, m in report["models"].items():

@@ -23,13 +23,14 @@ def main() -> None:
     args = p.parse_args()
     out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="nnunet_kd_gpu_smoke_"))
     os.environ.setdefault("nnUNet_def_n_proc", str(os.cpu_count()))
-    from nnunet_kd.data.synthetic import lesion_demo
-    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP, set_nnunet_folders, write_demo_data
+    from nnunet_kd.segmentation.synthetic import lesion_demo
+    from nnunet_kd.run.demo import set_nnunet_folders
+    from nnunet_kd.segmentation.synthetic import DEMO_CHANNEL_MAP, write_datasets
     from nnunet_kd.run.test_set import predict_and_score
     from nnunet_kd.planning.request import PlanRequest
     from nnunet_kd.run.pipeline import Pipeline, RunSpec
     folders = set_nnunet_folders(out)
-    write_demo_data(folders["nnUNet_raw"], lesion_demo())
+    write_datasets(folders["nnUNet_raw"], lesion_demo())
     spec = RunSpec(PlanRequest(1, (2, 3), ("2d",), preset="tiny", channel_map=DEMO_CHANNEL_MAP), "2d", folds=["0"],
                    suffix=args.suffix, device=args.device)
     pipeline = Pipeline(spec)

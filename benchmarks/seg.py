@@ -10,8 +10,8 @@ measure is the per-case foreground Dice. `--stage probe` runs the pipeline and t
 of a new scenario).
 Results: benchmarks/results/seg/.
 """
-from nnunet_kd.data.synthetic import variety_benchmark, write_dataset
-from nnunet_kd.run.demo import DEMO_CHANNEL_MAP
+from nnunet_kd.segmentation.synthetic import variety_benchmark, write_dataset
+from nnunet_kd.segmentation.synthetic import DEMO_CHANNEL_MAP
 from runner import Scenario, main
 
 SCENARIO = Scenario(

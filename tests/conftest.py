@@ -17,7 +17,7 @@ import pytest
 
 from helpers import CHANNEL_MAP, NUM_PROCESSES, RUN, SOAK_MARK, XDIST, KDSetup, set_nnunet_env, tree_digest
 from nnunet_kd.classification.synthetic import cls_benchmark, write_cls_dataset
-from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
+from nnunet_kd.segmentation.synthetic import tiny_benchmark, write_dataset
 
 # Fixtures that plan, preprocess or train with real nnU-Net runs: a test that uses one is `slow`.
 SLOW_FIXTURES = {"kd", "cls_run"}

@@ -108,7 +108,8 @@ def test_plan_quiet_prints_only_the_name_and_the_training_commands_on_stderr(nnu
 
 
 def test_dry_run_of_a_target_never_planned_lists_every_stage_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    from nnunet_kd.data.synthetic import Scanner
+    from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
     for d in ("raw", "preprocessed", "results"):
         monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
     for i, name in ((15, "Fresh"), (16, "FreshSource")):
@@ -148,7 +149,8 @@ def test_sbatch_args_may_start_with_a_dash_as_a_separate_argument(nnunet_env, tm
 
 def _fresh(tmp_path, monkeypatch):
     """Two small raw datasets (15 target, 16 source) and empty nnU-Net folders."""
-    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    from nnunet_kd.data.synthetic import Scanner
+    from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
     for d in ("raw", "preprocessed", "results"):
         monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
         os.makedirs(tmp_path / d, exist_ok=True)
@@ -187,7 +189,8 @@ def test_plan_says_it_registers_derived_datasets_and_stops_when_nnunet_raw_takes
                                                                                         capsys):
     import errno
     import nnunet_kd.core.files as files
-    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    from nnunet_kd.data.synthetic import Scanner
+    from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
     _fresh(tmp_path, monkeypatch)
     write_dataset(str(tmp_path / "raw"), DatasetSpec(17, "OtherScanner", {"mri": Scanner()}, 5, shape=(32, 32)))
     raw = tree_digest(str(tmp_path / "raw"))
@@ -209,7 +212,8 @@ def test_plan_says_it_registers_derived_datasets_and_stops_when_nnunet_raw_takes
 
 
 def test_run_plans_several_configurations_under_the_users_plans_name(tmp_path, monkeypatch, capsys):
-    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    from nnunet_kd.data.synthetic import Scanner
+    from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
     for d in ("raw", "preprocessed", "results"):
         monkeypatch.setenv(f"nnUNet_{d}", str(tmp_path / d))
         os.makedirs(tmp_path / d)

@@ -50,6 +50,10 @@ class Task:
     npz: bool = False  # nnU-Net's --npz (its trainers' validation is nnU-Net's)
     # student.init_from_target_teacher "auto": its student starts from the target teacher's weights where it can
     student_warm_start: bool = False
+    # the built-in demo (the default task's): () -> (its synthetic dataset specs, its --channel-map), and
+    # (nnUNet_raw, specs, seed) -> None, which writes such datasets unless there
+    demo: Callable[[], tuple] | None = None
+    write_datasets: Callable[[str, list, int], None] | None = None
 
     def trainer(self, role: str) -> str | None:
         return self.trainers.get(role)

@@ -3,15 +3,12 @@ and verdict. `run_scenario` also serves the segmentation benchmark."""
 import os
 import shlex
 
-from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
+from batchgenerators.utilities.file_and_folder_operations import join
 
-from nnunet_kd.data.synthetic import lesion_demo, write_dataset
-from nnunet_kd.core.errors import KDError
+from nnunet_kd.core import tasks
 from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.run.pipeline import Pipeline, RunSpec, run_argv
 from nnunet_kd.report.tables import report
-
-DEMO_CHANNEL_MAP = {"3": {"T1": "mri"}}
 
 
 def set_nnunet_folders(out_dir: str) -> dict[str, str]:
@@ -24,40 +21,27 @@ def set_nnunet_folders(out_dir: str) -> dict[str, str]:
     return folders
 
 
-def write_demo_data(raw: str, specs, seed: int = 0) -> None:
-    """Writes each dataset of specs unless there; one there with other labels (an older demo) is an error."""
-    for spec in specs:
-        folder = join(raw, f"Dataset{spec.dataset_id:03d}_{spec.name}")
-        if not isfile(join(folder, "dataset.json")):
-            write_dataset(raw, spec, seed=seed)
-            continue
-        labels = load_json(join(folder, "dataset.json"))["labels"]
-        expected = ["background"] + (["organ"] if spec.organ_label else []) + [spec.lesion_label] + spec.extra_labels
-        unlabelled = join(folder, "imagesUnlabelled")
-        n_unlabelled = len(os.listdir(unlabelled)) // len(spec.channels) if os.path.isdir(unlabelled) else 0
-        if list(labels) != expected or n_unlabelled != spec.num_unlabelled:
-            raise KDError(f"{folder} holds the data of another scenario (labels {list(labels)}, {n_unlabelled} "
-                          f"unlabelled images; this one has {expected}, {spec.num_unlabelled}), e.g. of an older demo. "
-                          f"Use a new --out folder, or delete that one.")
-
-
 def demo(out_dir: str, seed: int = 0, suffix: str = "_demo", device: str = "cpu", verbose: bool = False) -> dict:
-    """The built-in demo (`lesion_demo`): an organ and faint small lesions in the target, clear in the sources."""
-    return run_scenario(out_dir, lesion_demo(), seed, suffix, device, verbose=verbose)
+    """The built-in demo, that of the default task (segmentation: an organ and faint small lesions in the target, clear
+    in the sources)."""
+    specs, channel_map = tasks.get(tasks.DEFAULT_TASK).demo()
+    return run_scenario(out_dir, specs, seed, suffix, device, verbose=verbose, channel_map=channel_map)
 
 
 def run_scenario(out_dir: str, specs, seed: int = 0, suffix: str = "_demo", device: str = "cpu",
-                 preset: str = "tiny", verbose: bool = False, with_baselines: bool = True) -> dict:
-    """Writes the datasets of specs (target 1, sources 2 and 3) into out_dir, runs the pipeline on them (the target's
-    unlabelled images, if it has any, as --extra-target-images; the multi-head baseline too unless with_baselines is
-    false), predicts the target's test set with every model and reports (out_dir/report); returns the report."""
+                 preset: str = "tiny", verbose: bool = False, with_baselines: bool = True,
+                 channel_map: dict | None = None) -> dict:
+    """Writes the default task's synthetic datasets of specs (target 1, sources 2 and 3) into out_dir, runs the
+    pipeline on them (the target's unlabelled images, if it has any, as --extra-target-images; the multi-head baseline
+    too unless with_baselines is false), predicts the target's test set with every model and reports
+    (out_dir/report); returns the report."""
     out_dir = os.path.abspath(out_dir)
     folders = set_nnunet_folders(out_dir)
     os.environ.setdefault("nnUNet_KD_SEED", str(seed))  # training seeded too: a rerun gives the same models
-    write_demo_data(folders["nnUNet_raw"], specs, seed)
+    tasks.get(tasks.DEFAULT_TASK).write_datasets(folders["nnUNet_raw"], specs, seed)
     extra = join(folders["nnUNet_raw"], f"Dataset{specs[0].dataset_id:03d}_{specs[0].name}", "imagesUnlabelled") \
         if specs[0].num_unlabelled else None
-    request = PlanRequest(1, (2, 3), ("2d",), preset=preset, channel_map=DEMO_CHANNEL_MAP, extra_target_images=extra)
+    request = PlanRequest(1, (2, 3), ("2d",), preset=preset, channel_map=channel_map, extra_target_images=extra)
     spec = RunSpec(request, "2d", folds=["0"], suffix=suffix, device=device, with_baselines=with_baselines)
     pipeline = Pipeline(spec, verbose=verbose)
     print("The same as: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in folders.items()) + " " +

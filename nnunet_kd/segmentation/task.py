@@ -13,4 +13,5 @@ TASK = register(Task(
     figures=lazy(f"{__package__}.report", "figures"),
     predict_and_score=lazy(f"{__package__}.predict", "predict_and_score"),
     test_labels="a folder of label files named like the images without the channel suffix (labelsTs)",
-    test_labels_folder=True, existing_teachers=True, npz=True, student_warm_start=True))
+    test_labels_folder=True, existing_teachers=True, npz=True, student_warm_start=True,
+    demo=lazy(f"{__package__}.synthetic", "demo"), write_datasets=lazy(f"{__package__}.synthetic", "write_datasets")))

@@ -239,8 +239,8 @@ def test_epoch_overhead_takes_medians_over_rounds_and_ratios_within_each():
 
 
 def test_dann_probe_holds_out_each_scanner_under_the_targets_channel_and_chooses_by_its_rule(tmp_path):
-    from nnunet_kd.data.synthetic import shift_benchmark
-    from nnunet_kd.run.demo import DEMO_CHANNEL_MAP
+    from nnunet_kd.segmentation.synthetic import shift_benchmark
+    from nnunet_kd.segmentation.synthetic import DEMO_CHANNEL_MAP
     bench = _load("dann_probe")
     specs = shift_benchmark()
     held_out = bench.held_out_specs(specs, DEMO_CHANNEL_MAP)

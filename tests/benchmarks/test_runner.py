@@ -117,7 +117,7 @@ def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_mo
     self-distillation beside them; the doubled baselines of the choice stage double their variant's epochs."""
     from nnunetv2.run.run_training import get_trainer_from_args
     from nnunet_kd import trainer_path
-    from nnunet_kd.data.synthetic import tiny_benchmark, write_dataset
+    from nnunet_kd.segmentation.synthetic import tiny_benchmark, write_dataset
     out = tmp_path / "w"
     for name, folder in (("nnUNet_raw", kd.raw), ("nnUNet_preprocessed", kd.preprocessed),
                          ("nnUNet_results", kd.results)):
@@ -151,7 +151,7 @@ def test_a_final_seed_trains_the_arms_from_the_runs_teachers_and_scores_every_mo
 
 
 def test_a_work_folder_of_other_datasets_is_refused_not_reused(runner, tmp_path):
-    from nnunet_kd.data.synthetic import variety_benchmark
+    from nnunet_kd.segmentation.synthetic import variety_benchmark
     out, specs = str(tmp_path / "work"), variety_benchmark(n_held_out=4)
     runner.check_work_folder(out, specs)
     runner.check_work_folder(out, specs)  # the same seed again: kept

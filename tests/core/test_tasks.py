@@ -25,6 +25,8 @@ def test_the_registry_holds_the_default_task_and_refuses_an_unknown_one():
     assert tasks.DEFAULT_TASK in TASKS and len(set(TASKS)) == len(TASKS)
     with pytest.raises(Exception, match="Unknown task 'regression'.*seg"):
         tasks.get("regression")
+    specs, channel_map = tasks.get(tasks.DEFAULT_TASK).demo()  # the demo is the default task's
+    assert len(specs) == 3 and set(channel_map) <= {str(s.dataset_id) for s in specs[1:]}
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -8,7 +8,8 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from helpers import NUM_PROCESSES, use_env
 from nnunet_kd.core.checkpoints import load_checkpoint
-from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+from nnunet_kd.data.synthetic import Scanner
+from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
 from nnunet_kd.planning.shared import plan
 from nnunet_kd.planning.request import PlanRequest
 

@@ -11,7 +11,8 @@ from batchgenerators.utilities.file_and_folder_operations import load_json
 from helpers import CHANNEL_MAP, NUM_PROCESSES, tree_digest
 from nnunet_kd.cli import main
 from nnunet_kd.settings import KD_BLOCK_KEY
-from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+from nnunet_kd.data.synthetic import Scanner
+from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
 from nnunet_kd.core.errors import KDError
 from nnunet_kd.planning.request import PlanRequest
 from nnunet_kd.planning.shared import plan

@@ -138,7 +138,8 @@ def test_slurm_jobs_follow_the_stage_graph_with_runs_commands(kd, kd_pipeline, t
 
 def test_a_hostile_dataset_name_is_data_in_the_slurm_script(kd, tmp_path, monkeypatch, capfd):
     """A dataset folder whose name holds shell code: writing and submitting the script runs none of it."""
-    from nnunet_kd.data.synthetic import DatasetSpec, Scanner, write_dataset
+    from nnunet_kd.data.synthetic import Scanner
+    from nnunet_kd.segmentation.synthetic import DatasetSpec, write_dataset
     name = "Hostile;$(touch X1)`touch X2`'\"$(touch X3)\""
     folder = write_dataset(kd.raw, DatasetSpec(14, name, {"T1": Scanner()}, 4, shape=(32, 32)))
     monkeypatch.chdir(tmp_path)  # where the payload would write

@@ -7,8 +7,9 @@ import pytest
 from scipy import ndimage
 from skimage.io import imread
 
-from nnunet_kd.data.synthetic import (Scanner, lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark, variety_benchmark,
-                                     write_dataset)
+from nnunet_kd.data.synthetic import Scanner
+from nnunet_kd.segmentation.synthetic import (lesion_demo, shift_benchmark, small_lesion_benchmark, tiny_benchmark,
+                                              variety_benchmark, write_dataset)
 
 
 @pytest.mark.parametrize("scenario", [lesion_demo, shift_benchmark, small_lesion_benchmark, variety_benchmark])
