@@ -132,7 +132,7 @@ def add_unlabelled_images(work: str, benchmark: str, seed: int, n: int, target: 
     into the target's unlabelled folder unless they are there."""
     import numpy as np
     import SimpleITK as sitk
-    from nnunet_kd.data import synthetic
+    from nnunet_kd.segmentation import synthetic
     from nnunet_kd.planning.unlabelled import find_cases, preprocess_unlabelled, unlabelled_folder, \
         unlabelled_identifiers
     if benchmark == "cls_domain_shift":

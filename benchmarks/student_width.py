@@ -3,8 +3,8 @@
     python benchmarks/student_width.py --work /tmp/nnunet_kd_bench_0 [--width 0.5] [--suffix _bench] [--out FILE]
 
 Needs a finished KD pipeline (e.g. `benchmarks/domain_shift.py --seed 0`, or the nnU-Net folders of the environment
-without --work). Writes a copy of the shared plans with `student.width` and `student.joint_teacher_plans` into the
-target's preprocessed folder, trains the narrow student through `nnUNetv2_train` (skipped when finished), predicts the
+without --work). Writes a copy of the shared plans with `student.width` (from random weights at nnU-Net's learning
+rate) and `student.joint_teacher_plans` into the target's preprocessed folder, trains the narrow student through `nnUNetv2_train` (skipped when finished), predicts the
 target's imagesTs with both students (nnU-Net's `nnUNetPredictor`, what `nnUNetv2_predict` runs), scores them with
 nnU-Net's `compute_metrics_on_folder` and times one forward pass per patch of both networks in this process. Prints a
 markdown table; --out writes it.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 
+from nnunet_kd.settings import NNUNET_INITIAL_LR
 from variant_plans import model_folder, only_shared_plans, trainer_env, variant_plans
 
 
@@ -79,7 +80,8 @@ def main(argv=None) -> str:
     target = dataset_name(args.t)
     plans = args.p or only_shared_plans(join(os.environ["nnUNet_preprocessed"], target))
     narrow = args.narrow_plans or variant_plans(target, plans, f"w{args.width:g}".replace(".", ""),
-                                                {"student": {"width": args.width}})
+                                                {"student": {"width": args.width, "init_from_target_teacher": False,
+                                                             "initial_lr": NNUNET_INITIAL_LR}})
     trainer = "nnUNetTrainerJointKD" + args.suffix
     folder = model_folder(target, trainer, narrow, args.c)
     if not isfile(join(folder, f"fold_{args.f}", "checkpoint_final.pth")):

@@ -224,7 +224,8 @@ class ClassificationSettings:
 class StudentSettings:
     """The student's network and its joint teacher."""
     width: float = _setting(1.0, lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]",
-                            "student width factor (e.g. 0.5); recorded in the model folder's plans.json")
+                            "student width factor (e.g. 0.5); recorded in the model folder's plans.json. Change it in a "
+                            "preset: in a planned file, set `init_from_target_teacher` false with it")
     init_from_target_teacher: bool | str = _setting(
         "auto", lambda v: isinstance(v, bool) or v == "auto", "true, false or \"auto\"",
         "start the student from the target teacher's weights: `auto` for segmentation students of the target "

@@ -47,7 +47,8 @@ def test_half_width_student_with_decoder_levels_and_the_width_benchmark(kd, kd_p
     half = kd.plans + "_half"
     plans = load_json(os.path.join(kd.preprocessed, kd.target, kd.plans + ".json"))
     plans["plans_name"] = half
-    plans["nnunet_kd"]["student"]["width"] = 0.5
+    # another width: from random weights at nnU-Net's learning rate (what `plan` writes for a half-width student)
+    plans["nnunet_kd"]["student"].update(width=0.5, init_from_target_teacher=False, initial_lr=0.01)
     plans["nnunet_kd"]["distill"]["decoder_levels"] = True
     plans["nnunet_kd"]["student"]["joint_teacher_plans"] = kd.plans  # the shared run's joint teacher
     with open(os.path.join(kd.preprocessed, kd.target, half + ".json"), "w") as f:
